@@ -1,0 +1,1377 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "click>=8.1",
+#     "rich>=13.7",
+#     "pydantic>=2.10",
+#     "httpx2>=2.16",
+#     "pydantic-ai-slim[openai,anthropic,google,groq]>=2.68,<3",
+# ]
+# ///
+"""sm, a Script Manager: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
+
+uv run sm.py --help
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import datetime as dt
+import difflib
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type-only: the real imports are lazy, inside the functions that need them
+    import click
+    import httpx2
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("sm")
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Errors
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Lower layers raise these; only the CLI layer turns them into one line on stderr and an exit code.
+
+
+class SmError(Exception):
+    """Something the user can fix; the message says what happened and what to do."""
+
+    exit_code = 1
+
+
+class UsageProblem(SmError):
+    """Bad input on the command line (exit 2, like click's usage errors)."""
+
+    exit_code = 2
+
+
+class ConfigError(SmError):
+    """Missing token, model or tool."""
+
+
+class ValidationFailed(SmError):
+    """A script does not meet sm's rules (PEP 723 block, parameters)."""
+
+
+class GitHubError(SmError):
+    """GitHub refused a request or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class OfflineError(GitHubError):
+    """GitHub could not be reached at all (DNS, refused connection, timeouts)."""
+
+
+class MappingError(SmError):
+    """The local mapping file is unreadable or inconsistent."""
+
+
+class GenerationError(SmError):
+    """The model could not produce a valid script."""
+
+
+class IntegrityError(SmError):
+    """Code fetched from GitHub is not the code the user accepted."""
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Paths & config
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Everything resolves per call from the environment, never at import time, so tests can point
+# SM_HOME anywhere.
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DEFAULT_API_URL = "https://api.github.com"
+TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
+
+# Provider key → default model, in the order they are tried when neither --model nor SM_MODEL is set.
+DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
+    ("OPENAI_API_KEY", "openai:gpt-5.1"),
+    ("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-5"),
+    ("GOOGLE_API_KEY", "google:gemini-2.5-pro"),
+    ("GEMINI_API_KEY", "google:gemini-2.5-pro"),
+    ("GROQ_API_KEY", "groq:openai/gpt-oss-120b"),
+)
+
+
+def sm_home() -> Path:
+    return Path(os.environ.get("SM_HOME") or Path.home() / ".sm").expanduser()
+
+
+def mapping_path() -> Path:
+    return sm_home() / "mapping.json"
+
+
+def cache_dir() -> Path:
+    return sm_home() / "cache"
+
+
+def api_url() -> str:
+    return (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise UsageProblem(
+            f"Invalid script name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    return name
+
+
+def find_token() -> tuple[str, str]:
+    """Return (token, where it came from). Never log or print the token itself."""
+    for var in TOKEN_VARS:
+        if value := os.environ.get(var, "").strip():
+            return value, var
+    gh = shutil.which("gh")
+    if gh:
+        import subprocess
+
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip(), "gh auth token"
+    raise ConfigError(
+        "No GitHub token: set GITHUB_PAT to a token with the gist scope "
+        "(https://github.com/settings/tokens), or log in with `gh auth login`."
+    )
+
+
+def resolve_model(explicit: str | None) -> str:
+    """--model, then SM_MODEL, then a current model for whichever provider key is present."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("SM_MODEL", "").strip():
+        return env
+    for var, model in DEFAULT_MODELS:
+        if os.environ.get(var):
+            return model
+    choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
+    raise ConfigError(
+        f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
+        f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
+        f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
+    )
+
+
+def now_iso() -> str:
+    """UTC timestamp with microseconds; ISO strings of this one shape sort chronologically."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Models (pydantic)
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Built on first use: importing pydantic costs more than `sm run` may spend in total.
+
+
+@functools.cache
+def models() -> Any:
+    from pydantic import BaseModel, Field
+
+    class Param(BaseModel):
+        """A runtime parameter: `sm run NAME key=value` passes it as `--key value`."""
+
+        name: str = Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+            description="Option name without dashes; the script accepts it as --NAME.",
+        )
+        help: str = Field(description="One-line help text, as given to argparse/click.")
+        required: bool = Field(description="True if the script cannot run without it.")
+        default: str | None = Field(description="Default value as a string, or null.")
+
+    class Script(BaseModel):
+        """A complete Python script with its PEP 723 block. `code` comes last so it streams last."""
+
+        description: str = Field(description="One line (under 100 characters) saying what the script does.")
+        params: list[Param] = Field(description="Every --option the script accepts.")
+        code: str = Field(description="The whole script, starting with its `# /// script` block.")
+
+    return type("Models", (), {"Param": Param, "Script": Script})
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# PEP 723 & validation (pure)
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+
+# The reference regex from PEP 723.
+BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}")
+
+
+def placeholders(prompt: str) -> list[str]:
+    """`{{word}}` names in order of first appearance."""
+    return list(dict.fromkeys(PLACEHOLDER_RE.findall(prompt)))
+
+
+def script_blocks(code: str) -> list[re.Match[str]]:
+    return [m for m in BLOCK_RE.finditer(code) if m.group("type") == "script"]
+
+
+def block_toml(match: re.Match[str]) -> str:
+    return "".join(
+        line[2:] if line.startswith("# ") else line[1:] for line in match.group("content").splitlines(keepends=True)
+    )
+
+
+def read_metadata(code: str) -> dict[str, Any]:
+    """Parse the single PEP 723 `script` block; raise ValidationFailed naming the problem."""
+    blocks = script_blocks(code)
+    if len(blocks) != 1:
+        raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
+    try:
+        meta = tomllib.loads(block_toml(blocks[0]))
+    except tomllib.TOMLDecodeError as e:
+        raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
+    deps = meta.get("dependencies")
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise ValidationFailed("the `# /// script` block needs a `dependencies` list of strings (even if empty)")
+    if not isinstance(meta.get("requires-python"), str):
+        raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
+    return meta
+
+
+def _option_strings(tree: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _identifiers(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute):
+            names.add(n.attr)
+        elif isinstance(n, ast.Name):
+            names.add(n.id)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            names.add(n.value)  # getattr(args, "name") / vars(args)["name"]
+    return names
+
+
+def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
+    """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
+    problems: list[str] = []
+    try:
+        tree = ast.parse(code)
+        compile(tree, "script.py", "exec")
+    except SyntaxError as e:
+        return [f"the code does not compile: {e.msg} (line {e.lineno})"]
+    try:
+        read_metadata(code)
+    except ValidationFailed as e:
+        problems.append(str(e))
+    declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
+    strings, idents = _option_strings(tree), _identifiers(tree)
+    for name in required:
+        if name not in declared:
+            problems.append(f"placeholder {{{{{name}}}}} must be declared as parameter {name!r}")
+    for name in sorted(declared | set(required)):
+        if f"--{name}" not in strings:
+            problems.append(f"parameter {name!r} must be accepted as the command-line option --{name}")
+        elif name.replace("-", "_") not in idents:
+            problems.append(f"parameter {name!r} is declared but the code never reads its value")
+    return problems
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML.
+        return json.dumps(value).replace("\x7f", "\\u007f")
+    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for PEP 723 metadata: scalars, arrays, tables and arrays of tables."""
+    scalars, tables, arrays = [], [], []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+            arrays.append((k, v))
+        elif k == "dependencies" and isinstance(v, list) and v:
+            scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
+        else:
+            scalars.append(f"{toml_key(k)} = {toml_value(v)}")
+    out = "\n".join(scalars) + ("\n" if scalars else "")
+    for k, v in tables:
+        name = f"{prefix}{toml_key(k)}"
+        body = toml_dumps(v, name + ".")
+        has_scalars = any(not isinstance(x, dict) and not _is_table_array(x) for x in v.values())
+        out += ("\n" if out else "") + (f"[{name}]\n" if has_scalars or not v else "") + body.lstrip("\n")
+    for k, items in arrays:
+        name = f"{prefix}{toml_key(k)}"
+        for item in items:
+            out += ("\n" if out else "") + f"[[{name}]]\n" + toml_dumps(item, name + ".")
+    return out
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
+
+
+def replace_metadata(code: str, meta: dict[str, Any]) -> str:
+    """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
+    (block,) = script_blocks(code)
+    body = toml_dumps(meta)
+    lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
+    new_block = "\n".join(lines) + "\n# ///"
+    new = code[: block.start()] + new_block + code[block.end() :]
+    if tomllib.loads(block_toml(script_blocks(new)[0])) != meta:  # the writer must round-trip
+        raise ValidationFailed("internal error: could not write the PEP 723 block faithfully")
+    return new
+
+
+def param_dict(p: Any) -> dict[str, Any]:
+    d = p if isinstance(p, dict) else p.model_dump()
+    out = {"name": d["name"], "help": d.get("help") or "", "required": bool(d.get("required"))}
+    if d.get("default") is not None:
+        out["default"] = str(d["default"])
+    return out
+
+
+def stamp_script(
+    code: str,
+    *,
+    params: Sequence[Any],
+    description: str,
+    prompt: str,
+    model: str,
+    created_at: str,
+    exclude_newer: bool = True,
+    changes: Sequence[dict[str, str]] = (),
+) -> str:
+    """Record parameters and provenance under [tool.sm] (never [tool.uv]) so a gist describes itself.
+
+    exclude-newer pins dependency resolution to the creation time, so the script resolves the same
+    way next year.
+    """
+    meta = read_metadata(code)
+    tool = dict(meta.get("tool") or {})
+    tool["sm"] = {
+        "description": description,
+        "prompt": prompt,
+        "model": model,
+        "created_at": created_at,
+        **({"changes": list(changes)} if changes else {}),
+        "params": [param_dict(p) for p in params],
+    }
+    if not tool["sm"]["params"]:
+        del tool["sm"]["params"]
+    if exclude_newer:
+        uv = dict(tool.get("uv") or {})
+        uv.setdefault("exclude-newer", created_at.split(".")[0] + "Z")
+        tool["uv"] = uv
+    meta["tool"] = tool
+    code = replace_metadata(code, meta)
+    return code if code.endswith("\n") else code + "\n"
+
+
+def params_from_code(code: str) -> list[dict[str, Any]]:
+    """Parameters recorded in the script's own [tool.sm] table."""
+    sm_table = (read_metadata(code).get("tool") or {}).get("sm") or {}
+    return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
+
+
+def norm_key(key: str) -> str:
+    return key.replace("_", "-").lower()
+
+
+def build_script_args(params: Sequence[dict[str, Any]], pairs: Sequence[str]) -> list[str]:
+    """`key=value` pairs → `--key value`, checked against the script's declared parameters."""
+    by_key = {norm_key(p["name"]): p for p in params}
+    given: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageProblem(
+                f"Expected key=value, got {pair!r}. {describe_params(params)} Put raw arguments after `--`."
+            )
+        param = by_key.get(norm_key(key))
+        if param is None:
+            raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
+        given[param["name"]] = value
+    missing = [p["name"] for p in params if p.get("required") and p["name"] not in given and p.get("default") is None]
+    if missing:
+        raise UsageProblem(
+            f"Missing required parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}. {describe_params(params)}"
+        )
+    return [arg for name, value in given.items() for arg in (f"--{name}", value)]
+
+
+def describe_params(params: Sequence[dict[str, Any]]) -> str:
+    if not params:
+        return "This script takes no parameters."
+    parts = []
+    for p in params:
+        flag = (
+            "required"
+            if p.get("required") and p.get("default") is None
+            else f"default {p.get('default')!r}"
+            if p.get("default") is not None
+            else "optional"
+        )
+        parts.append(f"{p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
+    return "Parameters: " + "; ".join(parts) + "."
+
+
+@dataclasses.dataclass
+class RunRequest:
+    """What `sm run NAME ...` asked for, split from the raw words after NAME."""
+
+    pairs: list[str] = dataclasses.field(default_factory=list)
+    passthrough: list[str] = dataclasses.field(default_factory=list)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes"}
+RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "--save": "save"}
+
+
+def parse_run_tail(words: Sequence[str]) -> RunRequest:
+    """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
+    req = RunRequest()
+    it = iter(words)
+    for word in it:
+        if word == "--":
+            req.passthrough = list(it)
+            break
+        opt, eq, inline = word.partition("=")
+        if word in RUN_FLAGS:
+            req.options[RUN_FLAGS[word]] = True
+        elif opt in RUN_VALUE_OPTIONS:
+            value = inline if eq else next(it, None)
+            if value is None:
+                raise UsageProblem(f"Option {opt} needs a value.")
+            req.options[RUN_VALUE_OPTIONS[opt]] = value
+        elif word.startswith("-"):
+            raise UsageProblem(
+                f"Unknown option {word!r} for sm run: pass parameters as key=value, "
+                "and arguments for the script after `--`."
+            )
+        else:
+            req.pairs.append(word)
+    return req
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    return "".join(
+        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
+    )
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# GitHub client
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Retries cover what GitHub asks clients to retry: dropped connections, 5xx, and rate limits
+# (honouring Retry-After / x-ratelimit-reset). Mutations are spaced at least 1 s apart, as GitHub's
+# best-practice page asks; the token goes to the API host only, never to raw or redirect hosts.
+
+RETRY_STATUSES = {500, 502, 503, 504}
+
+
+class GitHub:
+    def __init__(
+        self,
+        token: str | None,
+        base_url: str | None = None,
+        client: httpx2.Client | None = None,
+        *,
+        retry_budget: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        import httpx2
+
+        self.base_url = (base_url or api_url()).rstrip("/")
+        self.host = httpx2.URL(self.base_url).host
+        self._token = token
+        self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
+        self._sleep = sleep
+        self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
+        self._last_mutation = 0.0
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def request(
+        self, method: str, url: str, *, json_body: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx2.Response:
+        import httpx2
+
+        full = url if url.startswith(("http://", "https://")) else f"{self.base_url}{url}"
+        hdrs = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": f"sm/{__version__}",
+            **(headers or {}),
+        }
+        if self._token and httpx2.URL(full).host == self.host:
+            hdrs["Authorization"] = f"Bearer {self._token}"
+        mutating = method in ("POST", "PATCH", "PUT", "DELETE")
+        deadline = time.monotonic() + self.retry_budget
+        attempt = 0
+        while True:
+            attempt += 1
+            if mutating:
+                self._space_mutation()
+            started = time.monotonic()
+            try:
+                resp = self._client.request(method, full, json=json_body, headers=hdrs)
+            except (httpx2.TransportError, OSError) as e:
+                wait = self._backoff(attempt)
+                kind = "timed out" if isinstance(e, httpx2.TimeoutException) else "failed"
+                if not isinstance(e, httpx2.ConnectError) and time.monotonic() + wait < deadline and attempt < 6:
+                    log.warning("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
+                    self._sleep(wait)
+                    continue
+                if isinstance(e, httpx2.ConnectError) and attempt < 3 and time.monotonic() + wait < deadline:
+                    log.debug("cannot connect to %s (%s); retrying in %.1f s", _host(full), _short(e), wait)
+                    self._sleep(wait)
+                    continue
+                raise OfflineError(
+                    f"Cannot reach {_host(full)}: {_short(e)}. Check your network"
+                    + (" or SM_GITHUB_API_URL." if _host(full) == self.host else ".")
+                ) from e
+            finally:
+                if mutating:
+                    self._last_mutation = time.monotonic()
+            log.debug("%s %s → %s (%.0f ms)", method, full, resp.status_code, (time.monotonic() - started) * 1000)
+            wait = self._retry_wait(resp, attempt)
+            if wait is None:
+                return resp
+            if time.monotonic() + wait > deadline or attempt >= 8:
+                return resp  # out of patience: the caller turns it into a clear error
+            log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
+            self._sleep(wait)
+
+    def _space_mutation(self) -> None:
+        gap = 1.0 - (time.monotonic() - self._last_mutation)
+        if self._last_mutation and gap > 0:
+            self._sleep(gap)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        import random
+
+        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    def _retry_wait(self, resp: httpx2.Response, attempt: int) -> float | None:
+        status = resp.status_code
+        if status in RETRY_STATUSES:
+            return self._backoff(attempt)
+        if status in (403, 429) and _is_rate_limited(resp):
+            if ra := resp.headers.get("retry-after"):
+                with contextlib.suppress(ValueError):
+                    return max(0.0, float(ra))
+            if resp.headers.get("x-ratelimit-remaining") == "0" and (reset := resp.headers.get("x-ratelimit-reset")):
+                with contextlib.suppress(ValueError):
+                    return max(0.0, float(reset) - time.time()) + 1.0
+            return max(60.0, self._backoff(attempt))  # secondary limit without hints: GitHub says wait ≥ 1 min
+        return None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        what: str = "",
+        headers: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+    ) -> httpx2.Response:
+        resp = self.request(method, path, json_body=json_body, headers=headers)
+        if resp.status_code in ok:
+            return resp
+        raise self._error(resp, what or f"{method} {path}")
+
+    def _error(self, resp: httpx2.Response, what: str) -> GitHubError:
+        status = resp.status_code
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        message = body.get("message", "") if isinstance(body, dict) else ""
+        if status == 401:
+            text = "GitHub rejected the token (401 Bad credentials): check GITHUB_PAT, or create a new token with the gist scope."
+        elif status == 404:
+            text = (
+                f"{what}: not found (404). The gist may not exist, or the token lacks the `gist` scope "
+                "(classic tokens need it; fine-grained tokens need the Gists permission)."
+            )
+        elif status == 422:
+            errors = body.get("errors") if isinstance(body, dict) else None
+            detail = "; ".join(
+                e.get("message") or " ".join(str(e.get(k)) for k in ("resource", "field", "code") if e.get(k))
+                for e in errors or []
+                if isinstance(e, dict)
+            )
+            text = f"{what}: GitHub refused the request (422 {message or 'Validation Failed'}{': ' + detail if detail else ''})."
+        elif status in (403, 429) and _is_rate_limited(resp):
+            reset = resp.headers.get("x-ratelimit-reset")
+            when = time.strftime("%H:%M:%S", time.localtime(float(reset))) if reset and reset.isdigit() else "later"
+            text = f"GitHub rate limit reached ({status}); try again at {when}."
+        elif status == 403:
+            text = f"{what}: forbidden (403 {message}). Check the token's permissions."
+        else:
+            text = f"{what}: GitHub answered {status}{' ' + message if message else ''}. Try again later."
+        return GitHubError(text, status)
+
+    # -- gists ------------------------------------------------------------------------------------
+
+    def check_token(self) -> list[str] | None:
+        """Fail early on a bad token or one without the gist scope; returns the classic scopes, if any."""
+        resp = self.call("GET", "/user", what="Checking the token")
+        header = resp.headers.get("x-oauth-scopes")
+        if header is None:
+            return None  # fine-grained token: permissions are not listed
+        scopes = [s.strip() for s in header.split(",") if s.strip()]
+        if "gist" not in scopes:
+            raise GitHubError(
+                f"The GitHub token lacks the `gist` scope (it has: {', '.join(scopes) or 'none'}). "
+                "Create a token with the gist scope and set GITHUB_PAT."
+            )
+        return scopes
+
+    def create_gist(self, files: dict[str, str], description: str, public: bool = False) -> dict[str, Any]:
+        body = {"description": description, "public": public, "files": {n: {"content": c} for n, c in files.items()}}
+        return self.call("POST", "/gists", json_body=body, what="Creating the gist").json()
+
+    def get_gist(self, gist_id: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The gist, or (None, etag) when it has not changed since `etag`."""
+        headers = {"If-None-Match": etag} if etag else None
+        resp = self.call("GET", f"/gists/{gist_id}", what=f"Gist {gist_id}", headers=headers, ok=(200, 304))
+        if resp.status_code == 304:
+            return None, etag
+        return resp.json(), resp.headers.get("etag")
+
+    def get_revision(self, gist_id: str, sha: str) -> dict[str, Any]:
+        return self.call("GET", f"/gists/{gist_id}/{sha}", what=f"Gist {gist_id} at revision {sha[:8]}").json()
+
+    def update_gist(
+        self, gist_id: str, files: dict[str, str | None] | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if files is not None:
+            body["files"] = {n: (None if c is None else {"content": c}) for n, c in files.items()}
+        if description is not None:
+            body["description"] = description
+        return self.call("PATCH", f"/gists/{gist_id}", json_body=body, what=f"Updating gist {gist_id}").json()
+
+    def delete_gist(self, gist_id: str) -> None:
+        self.call("DELETE", f"/gists/{gist_id}", what=f"Deleting gist {gist_id}")
+
+    def paginate(self, path: str, what: str) -> Iterator[dict[str, Any]]:
+        url: str | None = path
+        while url:
+            resp = self.call("GET", url, what=what)
+            yield from resp.json()
+            url = resp.links.get("next", {}).get("url")
+
+    def file_content(self, file: dict[str, Any]) -> str:
+        """A file's full content; GitHub truncates inline content past 1 MB, so use raw_url then."""
+        if not file.get("truncated") and file.get("content") is not None:
+            return file["content"]
+        resp = self.call("GET", file["raw_url"], what=f"Raw file {file.get('filename')}")
+        return resp.text
+
+
+def _is_rate_limited(resp: httpx2.Response) -> bool:
+    if resp.status_code == 429 or resp.headers.get("x-ratelimit-remaining") == "0":
+        return True
+    with contextlib.suppress(ValueError, AttributeError):
+        return "rate limit" in str(resp.json().get("message", "")).lower()
+    return False
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
+
+
+def _short(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def gist_file(gist: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
+    files = gist.get("files") or {}
+    if filename:
+        if filename not in files:
+            raise GitHubError(f"Gist {gist.get('id')} has no file {filename!r} (files: {', '.join(files) or 'none'}).")
+        return files[filename]
+    py = [f for n, f in files.items() if n.endswith(".py")]
+    if len(py) != 1:
+        raise GitHubError(
+            f"Gist {gist.get('id')} holds {len(py)} Python files ({', '.join(n for n in files if n.endswith('.py')) or 'none'}); "
+            "choose one with --file."
+        )
+    return py[0]
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Mapping store & sync
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# mapping.json: {"version": 1, "scripts": {name: entry}, "tombstones": {name: {...}}, ...}
+# Unknown fields (from newer sm versions) are kept as they are.
+
+MAPPING_VERSION = 1
+ENTRY_FIELDS = (
+    "script_name",
+    "gist_id",
+    "filename",
+    "created_at",
+    "updated_at",
+    "revision",
+    "sha256",
+    "description",
+    "params",
+)
+
+
+def empty_mapping() -> dict[str, Any]:
+    return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
+
+
+def check_mapping(data: Any, source: str) -> dict[str, Any]:
+    """Structural check with an error that names the file and the way out."""
+    fix = f"Fix or move {source} away, then run `sm sync --from-remote` to restore it from GitHub."
+    if not isinstance(data, dict) or not isinstance(data.get("scripts", {}), dict):
+        raise MappingError(f"{source} is not an sm mapping (expected an object with `scripts`). {fix}")
+    for name, entry in data.get("scripts", {}).items():
+        missing = [
+            f
+            for f in ("gist_id", "filename", "revision", "sha256")
+            if not isinstance(entry, dict) or not isinstance(entry.get(f), str)
+        ]
+        if missing:
+            raise MappingError(f"{source}: entry {name!r} lacks {', '.join(missing)}. {fix}")
+    data.setdefault("version", MAPPING_VERSION)
+    data.setdefault("scripts", {})
+    data.setdefault("tombstones", {})
+    return data
+
+
+def read_mapping(path: Path | None = None) -> dict[str, Any]:
+    path = path or mapping_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return empty_mapping()
+    except OSError as e:
+        raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MappingError(
+            f"{path} is corrupt ({e}). It was left untouched: repair it, restore {path.name}.bak, "
+            "or move it away and run `sm sync --from-remote`."
+        ) from e
+    return check_mapping(data, str(path))
+
+
+def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
+    """Atomic write; the previous good file is kept as mapping.json.bak."""
+    path = path or mapping_path()
+    if path.exists():
+        with contextlib.suppress(OSError):
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+@contextlib.contextmanager
+def locked_mapping() -> Iterator[dict[str, Any]]:
+    """Read-modify-write under an exclusive lock, so parallel sm processes never lose entries."""
+    import fcntl
+
+    home = sm_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "mapping.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = read_mapping()
+            before = json.dumps(data, sort_keys=True)
+            yield data
+            if json.dumps(data, sort_keys=True) != before:
+                write_mapping(data)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def put_entry(entry: dict[str, Any]) -> None:
+    with locked_mapping() as data:
+        data["scripts"][entry["script_name"]] = entry
+        data["tombstones"].pop(entry["script_name"], None)
+    after_change()
+
+
+def after_change() -> None:
+    """Hook: every local change to the mapping ends here; remote sync plugs in at this point."""
+
+
+def lookup(name: str) -> dict[str, Any]:
+    scripts = read_mapping()["scripts"]
+    if name in scripts:
+        return scripts[name]
+    close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
+    raise UsageProblem(f"Unknown script {name!r}.{hint}")
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Generation (PydanticAI)
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+
+SYSTEM_PROMPT = """\
+You write complete, runnable Python command-line scripts for the `uv run` tool.
+
+Rules for every script:
+1. Start with a PEP 723 block, exactly:
+   # /// script
+   # requires-python = ">=3.11"
+   # dependencies = [...]      (list third-party packages; write `dependencies = []` when none)
+   # ///
+   Put nothing else in that block.
+2. Declare every runtime parameter as a `--name` option with help text, using argparse or click,
+   and read its value in the code. Report the same parameters in `params`.
+3. Print useful output to stdout, errors to stderr, and exit non-zero on failure.
+4. Never hard-code secrets: read tokens from the environment (for example GITHUB_PAT for GitHub,
+   OPENAI_API_KEY for OpenAI) and explain a missing one in a clear error message.
+5. Prefer the standard library where it serves; keep dependencies few and well known.
+6. Keep `description` to one line.
+"""
+
+
+def user_prompt(prompt: str) -> str:
+    names = placeholders(prompt)
+    if not names:
+        return prompt
+    opts = ", ".join(f"--{n}" for n in names)
+    return (
+        f"{prompt}\n\nThe {{{{...}}}} words are runtime parameters: the script must accept them as the "
+        f"command-line options {opts} (required unless a sensible default exists)."
+    )
+
+
+def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
+    from pydantic_ai import Agent, ModelRetry
+
+    Script = models().Script
+    agent = Agent(model, output_type=Script, instructions=SYSTEM_PROMPT, retries={"output": retries, "tools": retries})
+
+    @agent.output_validator
+    def _validate(ctx: Any, out: Any) -> Any:
+        if getattr(ctx, "partial_output", False):
+            return out
+        problems = script_problems(out.code, out.params, required)
+        if problems:
+            raise ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
+        return out
+
+    return agent
+
+
+def generate(
+    prompt: str, model: Any, *, required: Sequence[str] | None = None, history: Any = None, retries: int = 3
+) -> tuple[Any, Any]:
+    """Ask the model for a script; returns (Script, message history). Raises GenerationError."""
+    os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
+    required = placeholders(prompt) if required is None else list(required)
+    with model_errors(model):
+        agent = make_agent(model, required, retries)
+        result = agent.run_sync(user_prompt(prompt), message_history=history)
+    out = result.output
+    out.description = " ".join(out.description.split())
+    return out, result.all_messages()
+
+
+@contextlib.contextmanager
+def model_errors(model: Any) -> Iterator[None]:
+    """Turn PydanticAI's exceptions into one actionable line."""
+    from pydantic_ai import exceptions as x
+
+    label = model if isinstance(model, str) else getattr(model, "model_name", "the model")
+    try:
+        yield
+    except x.UserError as e:
+        raise ConfigError(f"Model {label}: {_short(e)}") from e
+    except x.ModelHTTPError as e:
+        if e.status_code in (401, 403):
+            raise GenerationError(
+                f"Model {label} rejected the API key ({e.status_code}): check the provider's key variable."
+            ) from e
+        raise GenerationError(
+            f"Model {label} failed with HTTP {e.status_code}: {_api_message(e)}. Try again later."
+        ) from e
+    except x.ModelAPIError as e:
+        raise GenerationError(
+            f"Model {label} could not be reached: {_short(e)}. Check the network or the base URL."
+        ) from e
+    except x.UnexpectedModelBehavior as e:
+        cause = f" Last problem: {_short(e.__cause__)}" if e.__cause__ else ""
+        raise GenerationError(
+            f"Model {label} did not produce a valid script ({_short(e)}).{cause} Nothing was uploaded."
+        ) from e
+    except x.AgentRunError as e:
+        raise GenerationError(f"Model {label}: {_short(e)}") from e
+
+
+def _api_message(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if isinstance(inner.get("message"), str):
+            return inner["message"]
+    return _short(e)
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Runner
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Standard library only: `sm run` must reach exec without paying for click, pydantic or httpx2.
+
+
+def cached_path(entry: dict[str, Any]) -> Path:
+    # One stable path per gist, so uv reuses the script's environment between runs.
+    return cache_dir() / entry["gist_id"] / entry["filename"]
+
+
+def verified_cache(entry: dict[str, Any]) -> Path | None:
+    path = cached_path(entry)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() == entry["sha256"]:
+        log.debug("cache hit: %s", path)
+        return path
+    log.warning("Cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name"))
+    return None
+
+
+def store_cache(entry: dict[str, Any], content: str) -> Path:
+    path = cached_path(entry)
+    atomic_write(path, content, mode=0o644)
+    return path
+
+
+def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> str:
+    """The pinned revision's code, refused unless its sha256 is the one the user accepted."""
+    gist = gh.get_revision(entry["gist_id"], entry["revision"])
+    content = gh.file_content(gist_file(gist, entry["filename"]))
+    if sha256_text(content) != entry["sha256"]:
+        raise IntegrityError(
+            f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
+            f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
+        )
+    return content
+
+
+def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> Path:
+    if path := verified_cache(entry):
+        return path
+    gh = gh_factory()
+    return store_cache(entry, fetch_pinned(gh, entry))
+
+
+def uv_command(path: Path, args: Sequence[str]) -> list[str]:
+    uv = shutil.which("uv")
+    if not uv:
+        raise ConfigError(
+            "uv is not installed: install it with `python3 -m pip install uv` "
+            "(or see https://docs.astral.sh/uv/getting-started/installation/)."
+        )
+    return [uv, "run", "--script", str(path), *args]
+
+
+def exec_script(argv: list[str]) -> None:
+    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
+    log.debug("exec: %s", " ".join(argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+def fast_run(argv: Sequence[str]) -> None:
+    """`sm run NAME key=value ...` on a verified cache, before click is even imported.
+
+    Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
+    names, a cache miss, bad parameters. Those paths report errors; this one only execs.
+    """
+    if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
+        return
+    try:
+        req = parse_run_tail(argv[2:])
+        if req.options:
+            return
+        entry = read_mapping()["scripts"].get(argv[1])
+        if not entry or not (path := verified_cache(entry)):
+            return
+        args = build_script_args(entry.get("params") or [], req.pairs) + req.passthrough
+        cmd = uv_command(path, args)
+    except SmError:
+        return
+    exec_script(cmd)
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# CLI
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Commands are plain functions (testable without click); build_cli() wires them to click lazily.
+
+
+def github() -> GitHub:
+    token, source = find_token()
+    log.debug("GitHub token from %s; API %s", source, api_url())
+    return GitHub(token)
+
+
+def read_prompt(prompt: str) -> str:
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageProblem("The prompt is empty: describe the script you want.")
+    return text.strip()
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_create(
+    name: str,
+    prompt: str,
+    *,
+    public: bool,
+    description: str | None,
+    model: str | None,
+    force: bool,
+    exclude_newer: bool = True,
+    model_obj: Any = None,
+) -> dict[str, Any]:
+    check_name(name)
+    prompt = read_prompt(prompt)
+    existing = read_mapping()["scripts"].get(name)
+    if existing and not force:
+        raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
+    gh = github()
+    gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
+    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
+    console = stderr_console()
+    with console.status(f"Writing {name}.py with {model_name}…", spinner="dots"):
+        script, _ = generate(prompt, model_obj or model_name)
+    created = now_iso()
+    desc = " ".join((description or script.description).split())
+    code = stamp_script(
+        script.code,
+        params=script.params,
+        description=desc,
+        prompt=prompt,
+        model=model_name,
+        created_at=created,
+        exclude_newer=exclude_newer,
+    )
+    try:
+        return upload_new(gh, name, code, desc, public=public, created=created, replaced=existing)
+    except GitHubError as e:
+        draft = sm_home() / "drafts" / f"{name}.py"
+        atomic_write(draft, code, mode=0o644)
+        raise GitHubError(f"{e} The generated script was kept at {draft}.", e.status) from e
+
+
+def upload_new(
+    gh: GitHub,
+    name: str,
+    code: str,
+    description: str,
+    *,
+    public: bool,
+    created: str,
+    replaced: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    filename = f"{name}.py"
+    gist = gh.create_gist({filename: code}, description, public=public)
+    entry = {
+        "script_name": name,
+        "gist_id": gist["id"],
+        "filename": filename,
+        "created_at": created,
+        "updated_at": now_iso(),
+        "revision": latest_revision(gh, gist),
+        "sha256": sha256_text(code),
+        "description": description,
+        "params": params_from_code(code),
+        "public": public,
+        "html_url": gist.get("html_url", ""),
+    }
+    store_cache(entry, code)
+    put_entry(entry)
+    if replaced:
+        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
+    return entry
+
+
+def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
+    history = gist.get("history") or []
+    if history:
+        return history[0]["version"]
+    commits = gh.call("GET", f"/gists/{gist['id']}/commits?per_page=1", what="Gist history").json()
+    return commits[0]["version"]
+
+
+def script_code(entry: dict[str, Any]) -> str:
+    path = ensure_cached(entry, github)
+    return path.read_text(encoding="utf-8")
+
+
+def cmd_run(name: str, words: Sequence[str]) -> None:
+    req = parse_run_tail(words)
+    if req.options:
+        raise UsageProblem(f"sm run: {', '.join('--' + o for o in req.options)} is not supported yet.")
+    entry = lookup(name)
+    args = build_script_args(entry.get("params") or [], req.pairs) + req.passthrough
+    path = ensure_cached(entry, github)
+    exec_script(uv_command(path, args))
+
+
+def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
+    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
+    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
+
+
+def list_rows() -> list[dict[str, Any]]:
+    scripts = read_mapping()["scripts"]
+    return [scripts[n] for n in sorted(scripts)]
+
+
+def isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def build_cli() -> click.Group:
+    import click
+
+    class SmGroup(click.Group):
+        """Turns SmError into one line on stderr; unexpected errors too, unless -v or SM_RAISE_ERRORS."""
+
+        def invoke(self, ctx: click.Context) -> Any:
+            try:
+                return super().invoke(ctx)
+            except UsageProblem as e:
+                raise click.UsageError(str(e)) from e
+            except SmError as e:
+                raise click.ClickException(str(e)) from e
+            except KeyboardInterrupt:
+                click.echo("Interrupted.", err=True)
+                ctx.exit(130)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as e:
+                if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(logging.DEBUG):
+                    raise
+                raise click.ClickException(f"unexpected error: {_short(e)} (run with -v for details)") from e
+
+    ctx_settings = {"help_option_names": ["-h", "--help"]}
+
+    @click.group(cls=SmGroup, context_settings=ctx_settings)
+    @click.version_option(__version__, "-V", "--version", prog_name="sm")
+    @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (requests, cache hits, the uv command).")
+    def cli(verbose: bool) -> None:
+        """sm: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
+
+        \b
+        sm create hello "Print a greeting for {{name}}"
+        sm run hello name=World
+        sm list
+        """
+        setup_logging(verbose)
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    @click.argument("prompt")
+    @click.option("--public", is_flag=True, help="Make the gist public (default: secret).")
+    @click.option("-d", "--description", help="One-line description (default: the model's).")
+    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
+    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
+    @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
+    def create(
+        name: str,
+        prompt: str,
+        public: bool,
+        description: str | None,
+        model: str | None,
+        force: bool,
+        no_exclude_newer: bool,
+    ) -> None:
+        """Ask the model for a script and store it in a new secret gist.
+
+        Each {{word}} in PROMPT becomes a runtime parameter --word. PROMPT may be - to read stdin.
+
+        \b
+        sm create gists "List my gists whose description starts with {{prefix}}"
+        echo "Print the weather for {{city}}" | sm create weather -
+        """
+        entry = cmd_create(
+            name,
+            prompt,
+            public=public,
+            description=description,
+            model=model,
+            force=force,
+            exclude_newer=not no_exclude_newer,
+        )
+        click.echo(f"Created {name}: {entry.get('html_url') or entry['gist_id']}", err=True)
+        click.echo(run_line(name, entry["params"]))
+
+    @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
+    @click.argument("name")
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def run(name: str, args: tuple[str, ...]) -> None:
+        """Run a script with uv, pinned to the revision you accepted.
+
+        key=value becomes --key value; everything after -- goes to the script as it is.
+
+        \b
+        sm run gists prefix=demo
+        sm run gists prefix=demo -- --verbose
+        """
+        cmd_run(name, args)
+
+    @cli.command(name="list", context_settings=ctx_settings)
+    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
+    def list_scripts(as_json: bool) -> None:
+        """List your scripts.
+
+        \b
+        sm list
+        sm list --json | jq -r '.[].script_name'
+        """
+        rows = list_rows()
+        if as_json:
+            click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        elif isatty(sys.stdout):
+            print_table(rows)
+        else:
+            for r in rows:
+                params = " ".join(p["name"] for p in r.get("params") or [])
+                click.echo(f"{r['script_name']}\t{r.get('description', '')}\t{params}\t{r.get('updated_at', '')}")
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    def show(name: str) -> None:
+        """Print a script's code: highlighted on a terminal, byte-exact when piped.
+
+        \b
+        sm show gists
+        sm show gists > gists.py
+        """
+        code = script_code(lookup(name))
+        if isatty(sys.stdout) and not os.environ.get("NO_COLOR"):
+            from rich.console import Console
+            from rich.syntax import Syntax
+
+            Console().print(Syntax(code, "python", line_numbers=False))
+        else:
+            sys.stdout.buffer.write(code.encode("utf-8"))
+            sys.stdout.flush()
+
+    return cli
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "description", "parameters", "updated"):
+        table.add_column(col)
+    for r in rows:
+        params = ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or [])
+        table.add_row(
+            r["script_name"], r.get("description", ""), params, (r.get("updated_at") or "")[:16].replace("T", " ")
+        )
+    Console().print(table)
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fast_run(argv)
+    build_cli().main(args=argv, prog_name="sm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Shared fixtures: every test gets its own SM_HOME, no real credentials, and no real model calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pydantic_ai.models  # noqa: E402
+from fake_github import FakeGitHub  # noqa: E402
+from fake_openai import FakeOpenAI  # noqa: E402
+
+import sm  # noqa: E402
+
+pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+
+TOKEN = "ghp_testtoken0123456789abcdefghijABCDEFGH"
+SCRUBBED = [
+    "GITHUB_PAT",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "SM_MODEL",
+    "SM_GITHUB_API_URL",
+    "SM_MAPPING_GIST",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GROQ_API_KEY",
+    "OLLAMA_BASE_URL",
+    "VIRTUAL_ENV",
+    "NO_COLOR",
+]
+
+
+@pytest.fixture(autouse=True)
+def sm_env(tmp_path, monkeypatch):
+    """A private SM_HOME, no tokens or model keys from the developer's shell, and no `gh` fallback."""
+    for var in SCRUBBED:
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "smhome"
+    monkeypatch.setenv("SM_HOME", str(home))
+    monkeypatch.setenv("SM_RAISE_ERRORS", "1")
+    monkeypatch.setenv("SM_RETRY_BUDGET", "10")
+    monkeypatch.setattr(sm.shutil, "which", _which_without_gh)
+    return home
+
+
+_real_which = shutil.which
+
+
+def _which_without_gh(cmd, *a, **k):
+    return None if cmd == "gh" else _real_which(cmd, *a, **k)
+
+
+@pytest.fixture
+def gh_server():
+    with FakeGitHub() as fake:
+        fake.add_token(TOKEN, login="alice")
+        yield fake
+
+
+@pytest.fixture
+def github_env(gh_server, monkeypatch):
+    """Point sm at the fake GitHub with a valid token."""
+    monkeypatch.setenv("SM_GITHUB_API_URL", gh_server.url)
+    monkeypatch.setenv("GITHUB_PAT", TOKEN)
+    return gh_server
+
+
+@pytest.fixture
+def openai_server(monkeypatch):
+    with FakeOpenAI(api_key="sk-test") as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("SM_MODEL", "openai-chat:fake-coder")
+        yield fake
+
+
+def script_code(body: str, params: list[str] = (), deps: str = "[]") -> str:
+    """A valid generated script that reads each parameter with argparse and then runs `body`."""
+    lines = [
+        "# /// script",
+        '# requires-python = ">=3.11"',
+        f"# dependencies = {deps}",
+        "# ///",
+        "import argparse",
+        "import sys",
+        "",
+        "parser = argparse.ArgumentParser()",
+    ]
+    lines += [f'parser.add_argument("--{p}", required=True, help="the {p}")' for p in params]
+    lines += ["args = parser.parse_args()", body, ""]
+    return "\n".join(lines)
+
+
+def reply(body: str, params: list[str] = (), description: str = "A test script") -> dict:
+    """The structured output a model returns for `script_code(body, params)`."""
+    return {
+        "description": description,
+        "params": [{"name": p, "help": f"the {p}", "required": True, "default": None} for p in params],
+        "code": script_code(body, params),
+    }
+
+
+def sm_process(*args, env=None, input=None, timeout=180, cwd=None, cmd=None):
+    """Run the real `uv run sm.py ...` in a subprocess with the test's environment."""
+    full_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    full_env.pop("SM_RAISE_ERRORS", None)
+    full_env.update(env or {})
+    command = cmd or ["uv", "run", "--quiet", str(ROOT / "sm.py")]
+    return subprocess.run(
+        [*command, *args],
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )
+
+
+def explain(proc) -> str:
+    return f"command: {proc.args}\nexit: {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
