@@ -862,6 +862,17 @@ def put_entry(entry: dict[str, Any]) -> None:
     after_change()
 
 
+def delete_entry(name: str) -> dict[str, Any]:
+    """Remove a name, leaving a tombstone so the deletion syncs instead of coming back."""
+    with locked_mapping() as data:
+        entry = data["scripts"].pop(name, None)
+        if entry is None:
+            raise UsageProblem(f"Unknown script {name!r}. See `sm list`.")
+        data["tombstones"][name] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"]}
+    after_change()
+    return entry
+
+
 def after_change() -> None:
     """Hook: every local change to the mapping ends here; remote sync plugs in at this point."""
 
