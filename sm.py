@@ -527,6 +527,8 @@ RETRY_STATUSES = {500, 502, 503, 504}
 
 
 class GitHub:
+    _last_mutation = 0.0  # process-wide: every client in this process shares GitHub's 1 s spacing
+
     def __init__(
         self,
         token: str | None,
@@ -544,7 +546,6 @@ class GitHub:
         self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
         self._sleep = sleep
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
-        self._last_mutation = 0.0
 
     def close(self) -> None:
         self._client.close()
@@ -592,7 +593,7 @@ class GitHub:
                 ) from e
             finally:
                 if mutating:
-                    self._last_mutation = time.monotonic()
+                    GitHub._last_mutation = time.monotonic()
             log.debug("%s %s → %s (%.0f ms)", method, full, resp.status_code, (time.monotonic() - started) * 1000)
             wait = self._retry_wait(resp, attempt)
             if wait is None:
@@ -837,8 +838,8 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
 
 
 @contextlib.contextmanager
-def locked_mapping() -> Iterator[dict[str, Any]]:
-    """Read-modify-write under an exclusive lock, so parallel sm processes never lose entries."""
+def mapping_lock() -> Iterator[None]:
+    """An exclusive lock for every read-modify-write of mapping.json (never nested: flock is per open file)."""
     import fcntl
 
     home = sm_home()
@@ -846,13 +847,20 @@ def locked_mapping() -> Iterator[dict[str, Any]]:
     with open(home / "mapping.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            data = read_mapping()
-            before = json.dumps(data, sort_keys=True)
-            yield data
-            if json.dumps(data, sort_keys=True) != before:
-                write_mapping(data)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked_mapping() -> Iterator[dict[str, Any]]:
+    """Read-modify-write under the lock, so parallel sm processes never lose each other's entries."""
+    with mapping_lock():
+        data = read_mapping()
+        before = json.dumps(data, sort_keys=True)
+        yield data
+        if json.dumps(data, sort_keys=True) != before:
+            write_mapping(data)
 
 
 def put_entry(entry: dict[str, Any]) -> None:
@@ -873,17 +881,237 @@ def delete_entry(name: str) -> dict[str, Any]:
     return entry
 
 
-def after_change() -> None:
-    """Hook: every local change to the mapping ends here; remote sync plugs in at this point."""
+def after_change(gh: GitHub | None = None) -> None:
+    """Every local change to the mapping ends here: pull, merge and push, or queue it if offline."""
+    mark_pending()
+    try:
+        gh = gh or github()
+    except ConfigError:
+        log.debug("no token: the change stays local until the next sync")
+        return
+    try:
+        sync(gh)
+    except (OfflineError, GitHubError) as e:
+        log.warning("Saved locally; the mapping will sync to GitHub later (%s)", e)
 
 
-def lookup(name: str) -> dict[str, Any]:
+def lookup(name: str, pull: bool = True) -> dict[str, Any]:
+    """The entry for `name`; an unknown name is looked up once more after pulling from GitHub."""
     scripts = read_mapping()["scripts"]
+    if name not in scripts and pull and NAME_RE.fullmatch(name):
+        with contextlib.suppress(ConfigError, GitHubError):
+            sync(github())
+            scripts = read_mapping()["scripts"]
     if name in scripts:
         return scripts[name]
     close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
+
+
+# -- merge (pure) ----------------------------------------------------------------------------------
+# Tombstones are kept forever: they are ~100 bytes each, and dropping them would let a machine that
+# was offline for longer than any expiry bring a deleted script back. A tombstone only goes away when
+# the name is used again by an entry newer than the deletion.
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:
+    return (entry.get("updated_at") or "", entry.get("revision") or "")
+
+
+def merge_mappings(*sides: dict[str, Any]) -> dict[str, Any]:
+    """Merge per name: the newest entry wins (revision breaks ties); a tombstone beats entries last
+    updated before it and loses to ones updated after it. Nothing either side has is dropped
+    otherwise, and unknown fields survive."""
+    merged: dict[str, Any] = {}
+    for side in sides:  # unknown top-level fields: later sides win, nothing is stripped
+        merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version")})
+    merged["version"] = max([MAPPING_VERSION, *(int(s.get("version", 1)) for s in sides)])
+    scripts: dict[str, Any] = {}
+    tombstones: dict[str, Any] = {}
+    for side in sides:
+        for name, entry in (side.get("scripts") or {}).items():
+            if name not in scripts or _entry_key(entry) > _entry_key(scripts[name]):
+                scripts[name] = entry
+        for name, stone in (side.get("tombstones") or {}).items():
+            if name not in tombstones or stone.get("deleted_at", "") > tombstones[name].get("deleted_at", ""):
+                tombstones[name] = stone
+    for name, stone in list(tombstones.items()):
+        entry = scripts.get(name)
+        if entry is None:
+            continue
+        if (entry.get("updated_at") or "") > stone.get("deleted_at", ""):
+            del tombstones[name]
+        else:
+            del scripts[name]
+    merged["scripts"] = dict(sorted(scripts.items()))
+    merged["tombstones"] = dict(sorted(tombstones.items()))
+    return merged
+
+
+def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
+    """Names added, updated and removed going from `before` to `after`."""
+    old, new = before.get("scripts") or {}, after.get("scripts") or {}
+    return {
+        "added": sorted(set(new) - set(old)),
+        "updated": sorted(n for n in set(new) & set(old) if new[n] != old[n]),
+        "removed": sorted(set(old) - set(new)),
+    }
+
+
+# -- remote mapping gist -----------------------------------------------------------------------------
+# The mapping lives in one secret gist, file sm-mapping.json. GitHub has no compare-and-swap for
+# PATCH (If-Match gives 400), so after each push sm reads the gist's commits: any version that landed
+# between the one it merged from and its own is merged in and pushed again, a bounded number of times.
+
+REMOTE_FILE = "sm-mapping.json"
+REMOTE_DESCRIPTION = "sm script mapping"
+MAX_SYNC_ROUNDS = 6
+
+
+def sync_state_path() -> Path:
+    return sm_home() / "sync.json"
+
+
+def read_sync_state() -> dict[str, Any]:
+    try:
+        state = json.loads(sync_state_path().read_text())
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_sync_state(state: dict[str, Any]) -> None:
+    atomic_write(sync_state_path(), json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def mark_pending() -> None:
+    state = read_sync_state()
+    if not state.get("pending"):
+        write_sync_state({**state, "pending": True})
+
+
+def remote_snapshot_path() -> Path:
+    return sm_home() / "remote-mapping.json"
+
+
+def encode_mapping(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def decode_remote(text: str, where: str) -> dict[str, Any]:
+    try:
+        return check_mapping(json.loads(text), where)
+    except ValueError as e:
+        raise MappingError(f"{where} is not valid JSON ({e}); fix or delete that gist file, then run `sm sync`.") from e
+
+
+def find_mapping_gist(gh: GitHub) -> str | None:
+    """SM_MAPPING_GIST, else the first of the user's gists holding sm-mapping.json."""
+    if env := os.environ.get("SM_MAPPING_GIST", "").strip():
+        return env
+    for gist in gh.paginate("/gists?per_page=100", what="Listing your gists"):
+        if REMOTE_FILE in (gist.get("files") or {}):
+            return gist["id"]
+    return None
+
+
+def pull_remote(gh: GitHub, state: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(remote mapping, its version); a 304 on the stored ETag reuses the local snapshot."""
+    gist, etag = gh.get_gist(state["gist_id"], state.get("etag") if remote_snapshot_path().exists() else None)
+    if gist is None:
+        log.debug("mapping gist unchanged (304)")
+        return decode_remote(remote_snapshot_path().read_text(), str(remote_snapshot_path())), state["base_version"]
+    file = (gist.get("files") or {}).get(REMOTE_FILE)
+    if file is None:
+        raise GitHubError(f"Gist {state['gist_id']} has no {REMOTE_FILE}; check SM_MAPPING_GIST.")
+    text = gh.file_content(file)
+    remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
+    state.update(
+        etag=etag, base_version=gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
+    )
+    atomic_write(remote_snapshot_path(), text)
+    return remote, state["base_version"]
+
+
+def push_remote(gh: GitHub, state: dict[str, Any], data: dict[str, Any]) -> str:
+    gist = gh.update_gist(state["gist_id"], {REMOTE_FILE: encode_mapping(data)})
+    return latest_revision(gh, gist)
+
+
+def versions_since(gh: GitHub, gist_id: str, base: str) -> list[str]:
+    """Versions newer than `base`, newest first (the first page is plenty between two pushes)."""
+    newer = []
+    for commit in gh.call("GET", f"/gists/{gist_id}/commits?per_page=100", what="Mapping history").json():
+        if commit["version"] == base:
+            break
+        newer.append(commit["version"])
+    return newer
+
+
+def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, dict[str, list[str]]]:
+    """Pull, merge, push, and confirm nobody else's push was overwritten. Returns what changed."""
+    with mapping_lock():
+        local = recover_local() if from_remote else read_mapping()
+        state = read_sync_state()
+        if not state.get("gist_id"):
+            state["gist_id"] = find_mapping_gist(gh)
+        if state.get("gist_id"):
+            remote, _ = pull_remote(gh, state)
+            final = merge_mappings(remote, local)
+            if final != remote:
+                final = push_until_settled(gh, state, final)
+        else:
+            remote, final = empty_mapping(), local
+            gist = gh.create_gist({REMOTE_FILE: encode_mapping(local)}, REMOTE_DESCRIPTION, public=False)
+            state.update(gist_id=gist["id"], base_version=latest_revision(gh, gist), etag=None)
+        if final != local:
+            write_mapping(final)
+        if final != remote:
+            atomic_write(remote_snapshot_path(), encode_mapping(final))
+            state["etag"] = None  # our push changed the gist: the next pull fetches GitHub's copy
+        write_sync_state({**state, "pending": False, "last_sync": now_iso()})
+        return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final)}
+
+
+def push_until_settled(gh: GitHub, state: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
+    """Push `merged`; while the gist's head is not a superset of everything pushed, merge and push again."""
+    base = state["base_version"]
+    for _ in range(MAX_SYNC_ROUNDS):
+        ours = push_remote(gh, state, merged)
+        newer = versions_since(gh, state["gist_id"], base)  # newest first, ours among them
+        pushed = merged
+        theirs = {v: fetch_remote_version(gh, state["gist_id"], v) for v in newer if v != ours}
+        for content in theirs.values():  # someone pushed after our pull: fold their version in
+            merged = merge_mappings(merged, content)
+        head = newer[0] if newer else ours
+        state["base_version"] = head
+        if merged == (pushed if head == ours else theirs[head]):
+            return merged
+        base = head
+    raise GitHubError(
+        f"The mapping gist kept changing during {MAX_SYNC_ROUNDS} sync rounds; your changes are saved "
+        "locally. Run `sm sync` again."
+    )
+
+
+def fetch_remote_version(gh: GitHub, gist_id: str, version: str) -> dict[str, Any]:
+    file = gist_file(gh.get_revision(gist_id, version), REMOTE_FILE)
+    return decode_remote(gh.file_content(file), f"{REMOTE_FILE}@{version[:8]}")
+
+
+def recover_local() -> dict[str, Any]:
+    """For `sm sync --from-remote`: set a corrupt mapping aside (never delete it), start from the backup."""
+    path = mapping_path()
+    try:
+        return read_mapping()
+    except MappingError:
+        aside = path.with_name(f"mapping.json.corrupt-{int(time.time())}")
+        os.replace(path, aside)
+        log.warning("Moved the unreadable mapping to %s", aside)
+    with contextlib.suppress(MappingError):
+        return read_mapping(path.with_name(path.name + ".bak"))
+    return empty_mapping()
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1203,12 +1431,37 @@ def cmd_run(name: str, words: Sequence[str]) -> None:
     exec_script(uv_command(path, args))
 
 
+def first_pull() -> None:
+    try:
+        gh = github()
+    except ConfigError:
+        return
+    try:
+        sync(gh)
+    except GitHubError as e:
+        log.warning("Could not fetch your scripts from GitHub: %s", e)
+
+
+def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
+    return sync(github(), from_remote=from_remote)
+
+
+def describe_changes(changes: dict[str, dict[str, list[str]]]) -> list[str]:
+    lines = []
+    for side, label in (("local", "Local"), ("remote", "GitHub")):
+        parts = [f"{kind} {', '.join(names)}" for kind, names in changes[side].items() if names]
+        lines.append(f"{label}: {'; '.join(parts) if parts else 'no changes'}")
+    return lines
+
+
 def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
     """The exact `sm run` line for a script, with a placeholder for each required parameter."""
     return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
 
 
 def list_rows() -> list[dict[str, Any]]:
+    if not read_sync_state().get("gist_id"):
+        first_pull()  # a new machine: bring the user's scripts before saying there are none
     scripts = read_mapping()["scripts"]
     return [scripts[n] for n in sorted(scripts)]
 
@@ -1327,6 +1580,25 @@ def build_cli() -> click.Group:
             for r in rows:
                 params = " ".join(p["name"] for p in r.get("params") or [])
                 click.echo(f"{r['script_name']}\t{r.get('description', '')}\t{params}\t{r.get('updated_at', '')}")
+
+    @cli.command(context_settings=ctx_settings)
+    @click.option(
+        "--from-remote", is_flag=True, help="Rebuild a corrupt local mapping from GitHub (keeps the bad file aside)."
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+    def sync(from_remote: bool, as_json: bool) -> None:
+        """Pull, merge and push the mapping of names to gists, and say what changed on each side.
+
+        \b
+        sm sync
+        sm sync --from-remote     # after "mapping.json is corrupt"
+        """
+        changes = cmd_sync(from_remote)
+        if as_json:
+            click.echo(json.dumps(changes, indent=2))
+        else:
+            for line in describe_changes(changes):
+                click.echo(line)
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name")

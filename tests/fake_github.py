@@ -88,6 +88,7 @@ class Request:
     body: bytes
     host: str
     status: int = 0  # the status sent; 0 = connection reset by an injected fault
+    at: float = dataclasses.field(default_factory=time.monotonic)  # arrival time, for spacing checks
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -43,11 +44,11 @@ def test_create_then_run(env, openai_server, gh_server):
     assert seven.returncode == 7, explain(seven)
 
     listed = sm_process("list", "--json", env=env)
-    assert '"script_name": "greet"' in listed.stdout
+    (row,) = json.loads(listed.stdout)
+    assert row["script_name"] == "greet"
 
     shown = sm_process("show", "greet", env=env)
-    (gist_id,) = gh_server.gists
-    assert shown.stdout == gh_server.gist_files(gist_id)["greet.py"]
+    assert shown.stdout == gh_server.gist_files(row["gist_id"])["greet.py"]
 
 
 def test_generated_script_runs_standalone(env, openai_server, gh_server, tmp_path):
