@@ -428,20 +428,34 @@ def params_from_code(code: str) -> list[dict[str, Any]]:
     return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
 
 
+def declared_params(code: str) -> list[dict[str, Any]] | None:
+    """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
+    try:
+        if "sm" not in (read_metadata(code).get("tool") or {}):
+            return None
+        return params_from_code(code)
+    except ValidationFailed:
+        return None
+
+
 def norm_key(key: str) -> str:
     return key.replace("_", "-").lower()
 
 
-def build_script_args(params: Sequence[dict[str, Any]], pairs: Sequence[str]) -> list[str]:
-    """`key=value` pairs → `--key value`, checked against the script's declared parameters."""
+def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
+    """`key=value` pairs → `--key value`, checked against the script's declared parameters.
+
+    params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
+    """
+    if params is None:
+        return [arg for key, value in map(split_pair, pairs) for arg in (f"--{key}", value)]
     by_key = {norm_key(p["name"]): p for p in params}
     given: dict[str, str] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageProblem(
-                f"Expected key=value, got {pair!r}. {describe_params(params)} Put raw arguments after `--`."
-            )
+        try:
+            key, value = split_pair(pair)
+        except UsageProblem as e:
+            raise UsageProblem(f"{e} {describe_params(params)}") from None
         param = by_key.get(norm_key(key))
         if param is None:
             raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
@@ -453,6 +467,13 @@ def build_script_args(params: Sequence[dict[str, Any]], pairs: Sequence[str]) ->
             f"{', '.join(missing)}. {describe_params(params)}"
         )
     return [arg for name, value in given.items() for arg in (f"--{name}", value)]
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise UsageProblem(f"Expected key=value, got {pair!r}; put raw arguments for the script after `--`.")
+    return key, value
 
 
 def describe_params(params: Sequence[dict[str, Any]]) -> str:
@@ -514,6 +535,43 @@ def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
     return "".join(
         difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
     )
+
+
+def dependencies_of(code: str) -> list[str]:
+    try:
+        return list(read_metadata(code)["dependencies"])
+    except ValidationFailed:
+        return []
+
+
+def review_text(code: str) -> str:
+    """What a user reads before trusting code they have not seen: its dependencies, then the code."""
+    deps = dependencies_of(code)
+    return f"dependencies: {', '.join(deps) if deps else 'none'}\n\n{code}"
+
+
+def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
+    """A unified diff of the dependencies, then of the code."""
+    deps = unified_diff(
+        "\n".join(dependencies_of(old)) + "\n",
+        "\n".join(dependencies_of(new)) + "\n",
+        f"{old_label} dependencies",
+        f"{new_label} dependencies",
+    )
+    code = unified_diff(old, new, old_label, new_label)
+    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n")
+
+
+GIST_REF_RE = re.compile(
+    r"(?:https?://[^/\s]+/(?:gist/)?(?:[A-Za-z0-9-]+/)?)?(?P<id>[0-9a-f]{20,32})(?:\.git)?(?:/[0-9a-f]{40})?/?",
+    re.IGNORECASE,
+)
+
+
+def parse_gist_ref(text: str) -> str | None:
+    """A gist id from an id or a gist URL (`https://gist.github.com/[user/]ID[.git]`), else None."""
+    m = GIST_REF_RE.fullmatch(text.strip())
+    return m.group("id").lower() if m else None
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1270,6 +1328,133 @@ def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> Pa
     return store_cache(entry, fetch_pinned(gh, entry))
 
 
+# -- code that is not the pinned revision runs only after the user has seen it ----------------------
+
+Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
+
+
+def head_meta_path(entry: dict[str, Any]) -> Path:
+    return cache_dir() / entry["gist_id"] / ".head.json"
+
+
+def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+    """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
+    try:
+        meta = json.loads(head_meta_path(entry).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
+    gist, new_etag = gh.get_gist(entry["gist_id"], etag)
+    if gist is None:
+        log.debug("gist head unchanged (304): running the pinned revision")
+        return entry, ensure_cached(entry, lambda: gh)
+    head = gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
+    atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
+    if head == entry["revision"]:
+        return entry, ensure_cached(entry, lambda: gh)
+    new_code = gh.file_content(gist_file(gist, entry["filename"]))
+    old_code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    question = f"{entry['script_name']}: the gist's newest revision {head[:8]} is not the pinned {entry['revision'][:8]}. Trust and run this revision?"
+    if not trust(question, change_text(old_code, new_code, f"pinned {entry['revision'][:8]}", f"latest {head[:8]}")):
+        raise IntegrityError(
+            f"Not running {entry['script_name']}: revision {head[:8]} was not trusted. Review it and rerun with --yes."
+        )
+    new_entry = repin(entry, head, new_code)
+    return new_entry, store_cache(new_entry, new_code)
+
+
+def repin(entry: dict[str, Any], revision: str, code: str) -> dict[str, Any]:
+    """Pin `entry` to a revision the user accepted, and sync the mapping."""
+    params = declared_params(code)
+    if params is None:
+        params = entry.get("params")
+    new_entry = {**entry, "revision": revision, "sha256": sha256_text(code), "updated_at": now_iso(), "params": params}
+    store_cache(new_entry, code)
+    put_entry(new_entry)
+    return new_entry
+
+
+def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
+    """A full revision SHA from a full one or a unique prefix of at least 4 characters."""
+    rev = rev.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{4,40}", rev):
+        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `sm history`.")
+    if len(rev) == 40:
+        return rev
+    found = [
+        c["version"]
+        for c in gh.paginate(f"/gists/{gist_id}/commits?per_page=100", what="Gist history")
+        if c["version"].startswith(rev)
+    ]
+    if len(found) != 1:
+        raise UsageProblem(
+            f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `sm history`."
+        )
+    return found[0]
+
+
+def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
+    return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
+
+
+def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
+    """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
+    sha = resolve_revision(gh, entry["gist_id"], rev)
+    if sha == entry["revision"]:
+        path = ensure_cached(entry, lambda: gh)
+        return path, path.read_text(encoding="utf-8")
+    code = revision_code(gh, entry, sha)
+    pinned = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    question = f"{entry['script_name']}: run revision {sha[:8]} instead of the pinned {entry['revision'][:8]}?"
+    if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
+        raise IntegrityError(f"Not running {entry['script_name']} at {sha[:8]}: not trusted. Rerun with --yes.")
+    path = cache_dir() / entry["gist_id"] / f"rev-{sha}" / entry["filename"]
+    atomic_write(path, code, mode=0o644)
+    return path, code
+
+
+def adopt_gist(
+    gh: GitHub,
+    gist_id: str,
+    trust: Trust,
+    *,
+    filename: str | None = None,
+    choose: Callable[[list[str]], str] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """A gist that is not in the mapping: fetch, show, trust, and cache it at its current revision."""
+    gist, _ = gh.get_gist(gist_id)
+    assert gist is not None
+    files = gist.get("files") or {}
+    if not filename:
+        python = [n for n in files if n.endswith(".py")]
+        if len(python) > 1 and choose is not None:
+            filename = choose(python)
+    file = gist_file(gist, filename)
+    code = gh.file_content(file)
+    revision = gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
+    owner = (gist.get("owner") or {}).get("login", "unknown")
+    question = f"Gist {gist_id} by {owner}, {file['filename']} at revision {revision[:8]}: trust and run it?"
+    if not trust(question, review_text(code)):
+        raise IntegrityError(f"Not running gist {gist_id}: not trusted. Review it and rerun with --yes.")
+    params = declared_params(code)
+    now = now_iso()
+    entry = {
+        "script_name": None,
+        "gist_id": gist["id"],
+        "filename": file["filename"],
+        "created_at": now,
+        "updated_at": now,
+        "revision": revision,
+        "sha256": sha256_text(code),
+        "description": " ".join((gist.get("description") or "").split()),
+        "params": params,
+        "html_url": gist.get("html_url", ""),
+        "public": bool(gist.get("public")),
+    }
+    store_cache(entry, code)
+    return entry, code
+
+
 def uv_command(path: Path, args: Sequence[str]) -> list[str]:
     uv = shutil.which("uv")
     if not uv:
@@ -1303,7 +1488,7 @@ def fast_run(argv: Sequence[str]) -> None:
         entry = read_mapping()["scripts"].get(argv[1])
         if not entry or not (path := verified_cache(entry)):
             return
-        args = build_script_args(entry.get("params") or [], req.pairs) + req.passthrough
+        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args)
     except SmError:
         return
@@ -1416,19 +1601,83 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
     return commits[0]["version"]
 
 
-def script_code(entry: dict[str, Any]) -> str:
+def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
+    if rev:
+        gh = github()
+        return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
     path = ensure_cached(entry, github)
     return path.read_text(encoding="utf-8")
 
 
-def cmd_run(name: str, words: Sequence[str]) -> None:
+def cmd_run(
+    name: str, words: Sequence[str], trust: Trust, choose: Callable[[list[str]], str] | None = None, **options: Any
+) -> None:
     req = parse_run_tail(words)
-    if req.options:
-        raise UsageProblem(f"sm run: {', '.join('--' + o for o in req.options)} is not supported yet.")
+    opts = {k: v for k, v in options.items() if v} | req.options
+    known = name in read_mapping()["scripts"]
+    gist_id = None if known else parse_gist_ref(name)
+    if gist_id is None:
+        if opts.get("save") or opts.get("file"):
+            raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
+        entry = lookup(name)
+        params = entry.get("params")
+        if opts.get("rev"):
+            path, code = run_revision(github(), entry, opts["rev"], trust)
+            if (declared := declared_params(code)) is not None:
+                params = declared
+        elif opts.get("latest"):
+            entry, path = follow_latest(github(), entry, trust)
+            params = entry.get("params")
+        else:
+            build_script_args(params, req.pairs)  # bad parameters fail before any network request
+            path = ensure_cached(entry, github)
+        args = build_script_args(params, req.pairs)
+    else:
+        gh = github_optional()
+        entry, _ = adopt_gist(gh, gist_id, trust, filename=opts.get("file"), choose=choose)
+        if save := opts.get("save"):
+            check_name(save)
+            if save in read_mapping()["scripts"]:
+                raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+            entry = {**entry, "script_name": save}
+            put_entry(entry)
+            log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
+        path = cached_path(entry)
+        args = build_script_args(entry["params"], req.pairs)
+    exec_script(uv_command(path, args + req.passthrough))
+
+
+def github_optional() -> GitHub:
+    """A client for reading public or secret gists: with the token when there is one."""
+    try:
+        return github()
+    except ConfigError:
+        return GitHub(None)
+
+
+def cmd_history(name: str) -> list[dict[str, Any]]:
     entry = lookup(name)
-    args = build_script_args(entry.get("params") or [], req.pairs) + req.passthrough
-    path = ensure_cached(entry, github)
-    exec_script(uv_command(path, args))
+    gh = github()
+    return [
+        {
+            "version": c["version"],
+            "committed_at": c.get("committed_at"),
+            "additions": (c.get("change_status") or {}).get("additions", 0),
+            "deletions": (c.get("change_status") or {}).get("deletions", 0),
+            "pinned": c["version"] == entry["revision"],
+        }
+        for c in gh.paginate(f"/gists/{entry['gist_id']}/commits?per_page=100", what=f"History of {name}")
+    ]
+
+
+def cmd_rollback(name: str, rev: str) -> dict[str, Any]:
+    """Make an old revision's code the gist's newest revision, and pin it."""
+    entry = lookup(name)
+    gh = github()
+    sha = resolve_revision(gh, entry["gist_id"], rev)
+    code = revision_code(gh, entry, sha)
+    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
+    return repin(entry, latest_revision(gh, gist), code)
 
 
 def first_pull() -> None:
@@ -1551,16 +1800,77 @@ def build_cli() -> click.Group:
     @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
     @click.argument("name")
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def run(name: str, args: tuple[str, ...]) -> None:
+    @click.option(
+        "--latest",
+        is_flag=True,
+        help="Run the gist's newest revision; a new one is shown as a diff and must be trusted.",
+    )
+    @click.option(
+        "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
+    )
+    @click.option("-y", "--yes", is_flag=True, help="Trust a new revision or a foreign gist without asking.")
+    @click.option("--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
+    @click.option(
+        "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
+    )
+    def run(
+        name: str, args: tuple[str, ...], latest: bool, rev: str | None, yes: bool, file: str | None, save: str | None
+    ) -> None:
         """Run a script with uv, pinned to the revision you accepted.
 
-        key=value becomes --key value; everything after -- goes to the script as it is.
+        key=value becomes --key value; everything after -- goes to the script as it is. Options may come
+        after NAME too. NAME may also be a gist URL or id that is not yours: it is shown and must be trusted.
 
         \b
         sm run gists prefix=demo
         sm run gists prefix=demo -- --verbose
+        sm run gists --latest
+        sm run https://gist.github.com/someone/0123456789abcdef0123 --yes --save theirs
         """
-        cmd_run(name, args)
+        options = parse_run_tail(args).options
+        cmd_run(
+            name,
+            args,
+            make_trust(yes or bool(options.get("yes"))),
+            choose_file,
+            latest=latest,
+            rev=rev,
+            file=file,
+            save=save,
+        )
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    @click.option("--json", "as_json", is_flag=True, help="Print the revisions as JSON.")
+    def history(name: str, as_json: bool) -> None:
+        """List a script's revisions, newest first; * marks the pinned one.
+
+        \b
+        sm history gists
+        sm show gists --rev 3f2a9c1e
+        """
+        rows = cmd_history(name)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            mark = "*" if r["pinned"] else " "
+            click.echo(
+                f"{mark} {r['version'][:12]}  {(r['committed_at'] or '')[:19].replace('T', ' ')}  +{r['additions']} -{r['deletions']}"
+            )
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    @click.argument("rev", metavar="SHA")
+    def rollback(name: str, rev: str) -> None:
+        """Make an old revision's code the gist's newest revision, and pin it.
+
+        \b
+        sm history gists
+        sm rollback gists 3f2a9c1e
+        """
+        entry = cmd_rollback(name, rev)
+        click.echo(f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).", err=True)
 
     @cli.command(name="list", context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
@@ -1602,14 +1912,16 @@ def build_cli() -> click.Group:
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name")
-    def show(name: str) -> None:
+    @click.option("--rev", metavar="SHA", help="Show another revision (see `sm history`).")
+    def show(name: str, rev: str | None) -> None:
         """Print a script's code: highlighted on a terminal, byte-exact when piped.
 
         \b
         sm show gists
         sm show gists > gists.py
+        sm show gists --rev 3f2a9c1e
         """
-        code = script_code(lookup(name))
+        code = script_code(lookup(name), rev)
         if isatty(sys.stdout) and not os.environ.get("NO_COLOR"):
             from rich.console import Console
             from rich.syntax import Syntax
@@ -1620,6 +1932,35 @@ def build_cli() -> click.Group:
             sys.stdout.flush()
 
     return cli
+
+
+def make_trust(yes: bool) -> Trust:
+    """Show what is about to run on stderr; ask on a terminal, take --yes, refuse otherwise."""
+    import click
+
+    def trust(question: str, text: str) -> bool:
+        if isatty(sys.stderr) and not os.environ.get("NO_COLOR"):
+            from rich.syntax import Syntax
+
+            stderr_console().print(Syntax(text, "diff" if "\n@@ " in text else "python"))
+        else:
+            click.echo(text, err=True)
+        if yes:
+            return True
+        if not isatty(sys.stdin):
+            click.echo(f"{question} [not a terminal: rerun with --yes to trust it]", err=True)
+            return False
+        return click.confirm(question, default=False, err=True)
+
+    return trust
+
+
+def choose_file(names: list[str]) -> str:
+    import click
+
+    if not isatty(sys.stdin):
+        raise UsageProblem(f"The gist holds several Python files ({', '.join(names)}): choose one with --file.")
+    return click.prompt("Which file?", type=click.Choice(names), err=True)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

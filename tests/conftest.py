@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pydantic_ai.models  # noqa: E402
 from fake_github import FakeGitHub  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
+from pydantic_ai import models  # noqa: E402
 
 import sm  # noqa: E402
 
@@ -84,6 +86,40 @@ def openai_server(monkeypatch):
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("SM_MODEL", "openai-chat:fake-coder")
         yield fake
+
+
+@pytest.fixture
+def cli():
+    return sm.build_cli()
+
+
+@pytest.fixture
+def invoke(cli, monkeypatch):
+    """Run a command; `sm run` records the uv argv instead of replacing the test process."""
+    execs: list[list[str]] = []
+    monkeypatch.setattr(sm, "exec_script", lambda argv: execs.append(argv))
+
+    def go(*args, input=None):
+        result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+        result.execs = execs
+        return result
+
+    return go
+
+
+@pytest.fixture
+def llm(openai_server):
+    with models.override_allow_model_requests(True):
+        yield openai_server
+
+
+@pytest.fixture
+def created(github_env, llm, invoke):
+    """A script `greet` created through the CLI: prints a greeting for --name."""
+    llm.queue(reply('print(f"hello {args.name}")', ["name"], description="Greets someone"))
+    result = invoke("create", "greet", "Greet {{name}} politely")
+    assert result.exit_code == 0, result.output
+    return sm.read_mapping()["scripts"]["greet"]
 
 
 def script_code(body: str, params: list[str] = (), deps: str = "[]") -> str:

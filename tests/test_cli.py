@@ -6,45 +6,9 @@ import hashlib
 import json
 
 import pytest
-from click.testing import CliRunner
 from conftest import TOKEN, reply
-from pydantic_ai import models
 
 import sm
-
-
-@pytest.fixture
-def cli():
-    return sm.build_cli()
-
-
-@pytest.fixture
-def invoke(cli, monkeypatch):
-    """Run a command; `sm run` records the uv argv instead of replacing the test process."""
-    execs: list[list[str]] = []
-    monkeypatch.setattr(sm, "exec_script", lambda argv: execs.append(argv))
-
-    def go(*args, input=None):
-        result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-        result.execs = execs
-        return result
-
-    return go
-
-
-@pytest.fixture
-def llm(openai_server):
-    with models.override_allow_model_requests(True):
-        yield openai_server
-
-
-@pytest.fixture
-def created(github_env, llm, invoke):
-    """A script `greet` created through the CLI: prints a greeting for --name."""
-    llm.queue(reply('print(f"hello {args.name}")', ["name"], description="Greets someone"))
-    result = invoke("create", "greet", "Greet {{name}} politely")
-    assert result.exit_code == 0, result.output
-    return sm.read_mapping()["scripts"]["greet"]
 
 
 def test_every_command_has_help_with_an_example(cli):

@@ -419,7 +419,7 @@ def test_two_machines_syncing_in_parallel_keep_every_script(github_env, tmp_path
     common = {"SM_GITHUB_API_URL": github_env.url, "GITHUB_PAT": TOKEN}
     writers([(m, {**common, "SM_HOME": str(h)}) for m, h in homes.items()], n=6)
     expected = {f"{m}-{i}" for m in homes for i in range(6)}
-    for home in homes.values():
+    for home in [*homes.values(), homes["A"]]:  # A, B, A: each sees what the other pushed last
         os.environ["SM_HOME"] = str(home)
         sm.sync(sm.GitHub(TOKEN))
     for home in homes.values():
