@@ -16,33 +16,40 @@ uv run sm.py --help
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import dataclasses
-import datetime as dt
-import difflib
 import functools
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-if TYPE_CHECKING:  # type-only: the real imports are lazy, inside the functions that need them
+# Only what `sm run` needs to reach exec is imported here; everything else is imported where it is
+# used, because on the run path each millisecond is paid on top of uv's own start-up.
+if TYPE_CHECKING:
+    import ast
+
     import click
     import httpx2
 
 __version__ = "0.1.0"
 
-log = logging.getLogger("sm")
+
+class _Log:
+    """The `sm` logger, made on first use: importing logging costs more than sm's whole run path."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("sm"), name)
+
+
+log = _Log()
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -101,7 +108,7 @@ class IntegrityError(SmError):
 # Everything resolves per call from the environment, never at import time, so tests can point
 # SM_HOME anywhere.
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # patterns compile on first use (re caches them)
 DEFAULT_API_URL = "https://api.github.com"
 TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
 
@@ -132,7 +139,7 @@ def api_url() -> str:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name):
+    if not re.fullmatch(NAME_PATTERN, name):
         raise UsageProblem(
             f"Invalid script name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
@@ -177,6 +184,8 @@ def resolve_model(explicit: str | None) -> str:
 
 def now_iso() -> str:
     """UTC timestamp with microseconds; ISO strings of this one shape sort chronologically."""
+    import datetime as dt
+
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -186,6 +195,8 @@ def sha256_text(text: str) -> str:
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
     """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -238,17 +249,17 @@ def models() -> Any:
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 
 # The reference regex from PEP 723.
-BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
-PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}")
+BLOCK_PATTERN = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
+PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
 
 
 def placeholders(prompt: str) -> list[str]:
     """`{{word}}` names in order of first appearance."""
-    return list(dict.fromkeys(PLACEHOLDER_RE.findall(prompt)))
+    return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
 
 
 def script_blocks(code: str) -> list[re.Match[str]]:
-    return [m for m in BLOCK_RE.finditer(code) if m.group("type") == "script"]
+    return [m for m in re.finditer(BLOCK_PATTERN, code) if m.group("type") == "script"]
 
 
 def block_toml(match: re.Match[str]) -> str:
@@ -259,6 +270,8 @@ def block_toml(match: re.Match[str]) -> str:
 
 def read_metadata(code: str) -> dict[str, Any]:
     """Parse the single PEP 723 `script` block; raise ValidationFailed naming the problem."""
+    import tomllib
+
     blocks = script_blocks(code)
     if len(blocks) != 1:
         raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
@@ -275,10 +288,14 @@ def read_metadata(code: str) -> dict[str, Any]:
 
 
 def _option_strings(tree: ast.AST) -> set[str]:
+    import ast
+
     return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
 def _identifiers(tree: ast.AST) -> set[str]:
+    import ast
+
     names: set[str] = set()
     for n in ast.walk(tree):
         if isinstance(n, ast.Attribute):
@@ -294,6 +311,8 @@ def _identifiers(tree: ast.AST) -> set[str]:
 
 def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
     """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
+    import ast
+
     problems: list[str] = []
     try:
         tree = ast.parse(code)
@@ -367,6 +386,8 @@ def _is_table_array(v: Any) -> bool:
 
 def replace_metadata(code: str, meta: dict[str, Any]) -> str:
     """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
+    import tomllib
+
     (block,) = script_blocks(code)
     body = toml_dumps(meta)
     lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
@@ -492,13 +513,12 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
     return "Parameters: " + "; ".join(parts) + "."
 
 
-@dataclasses.dataclass
-class RunRequest:
+class RunRequest(NamedTuple):
     """What `sm run NAME ...` asked for, split from the raw words after NAME."""
 
-    pairs: list[str] = dataclasses.field(default_factory=list)
-    passthrough: list[str] = dataclasses.field(default_factory=list)
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pairs: list[str]
+    passthrough: list[str]
+    options: dict[str, Any]
 
 
 RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes"}
@@ -507,11 +527,11 @@ RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "--save": "save"}
 
 def parse_run_tail(words: Sequence[str]) -> RunRequest:
     """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
-    req = RunRequest()
+    req = RunRequest([], [], {})
     it = iter(words)
     for word in it:
         if word == "--":
-            req.passthrough = list(it)
+            req.passthrough.extend(it)
             break
         opt, eq, inline = word.partition("=")
         if word in RUN_FLAGS:
@@ -532,6 +552,8 @@ def parse_run_tail(words: Sequence[str]) -> RunRequest:
 
 
 def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    import difflib
+
     return "".join(
         difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
     )
@@ -562,15 +584,14 @@ def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
     return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n")
 
 
-GIST_REF_RE = re.compile(
-    r"(?:https?://[^/\s]+/(?:gist/)?(?:[A-Za-z0-9-]+/)?)?(?P<id>[0-9a-f]{20,32})(?:\.git)?(?:/[0-9a-f]{40})?/?",
-    re.IGNORECASE,
+GIST_REF_PATTERN = (
+    r"(?:https?://[^/\s]+/(?:gist/)?(?:[A-Za-z0-9-]+/)?)?(?P<id>[0-9a-f]{20,32})(?:\.git)?(?:/[0-9a-f]{40})?/?"
 )
 
 
 def parse_gist_ref(text: str) -> str | None:
     """A gist id from an id or a gist URL (`https://gist.github.com/[user/]ID[.git]`), else None."""
-    m = GIST_REF_RE.fullmatch(text.strip())
+    m = re.fullmatch(GIST_REF_PATTERN, text.strip(), re.IGNORECASE)
     return m.group("id").lower() if m else None
 
 
@@ -955,8 +976,10 @@ def after_change(gh: GitHub | None = None) -> None:
 
 def lookup(name: str, pull: bool = True) -> dict[str, Any]:
     """The entry for `name`; an unknown name is looked up once more after pulling from GitHub."""
+    import difflib
+
     scripts = read_mapping()["scripts"]
-    if name not in scripts and pull and NAME_RE.fullmatch(name):
+    if name not in scripts and pull and re.fullmatch(NAME_PATTERN, name):
         with contextlib.suppress(ConfigError, GitHubError):
             sync(github())
             scripts = read_mapping()["scripts"]
@@ -1296,11 +1319,7 @@ def verified_cache(entry: dict[str, Any]) -> Path | None:
         data = path.read_bytes()
     except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() == entry["sha256"]:
-        log.debug("cache hit: %s", path)
-        return path
-    log.warning("Cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name"))
-    return None
+    return path if hashlib.sha256(data).hexdigest() == entry["sha256"] else None
 
 
 def store_cache(entry: dict[str, Any], content: str) -> Path:
@@ -1323,7 +1342,12 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> str:
 
 def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> Path:
     if path := verified_cache(entry):
+        log.debug("cache hit: %s", path)
         return path
+    if cached_path(entry).exists():
+        log.warning(
+            "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
+        )
     gh = gh_factory()
     return store_cache(entry, fetch_pinned(gh, entry))
 
@@ -1741,7 +1765,7 @@ def build_cli() -> click.Group:
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
             except Exception as e:
-                if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(logging.DEBUG):
+                if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(10):  # logging.DEBUG
                     raise
                 raise click.ClickException(f"unexpected error: {_short(e)} (run with -v for details)") from e
 
@@ -1978,14 +2002,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
-class _OneLine(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
-
-
 def setup_logging(verbose: bool) -> None:
+    import logging
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine())
+    handler.setFormatter(OneLine())
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False

@@ -1,0 +1,143 @@
+"""sm's overhead, measured side by side with uv itself in one run: `just bench`.
+
+Rows (median of N runs each, the two sides interleaved so machine noise hits both alike):
+  1. `sm run NAME` on a cached script vs `uv run --script <that file>` with the same arguments,
+     for the installed `sm` command (uv tool install) and for `uv run sm.py`.
+  2. `sm list --json` with 10,000 scripts in the mapping vs `sm --version`.
+  3. `sm run NAME --latest` against the loopback fake GitHub when nothing changed (one 304).
+  4. Ten runs of one script leave exactly one uv environment for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+N = int(os.environ.get("BENCH_RUNS", "15"))
+
+SCRIPT = """# /// script
+# requires-python = ">=3.11"
+# dependencies = []
+#
+# [tool.sm]
+# description = "bench"
+#
+# [[tool.sm.params]]
+# name = "who"
+# help = "who"
+# required = true
+# ///
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--who", required=True)
+print("hello", parser.parse_args().who)
+"""
+
+
+def entry(name: str, gist_id: str, revision: str = "0" * 40) -> dict:
+    return {
+        "script_name": name, "gist_id": gist_id, "filename": f"{name}.py", "created_at": "2026-01-01T00:00:00.000000Z",
+        "updated_at": "2026-01-01T00:00:00.000000Z", "revision": revision,
+        "sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(), "description": "bench script",
+        "params": [{"name": "who", "help": "who", "required": True}],
+    }
+
+
+def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: str = "b" * 32) -> Path:
+    scripts = {"bench": entry("bench", gist_id, revision)}
+    for i in range(extra):
+        scripts[f"s{i:05}"] = entry(f"s{i:05}", f"{i:032x}")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "mapping.json").write_text(json.dumps({"version": 1, "scripts": scripts, "tombstones": {}}))
+    cached = home / "cache" / gist_id / "bench.py"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(SCRIPT)
+    return cached
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {cmd}\n{proc.stderr.decode()}")
+    return elapsed
+
+
+def side_by_side(a: list[str], b: list[str], env: dict) -> tuple[float, float]:
+    timed(a, env), timed(b, env)  # warm caches and uv environments
+    ta, tb = [], []
+    for _ in range(N):
+        ta.append(timed(a, env))
+        tb.append(timed(b, env))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def install_sm(tmp: Path) -> Path:
+    env = {**os.environ, "UV_TOOL_DIR": str(tmp / "tools"), "UV_TOOL_BIN_DIR": str(tmp / "bin")}
+    subprocess.run(["uv", "tool", "install", "--quiet", str(ROOT)], env=env, check=True)
+    return tmp / "bin" / "sm"
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        home = tmp / "home"
+        cached = write_home(home)
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "GITHUB_PAT")}
+        env["SM_HOME"] = str(home)
+        installed = install_sm(tmp)
+        uv_direct = ["uv", "run", "--script", str(cached), "--who", "x"]
+        for label, sm_cmd in (("installed sm", [str(installed)]), ("uv run sm.py", ["uv", "run", "--quiet", str(ROOT / "sm.py")])):
+            m_sm, m_uv = side_by_side([*sm_cmd, "run", "bench", "who=x"], uv_direct, env)
+            rows.append((f"sm run (cached), {label}", m_sm, f"uv run --script: {m_uv * 1000:.0f} ms", m_sm / m_uv, "≤ 1.3" if label == "installed sm" else "-"))
+
+        big = tmp / "big"
+        write_home(big, extra=10_000)
+        big_env = {**env, "SM_HOME": str(big)}
+        m_list, m_ver = side_by_side([str(installed), "list", "--json"], [str(installed), "--version"], big_env)
+        rows.append(("sm list --json, 10,000 scripts", m_list, f"sm --version: {m_ver * 1000:.0f} ms", m_list / m_ver, "≤ 1.5"))
+
+        from fake_github import FakeGitHub
+
+        with FakeGitHub() as gh:
+            gh.add_token("ghp_bench", login="bench")
+            gist_id = gh.create_gist_direct("bench", {"bench.py": SCRIPT})
+            latest_home = tmp / "latest"
+            write_home(latest_home, revision=gh.revisions(gist_id)[0], gist_id=gist_id)
+            latest_env = {**env, "SM_HOME": str(latest_home), "SM_GITHUB_API_URL": gh.url, "GITHUB_PAT": "ghp_bench"}
+            before = len(gh.requests)
+            m_latest, m_pinned = side_by_side([str(installed), "run", "bench", "--latest", "who=x"], [str(installed), "run", "bench", "who=x"], latest_env)
+            requests = gh.requests[before:]
+            statuses = sorted({r.status for r in requests[1:]})  # after the warm-up, which learns the ETag
+            rows.append(("sm run --latest, unchanged", m_latest, f"pinned sm run: {m_pinned * 1000:.0f} ms; {len(requests) - 1} requests for {N + 1} runs, statuses {statuses}", m_latest / m_pinned, "1 request → 304"))
+
+        uv_cache = tmp / "uv-cache"
+        ten_env = {**env, "UV_CACHE_DIR": str(uv_cache)}
+        for _ in range(10):
+            timed([str(installed), "run", "bench", "who=x"], ten_env)
+        envs = [p.name for p in (uv_cache / "environments-v2").iterdir()] if (uv_cache / "environments-v2").exists() else []
+        rows.append(("10 runs → uv environments", float(len(envs)), ", ".join(envs), None, "exactly 1"))
+
+    print(f"sm benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {subprocess.run(['uv', '--version'], capture_output=True, text=True).stdout.strip()}, median of {N}")
+    print(f"| {'case':36} | {'sm':>9} | {'ratio':>6} | {'target':>15} | baseline |")
+    print(f"|{'-' * 38}|{'-' * 11}|{'-' * 8}|{'-' * 17}|----------|")
+    for name, value, baseline, ratio, target in rows:
+        shown = f"{value * 1000:.0f} ms" if ratio is not None else f"{value:.0f}"
+        print(f"| {name:36} | {shown:>9} | {(f'{ratio:.2f}×' if ratio is not None else '-'):>6} | {target:>15} | {baseline} |")
+
+
+if __name__ == "__main__":
+    main()
