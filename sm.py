@@ -1410,7 +1410,7 @@ def show_script(console: Any, candidate: Candidate, filename: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    code = Syntax(candidate.code, "python", line_numbers=True, word_wrap=True, background_color="default")
+    code = Syntax(candidate.code.rstrip("\n"), "python", line_numbers=True, word_wrap=True, background_color="default")
     console.print(Panel(code, title=Text(filename, style="bold"), title_align="left"))
     if candidate.params:
         table = Table(title="Parameters", title_justify="left", header_style="bold")
