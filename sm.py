@@ -1361,12 +1361,27 @@ def edit_in_editor(code: str, filename: str) -> str:
         # With piped answers, the editor must not read them: they are sm's.
         stdin = None if isatty(sys.stdin) else subprocess.DEVNULL
         try:
-            status = subprocess.run([*shlex.split(editor), str(path)], stdin=stdin).returncode
+            proc = subprocess.Popen([*shlex.split(editor), str(path)], stdin=stdin)
         except (OSError, ValueError) as e:
             raise ConfigError(f"Cannot start the editor {editor!r} ({_short(e)}): check VISUAL and EDITOR.") from e
+        status = wait_ignoring_ctrl_c(proc)
         if status != 0:
             raise ConfigError(f"The editor {editor!r} exited with status {status}; the code was left as it was.")
         return path.read_text(encoding="utf-8")
+
+
+def wait_ignoring_ctrl_c(proc: Any) -> int:
+    """Like git: while the editor runs, Ctrl-C is the editor's to handle, not a reason to end the review."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # set after the fork: the editor keeps its own
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def answer_reader(console: Any) -> Callable[[str], str]:
@@ -1770,6 +1785,14 @@ def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict
     }
     store_cache(updated, final.code)
     put_entry(updated)
+    history = [h.get("version") for h in gist.get("history") or []]
+    if entry["revision"] not in history[:2]:  # someone committed to the gist after the revision sm pinned
+        log.warning(
+            "The gist of %s had changed on GitHub since revision %s; this edit was made from that revision, "
+            "and the other changes stay in the gist's history.",
+            entry["script_name"],
+            entry["revision"][:8],
+        )
     return updated
 
 

@@ -220,6 +220,27 @@ def test_invalid_hand_edit_is_refused_and_reopened():
     assert "print('FIXED', args.name)" in review.final.code
 
 
+def test_a_change_after_a_hand_edit_shows_the_model_the_edited_code():
+    model = chat(V1, V2)
+    edit = lambda code, filename: code.replace("'V1'", "'BY_HAND'")  # noqa: E731
+    review = Review(model, [":edit", "print it twice", ""], edit_code=edit)
+    sent = model.seen[1][-1].parts[-1].content
+    assert "print('BY_HAND', args.name)" in sent and sent.endswith("print it twice")
+    assert [("edit" in c, "prompt" in c) for c in meta(review.final.code)["changes"]] == [(True, False), (False, True)]
+
+
+def test_ctrl_c_while_editing_belongs_to_the_editor(tmp_path, monkeypatch):
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import os, signal, sys, pathlib\n"
+        "os.kill(os.getppid(), signal.SIGINT)\n"  # what a Ctrl-C in the terminal would also send sm
+        "p = pathlib.Path(sys.argv[1]); p.write_text(p.read_text() + '# edited\\n')\n"
+    )
+    monkeypatch.setenv("VISUAL", f"{sys.executable} {editor}")
+    review = Review(chat(V1), [":edit", ""])
+    assert review.final.code.endswith("# edited\n")
+
+
 def test_unchanged_edit_changes_nothing():
     review = Review(chat(V1), [":edit", ""], edit_code=lambda code, filename: code)
     assert "No changes made." in review.output
@@ -512,6 +533,15 @@ def test_edit_keeps_an_unpinned_script_unpinned(github_env, llm, invoke):
     assert invoke("create", "greet", "Greet {{name}}", "--no-exclude-newer").exit_code == 0
     assert invoke("edit", "greet", "twice").exit_code == 0
     assert "uv" not in sm.read_metadata(the_gist(github_env)).get("tool", {})
+
+
+def test_edit_warns_when_the_gist_changed_on_github(created, github_env, llm, invoke):
+    github_env.external_edit(created["gist_id"], "greet.py", "print('edited in the browser')\n")
+    llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
+    result = invoke("edit", "greet", "Shout")
+    assert result.exit_code == 0, result.output
+    assert f"had changed on GitHub since revision {created['revision'][:8]}" in result.stderr
+    assert len(github_env.revisions(created["gist_id"])) == 3  # the browser edit stays in the history
 
 
 def test_edit_unknown_script(github_env, llm, invoke):
