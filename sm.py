@@ -1214,7 +1214,8 @@ def review(
     `first(on_partial)` produces the first version; `before` is the stored version it changes (edit).
     """
     try:
-        with streaming(console, f"Writing {draft.filename} with {draft.model_name}") as on_partial:
+        verb = "Revising" if before else "Writing"
+        with streaming(console, f"{verb} {draft.filename} with {draft.model_name}") as on_partial:
             candidate = first(on_partial)
         accepted = review_loop(
             draft,
@@ -1902,7 +1903,7 @@ def build_cli() -> click.Group:
         \b
         sm create gists "List my gists whose description starts with {{prefix}}"
         sm create gists "List my gists whose description starts with {{prefix}}" --preview
-        printf 'also print the count\n\n' | sm create gists "List gists starting with {{prefix}}" -p
+        printf 'also print the count\\n\\n' | sm create gists "List gists starting with {{prefix}}" -p
         echo "Print the weather for {{city}}" | sm create weather -
         """
         entry = cmd_create(

@@ -508,8 +508,15 @@ def test_edit_preview_shows_the_diff_against_the_stored_version(created, github_
     llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
     result = invoke("edit", "greet", "Shout the greeting", "--preview", input="\n")
     assert result.exit_code == 0, result.output
+    assert "Revising greet.py with openai-chat:fake-coder…" in result.stderr
     assert '-print(f"hello {args.name}")\n+print(f"HELLO {args.name}")' in result.stderr
     assert 'print(f"HELLO {args.name}")' in github_env.gist_files(created["gist_id"])["greet.py"]
+
+
+def test_help_shows_the_review_examples_verbatim():
+    cli = sm.build_cli()
+    assert "printf 'also print the count\\n\\n' | sm create gists" in cli.commands["create"].help
+    assert "--preview" in cli.commands["edit"].help
 
 
 def test_edit_preview_quit_leaves_the_script_alone(created, github_env, llm, invoke):
