@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -601,11 +602,13 @@ def test_edit_then_run_runs_the_new_code(env, openai_server):
     assert (ran.returncode, ran.stdout) == (0, "HELLO ADA!\n"), explain(ran)
 
 
-def spawn_sm(*args, env):
+@contextlib.contextmanager
+def terminal_session(*args, env):
+    """`uv run sm.py ARGS` on a real pty; yields (child, transcript) and closes the child afterwards."""
     pexpect = pytest.importorskip("pexpect")
     full_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS", "NO_COLOR")}
     full_env.update(env, TERM="xterm-256color")
-    return pexpect.spawn(
+    child = pexpect.spawn(
         "uv",
         ["run", "--quiet", str(ROOT / "sm.py"), *args],
         env=full_env,
@@ -614,6 +617,12 @@ def spawn_sm(*args, env):
         dimensions=(40, 120),
         timeout=120,
     )
+    child.logfile_read = transcript = io.StringIO()
+    try:
+        yield child, transcript
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
 
 
 @pytest.mark.slow
@@ -622,10 +631,7 @@ def test_preview_in_a_real_terminal(env, openai_server, gh_server):
     openai_server.queue(
         reply("print('FIRST_VERSION', args.name)", ["name"]), reply("print('SECOND_VERSION', args.name)", ["name"])
     )
-    child = spawn_sm("create", "greet", "Greet {{name}}", "--preview", env=env)
-    transcript = io.StringIO()
-    child.logfile_read = transcript
-    try:
+    with terminal_session("create", "greet", "Greet {{name}}", "--preview", env=env) as (child, transcript):
         child.expect("FIRST_VERSION")
         child.expect("Do you have any changes")
         child.sendline("say the second version")
@@ -633,9 +639,6 @@ def test_preview_in_a_real_terminal(env, openai_server, gh_server):
         child.expect("Do you have any changes")
         child.sendline("")
         child.expect("sm run greet name=VALUE")
-        child.expect(pytest.importorskip("pexpect").EOF)
-    finally:
-        child.close()
     assert child.exitstatus == 0, transcript.getvalue()
     assert "Traceback" not in transcript.getvalue()
     assert "\x1b[" in transcript.getvalue()  # it really drew on a terminal
@@ -647,16 +650,10 @@ def test_preview_in_a_real_terminal(env, openai_server, gh_server):
 @pytest.mark.slow
 def test_ctrl_c_in_a_real_terminal_uploads_nothing(env, openai_server, gh_server):
     openai_server.queue(V1)
-    child = spawn_sm("create", "greet", "Greet {{name}}", "-p", env=env)
-    transcript = io.StringIO()
-    child.logfile_read = transcript
-    try:
+    with terminal_session("create", "greet", "Greet {{name}}", "-p", env=env) as (child, transcript):
         child.expect("Do you have any changes")
         child.sendintr()
         child.expect("Interrupted: nothing was uploaded.")
-        child.expect(pytest.importorskip("pexpect").EOF)
-    finally:
-        child.close()
     assert child.exitstatus == 130, transcript.getvalue()
     assert "Traceback" not in transcript.getvalue()
     assert gh_server.gists == {}
