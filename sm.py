@@ -102,6 +102,14 @@ class IntegrityError(SmError):
     """Code fetched from GitHub is not the code the user accepted."""
 
 
+class Cancelled(SmError):
+    """The user left an interactive review (:quit, Ctrl-C, end of input); nothing was uploaded."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Paths & config
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -441,6 +449,15 @@ def stamp_script(
     meta["tool"] = tool
     code = replace_metadata(code, meta)
     return code if code.endswith("\n") else code + "\n"
+
+
+def pin_resolution(code: str, when: str) -> str:
+    """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
+    meta = read_metadata(code)
+    tool = dict(meta.get("tool") or {})
+    tool["uv"] = {**(tool.get("uv") or {}), "exclude-newer": when.split(".")[0].removesuffix("Z") + "Z"}
+    meta["tool"] = tool
+    return replace_metadata(code, meta)
 
 
 def params_from_code(code: str) -> list[dict[str, Any]]:
@@ -1199,6 +1216,7 @@ def recover_local() -> dict[str, Any]:
 # Generation (PydanticAI)
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 
+# The one system prompt: everything the model is told about sm's rules lives here.
 SYSTEM_PROMPT = """\
 You write complete, runnable Python command-line scripts for the `uv run` tool.
 
@@ -1208,14 +1226,19 @@ Rules for every script:
    # requires-python = ">=3.11"
    # dependencies = [...]      (list third-party packages; write `dependencies = []` when none)
    # ///
-   Put nothing else in that block.
+   Put nothing else in that block (a script you are given may carry [tool.sm] and [tool.uv]
+   tables there: keep those as they are).
 2. Declare every runtime parameter as a `--name` option with help text, using argparse or click,
    and read its value in the code. Report the same parameters in `params`.
-3. Print useful output to stdout, errors to stderr, and exit non-zero on failure.
+3. Print useful output to stdout, errors to stderr, and exit non-zero on failure. When calling a
+   web API, follow its pagination and report HTTP errors with their status and message.
 4. Never hard-code secrets: read tokens from the environment (for example GITHUB_PAT for GitHub,
    OPENAI_API_KEY for OpenAI) and explain a missing one in a clear error message.
-5. Prefer the standard library where it serves; keep dependencies few and well known.
+5. Prefer the standard library where it serves; keep dependencies few and well known, and import
+   nothing that is neither in the standard library nor in `dependencies`.
 6. Keep `description` to one line.
+7. When asked to change a script, answer with the whole revised script and its complete `params`,
+   and keep everything the request does not touch.
 """
 
 
@@ -1227,6 +1250,16 @@ def user_prompt(prompt: str) -> str:
     return (
         f"{prompt}\n\nThe {{{{...}}}} words are runtime parameters: the script must accept them as the "
         f"command-line options {opts} (required unless a sensible default exists)."
+    )
+
+
+def revision_prompt(request: str, current: str | None) -> str:
+    """The message for a change; `current` is code the model has not seen (a stored script, a hand edit)."""
+    if current is None:
+        return user_prompt(request)
+    return (
+        f"This is the current version of the script:\n\n```python\n{current.rstrip()}\n```\n\n"
+        f"Change it as follows, and answer with the whole revised script:\n{user_prompt(request)}"
     )
 
 
@@ -1249,17 +1282,144 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
 
 
 def generate(
-    prompt: str, model: Any, *, required: Sequence[str] | None = None, history: Any = None, retries: int = 3
+    prompt: str,
+    model: Any,
+    *,
+    required: Sequence[str] | None = None,
+    history: Any = None,
+    retries: int = 3,
+    current: str | None = None,
+    on_partial: Callable[[Any, int], None] | None = None,
 ) -> tuple[Any, Any]:
-    """Ask the model for a script; returns (Script, message history). Raises GenerationError."""
+    """Ask the model for a script; returns (Script, message history). Raises GenerationError.
+
+    With `on_partial`, the answer streams: on_partial(partial Script, attempt) is called as it grows.
+    """
     os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
     required = placeholders(prompt) if required is None else list(required)
+    message = revision_prompt(prompt, current)
     with model_errors(model):
         agent = make_agent(model, required, retries)
-        result = agent.run_sync(user_prompt(prompt), message_history=history)
+        if on_partial is None:
+            result = agent.run_sync(message, message_history=history)
+        else:
+            import asyncio
+
+            result = asyncio.run(_stream_run(agent, message, history, on_partial))
     out = result.output
     out.description = " ".join(out.description.split())
     return out, result.all_messages()
+
+
+async def _stream_run(agent: Any, message: str, history: Any, on_partial: Callable[[Any, int], None]) -> Any:
+    # run_stream() gives up on the first ModelRetry (pydantic-ai#3393). Walking the run's graph and
+    # streaming each model request keeps the repair loop: a rejected answer is followed by a new request.
+    from pydantic_ai import Agent
+
+    attempt = 0
+    async with agent.iter(message, message_history=history) as run:
+        async for node in run:
+            if not Agent.is_model_request_node(node):
+                continue
+            attempt += 1
+            async with node.stream(run.ctx) as stream:
+                async for response in stream.stream_response(debounce_by=None):
+                    try:
+                        partial = await stream.validate_response_output(response, allow_partial=True)
+                    except Exception:  # not parseable yet (no tool call, `code` not started): wait for more
+                        continue
+                    on_partial(partial, attempt)
+    return run.result
+
+
+class Candidate(NamedTuple):
+    """One version of a script under review: stamped code, and the description and params sm records."""
+
+    code: str
+    description: str
+    params: list[dict[str, Any]]
+
+
+class Draft:
+    """A script being written or changed: one conversation with the model, and the provenance to stamp.
+
+    `origin` is the [tool.sm] provenance (prompt, model, created_at) every version keeps; change
+    requests and hand edits made in this session join `changes` when the result is accepted.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        model_name: str,
+        filename: str,
+        origin: dict[str, str],
+        required: Sequence[str] = (),
+        description: str | None = None,
+        exclude_newer: bool = True,
+        repin: str | None = None,
+        changes: Sequence[dict[str, Any]] = (),
+    ):
+        self.model, self.model_name, self.filename = model, model_name, filename
+        self.origin = origin
+        self.required = list(required)
+        self.description = description  # the user's --description wins over the model's
+        self.exclude_newer, self.repin = exclude_newer, repin
+        self.earlier_changes = list(changes)
+        self.changes: list[dict[str, Any]] = []
+        self.history: Any = None
+        self.last_written: str | None = None  # the model's latest version, to spot code it has not seen
+
+    def write(self, request: str, *, current: str | None = None, on_partial: Any = None) -> Candidate:
+        """Ask the model, continuing the conversation; the state changes only when it succeeds."""
+        required = self.required + [n for n in placeholders(request) if n not in self.required]
+        script, history = generate(
+            request, self.model, required=required, history=self.history, current=current, on_partial=on_partial
+        )
+        self.required, self.history = required, history
+        candidate = self.stamp(script.code, script.params, self.description or script.description)
+        self.last_written = candidate.code
+        return candidate
+
+    def revise(self, request: str, current: Candidate, *, on_partial: Any = None) -> Candidate:
+        """A change request about `current`; the code goes along when the model has not seen it."""
+        unseen = None if current.code == self.last_written else current.code
+        candidate = self.write(request, current=unseen, on_partial=on_partial)
+        self.changes.append({"prompt": request, "model": self.model_name, "at": now_iso()})
+        return candidate
+
+    def take_edit(self, code: str, current: Candidate) -> Candidate:
+        """Code edited by hand: validated like the model's, parameters re-read from [tool.sm]."""
+        try:
+            params = params_from_code(code)
+            table = (read_metadata(code).get("tool") or {}).get("sm") or {}
+        except ValidationFailed:
+            params, table = [], {}  # script_problems names what is wrong with the block
+        if problems := script_problems(code, params, self.required):
+            raise ValidationFailed("; ".join(problems))
+        candidate = self.stamp(code, params, str(table.get("description") or current.description))
+        self.changes.append({"edit": "by hand", "at": now_iso()})
+        return candidate
+
+    def stamp(self, code: str, params: Sequence[Any], description: str, changes: Sequence[Any] = ()) -> Candidate:
+        desc = " ".join(description.split())
+        code = stamp_script(
+            code,
+            params=params,
+            description=desc,
+            prompt=self.origin["prompt"],
+            model=self.origin["model"],
+            created_at=self.origin["created_at"],
+            exclude_newer=self.exclude_newer,
+            changes=[*self.earlier_changes, *changes],
+        )
+        if self.repin:
+            code = pin_resolution(code, self.repin)
+        return Candidate(code, desc, params_from_code(code))
+
+    def final(self, candidate: Candidate) -> Candidate:
+        """The accepted version, with this session's changes recorded in its provenance."""
+        return self.stamp(candidate.code, candidate.params, candidate.description, self.changes)
 
 
 @contextlib.contextmanager
@@ -1300,6 +1460,355 @@ def _api_message(e: Any) -> str:
         if isinstance(inner.get("message"), str):
             return inner["message"]
     return _short(e)
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Preview loop
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# `create --preview` and `edit --preview`: watch the script being written, then review it until it
+# is right. Everything is drawn on stderr (stdout stays for data); when stderr is not a terminal
+# the same review is printed plainly, and when stdin is not a terminal the answers are read from it
+# line by line, so `printf 'change\n\n' | sm create x "..." -p` works and nothing waits on a tty.
+
+QUESTION = "Do you have any changes? "
+REVIEW_HELP = """\
+Enter, n or no accepts and uploads. Any other text asks the model for that change.
+  :edit              edit the code in $VISUAL or $EDITOR
+  :run key=value ... run this version locally with uv (arguments after -- go to the script as they are)
+  :diff              show what the last change did
+  :quit              leave without uploading (Ctrl-C and end of input do too)"""
+ANSWER_COMMANDS = {
+    "edit": "edit",
+    "e": "edit",
+    "run": "run",
+    "r": "run",
+    "diff": "diff",
+    "d": "diff",
+    "quit": "quit",
+    "q": "quit",
+    "exit": "quit",
+    "help": "help",
+    "h": "help",
+    "?": "help",
+}
+
+
+def parse_answer(text: str) -> tuple[str, str]:
+    """An answer to "Do you have any changes?" → (action, argument)."""
+    text = text.strip()
+    if text.lower() in ("", "n", "no"):
+        return "accept", ""
+    if text.lower() in ("y", "yes"):
+        return "yes", ""  # "yes, I have changes": the change itself is still to come
+    if text.startswith(":"):
+        word, _, rest = text[1:].partition(" ")
+        action = ANSWER_COMMANDS.get(word.lower())
+        return (action, rest.strip()) if action else ("unknown", word)
+    return "change", text
+
+
+def review(
+    draft: Draft,
+    first: Callable[[Any], Candidate],
+    *,
+    console: Any,
+    ask: Callable[[str], str],
+    before: Candidate | None = None,
+    edit_code: Callable[[str, str], str] | None = None,
+    run_code: Callable[..., int] | None = None,
+) -> Candidate:
+    """Stream the first version, review it with the user, return the accepted version, stamped.
+
+    `first(on_partial)` produces the first version; `before` is the stored version it changes (edit).
+    """
+    try:
+        verb = "Revising" if before else "Writing"
+        with streaming(console, f"{verb} {draft.filename} with {draft.model_name}") as on_partial:
+            candidate = first(on_partial)
+        accepted = review_loop(
+            draft,
+            candidate,
+            console=console,
+            ask=ask,
+            before=before,
+            edit_code=edit_code or edit_in_editor,
+            run_code=run_code or run_candidate,
+        )
+    except KeyboardInterrupt:
+        raise Cancelled("Interrupted: nothing was uploaded.", exit_code=130) from None
+    except EOFError:
+        raise Cancelled("End of input: nothing was uploaded.") from None
+    return draft.final(accepted)
+
+
+def review_loop(
+    draft: Draft,
+    candidate: Candidate,
+    *,
+    console: Any,
+    ask: Callable[[str], str],
+    before: Candidate | None,
+    edit_code: Callable[[str, str], str],
+    run_code: Callable[..., int],
+) -> Candidate:
+    """Ask "Do you have any changes?" until the answer accepts; returns the accepted version."""
+    name = draft.filename
+    previous = before
+    rejected_edit: str | None = None  # an edit that failed validation, reopened by the next :edit
+    show_script(console, candidate, name)
+    if previous:
+        show_diff(console, previous, candidate, name)
+    say(console, "Enter accepts, text asks for a change; :edit :run :diff :quit, :help for more.")
+    while True:
+        action, arg = parse_answer(ask(QUESTION))
+        try:
+            if action == "accept":
+                return candidate
+            if action == "quit":
+                raise Cancelled("Quit: nothing was uploaded.")
+            if action == "change":
+                with streaming(console, f"Revising {name} with {draft.model_name}") as on_partial:
+                    revised = draft.revise(arg, candidate, on_partial=on_partial)
+                previous, candidate, rejected_edit = candidate, revised, None
+                show_script(console, candidate, name)
+                show_diff(console, previous, candidate, name)
+            elif action == "edit":
+                edited = edit_code(rejected_edit or candidate.code, name)
+                if edited == candidate.code:
+                    say(console, "No changes made.")
+                    rejected_edit = None
+                    continue
+                try:
+                    revised = draft.take_edit(edited, candidate)
+                except ValidationFailed as e:
+                    rejected_edit = edited
+                    say(console, f"The edited code was not taken: {e}. The next :edit reopens your edit.")
+                    continue
+                previous, candidate, rejected_edit = candidate, revised, None
+                show_script(console, candidate, name)
+                show_diff(console, previous, candidate, name)
+            elif action == "run":
+                try_candidate(console, candidate, name, arg, run_code)
+            elif action == "diff":
+                if previous is None:
+                    say(console, "There is no earlier version yet: ask for a change first.")
+                else:
+                    show_diff(console, previous, candidate, name)
+            elif action == "help":
+                say(console, REVIEW_HELP)
+            elif action == "yes":
+                say(console, "Type the change you want, or press Enter to accept.")
+            else:
+                say(console, f"Unknown command :{arg}.\n{REVIEW_HELP}")
+        except Cancelled:
+            raise
+        except SmError as e:  # a failed change, a bad :run argument, no editor: the review goes on
+            kept = " The previous version is kept." if action in ("change", "edit") else ""
+            say(console, f"Error: {e}{kept}")
+
+
+def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, run_code: Callable[..., int]) -> None:
+    """`:run key=value ...`: the candidate, run by uv from a temporary file, output and exit code shown."""
+    import shlex
+
+    try:
+        words = shlex.split(arg)
+    except ValueError as e:
+        raise UsageProblem(f":run could not split its arguments: {e}.") from e
+    req = parse_run_tail(words)
+    if req.options:
+        raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
+    args = build_script_args(candidate.params, req.pairs) + req.passthrough
+    say(console, f"$ {shlex.join(['uv', 'run', '--script', filename, *args])}")
+    code = run_code(candidate.code, filename, args, lambda line: console.out(line, highlight=False))
+    say(console, f"exit code {code}" + (" (stopped)" if code == 130 else ""))
+
+
+def run_candidate(code: str, filename: str, args: Sequence[str], emit: Callable[[str], None]) -> int:
+    """Run code with `uv run --script` from a temporary file, passing each output line to `emit`."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sm-run-") as tmp:
+        path = Path(tmp) / filename
+        path.write_text(code, encoding="utf-8")
+        # No stdin: piped answers belong to sm, and a script waiting for input must not hang the review.
+        proc = subprocess.Popen(
+            uv_command(path, args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                emit(line.rstrip("\n"))
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C stops the script (it got the signal too), not the review
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            return 130
+
+
+def edit_in_editor(code: str, filename: str) -> str:
+    """Open code in $VISUAL/$EDITOR (split like a shell would, run without one); returns the saved text."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        editor = next((e for e in ("sensible-editor", "nano", "vim", "vi") if shutil.which(e)), None)
+    if not editor:
+        raise ConfigError("No editor found: set EDITOR (for example EDITOR=nano), or describe the change instead.")
+    with tempfile.TemporaryDirectory(prefix="sm-edit-") as tmp:
+        path = Path(tmp) / filename
+        path.write_text(code, encoding="utf-8")
+        # With piped answers, the editor must not read them: they are sm's.
+        stdin = None if isatty(sys.stdin) else subprocess.DEVNULL
+        try:
+            proc = subprocess.Popen([*shlex.split(editor), str(path)], stdin=stdin)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"Cannot start the editor {editor!r} ({_short(e)}): check VISUAL and EDITOR.") from e
+        status = wait_ignoring_ctrl_c(proc)
+        if status != 0:
+            raise ConfigError(f"The editor {editor!r} exited with status {status}; the code was left as it was.")
+        return path.read_text(encoding="utf-8")
+
+
+def wait_ignoring_ctrl_c(proc: Any) -> int:
+    """Like git: while the editor runs, Ctrl-C is the editor's to handle, not a reason to end the review."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # set after the fork: the editor keeps its own
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def answer_reader(console: Any) -> Callable[[str], str]:
+    """ask(question) → answer: line editing on a terminal, else one line of stdin (EOFError at its end)."""
+    if isatty(sys.stdin):
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (arrow keys and history in input())
+
+        return lambda question: console.input(f"[bold]{question}[/]")
+
+    def ask(question: str) -> str:
+        console.out(question, end="", highlight=False)
+        line = sys.stdin.readline()
+        if not line:
+            console.out("", highlight=False)
+            raise EOFError
+        answer = line.rstrip("\r\n")
+        console.out(answer, highlight=False)  # echoed, so a log of the review reads like a conversation
+        return answer
+
+    return ask
+
+
+def say(console: Any, text: str) -> None:
+    console.out(text, highlight=False)
+
+
+def show_script(console: Any, candidate: Candidate, filename: str) -> None:
+    """The code, then its parameters, dependencies and description."""
+    deps = read_metadata(candidate.code).get("dependencies") or []
+    dep_text = ", ".join(deps) if deps else "none (standard library only)"
+    if not console.is_terminal:
+        say(console, f"--- {filename} ---\n{candidate.code.rstrip()}\n--- end of {filename} ---")
+        for p in candidate.params:
+            flags = "required" if p.get("required") else f"default {p['default']!r}" if "default" in p else "optional"
+            say(console, f"Parameter --{p['name']} ({flags}): {p.get('help', '')}")
+        say(console, f"Dependencies: {dep_text}\nDescription: {candidate.description}")
+        return
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+    from rich.table import Table
+    from rich.text import Text
+
+    code = Syntax(candidate.code.rstrip("\n"), "python", line_numbers=True, word_wrap=True, background_color="default")
+    console.print(Panel(code, title=Text(filename, style="bold"), title_align="left"))
+    if candidate.params:
+        table = Table(title="Parameters", title_justify="left", header_style="bold")
+        for col in ("name", "required", "default", "help"):
+            table.add_column(col)
+        for p in candidate.params:
+            cells = (f"--{p['name']}", "yes" if p.get("required") else "no", p.get("default") or "", p.get("help", ""))
+            table.add_row(*(Text(c) for c in cells))
+        console.print(table)
+    else:
+        console.print(Text.assemble(("Parameters: ", "bold"), "none"))
+    console.print(Text.assemble(("Dependencies: ", "bold"), dep_text))
+    console.print(Text.assemble(("Description: ", "bold"), candidate.description))
+
+
+def show_diff(console: Any, old: Candidate, new: Candidate, filename: str) -> None:
+    diff = unified_diff(old.code, new.code, f"{filename} (before)", f"{filename} (after)")
+    if not diff:
+        say(console, "No differences.")
+    elif console.is_terminal:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(diff.rstrip("\n"), "diff", background_color="default"))
+    else:
+        say(console, diff.rstrip("\n"))
+
+
+@contextlib.contextmanager
+def streaming(console: Any, what: str) -> Iterator[Callable[[Any, int], None]]:
+    """Yields on_partial for generate(): a live view of the code as it arrives, or one plain line."""
+    started = time.monotonic()
+    if not console.is_terminal:
+        say(console, f"{what}…")
+        yield lambda partial, attempt: None
+        say(console, f"Done in {time.monotonic() - started:.1f} s.")
+        return
+    from rich.live import Live
+
+    view = GrowingCode(what, started)
+    with Live(view, console=console, transient=True, refresh_per_second=10):
+        yield view.update
+
+
+class GrowingCode:
+    """The live view: a spinner until the first token, then the highlighted code's tail, elapsed time below."""
+
+    def __init__(self, what: str, started: float):
+        from rich.spinner import Spinner
+
+        self.what, self.started = what, started
+        self.code, self.attempt = "", 1
+        self.spinner = Spinner("dots")
+
+    def update(self, partial: Any, attempt: int) -> None:
+        self.code, self.attempt = getattr(partial, "code", "") or "", attempt
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.panel import Panel
+        from rich.syntax import Syntax
+
+        status = f"{self.what}… {time.monotonic() - self.started:.1f} s"
+        if self.attempt > 1:
+            status += f" (attempt {self.attempt}: fixing what the last one got wrong)"
+        self.spinner.update(text=status)
+        if self.code:
+            lines = self.code.splitlines()
+            room = max(3, console.size.height - 4)  # a live region taller than the screen cannot be redrawn
+            tail = lines[-room:]
+            first = len(lines) - len(tail) + 1
+            code = Syntax("\n".join(tail), "python", line_numbers=True, start_line=first, background_color="default")
+            yield Panel(code, title=f"{len(lines)} lines", title_align="left")
+        yield self.spinner
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1387,12 +1896,19 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict
     return new_entry, store_cache(new_entry, new_code)
 
 
-def repin(entry: dict[str, Any], revision: str, code: str) -> dict[str, Any]:
-    """Pin `entry` to a revision the user accepted, and sync the mapping."""
+def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
+    """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
     params = declared_params(code)
     if params is None:
         params = entry.get("params")
-    new_entry = {**entry, "revision": revision, "sha256": sha256_text(code), "updated_at": now_iso(), "params": params}
+    new_entry = {
+        **entry,
+        "revision": revision,
+        "sha256": sha256_text(code),
+        "updated_at": now_iso(),
+        "params": params,
+        **changes,
+    }
     store_cache(new_entry, code)
     put_entry(new_entry)
     return new_entry
@@ -1554,8 +2070,11 @@ def cmd_create(
     force: bool,
     exclude_newer: bool = True,
     model_obj: Any = None,
+    preview: bool = False,
+    ask: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     check_name(name)
+    check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
     existing = read_mapping()["scripts"].get(name)
     if existing and not force:
@@ -1564,25 +2083,99 @@ def cmd_create(
     gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     console = stderr_console()
-    with console.status(f"Writing {name}.py with {model_name}…", spinner="dots"):
-        script, _ = generate(prompt, model_obj or model_name)
     created = now_iso()
-    desc = " ".join((description or script.description).split())
-    code = stamp_script(
-        script.code,
-        params=script.params,
-        description=desc,
-        prompt=prompt,
-        model=model_name,
-        created_at=created,
+    draft = Draft(
+        model_obj or model_name,
+        model_name=model_name,
+        filename=f"{name}.py",
+        origin={"prompt": prompt, "model": model_name, "created_at": created},
+        required=placeholders(prompt),
+        description=description,
         exclude_newer=exclude_newer,
     )
+    if preview:
+        final = review(
+            draft,
+            lambda on_partial: draft.write(prompt, on_partial=on_partial),
+            console=console,
+            ask=ask or answer_reader(console),
+        )
+    else:
+        with console.status(f"Writing {name}.py with {model_name}…", spinner="dots"):
+            final = draft.final(draft.write(prompt))
     try:
-        return upload_new(gh, name, code, desc, public=public, created=created, replaced=existing)
+        return upload_new(gh, name, final.code, final.description, public=public, created=created, replaced=existing)
     except GitHubError as e:
-        draft = sm_home() / "drafts" / f"{name}.py"
-        atomic_write(draft, code, mode=0o644)
-        raise GitHubError(f"{e} The generated script was kept at {draft}.", e.status) from e
+        raise kept_as_draft(e, name, final.code) from e
+
+
+def cmd_edit(
+    name: str,
+    prompt: str,
+    *,
+    model: str | None,
+    preview: bool = False,
+    model_obj: Any = None,
+    ask: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """Change a stored script through the model; the result becomes a new revision of the same gist."""
+    check_answers_source(prompt, preview)
+    prompt = read_prompt(prompt)
+    entry = lookup(name)
+    gh = github()
+    gh.check_token()
+    code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
+    try:
+        tool = read_metadata(code).get("tool") or {}
+    except ValidationFailed:
+        tool = {}  # a script broken by hand: the model is asked to fix the block along with the change
+    origin = tool.get("sm") or {}
+    draft = Draft(
+        model_obj or model_name,
+        model_name=model_name,
+        filename=entry["filename"],
+        origin={
+            "prompt": str(origin.get("prompt") or ""),
+            "model": str(origin.get("model") or ""),
+            "created_at": str(origin.get("created_at") or entry.get("created_at") or now_iso()),
+        },
+        changes=[c for c in origin.get("changes") or [] if isinstance(c, dict)],
+        exclude_newer=False,
+        # uv resolves as of the pinned time: move it to now, or a newly added package may not exist yet
+        repin=now_iso() if "exclude-newer" in (tool.get("uv") or {}) else None,
+    )
+    current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
+    console = stderr_console()
+    if preview:
+        final = review(
+            draft,
+            lambda on_partial: draft.revise(prompt, current, on_partial=on_partial),
+            console=console,
+            ask=ask or answer_reader(console),
+            before=current,
+        )
+    else:
+        with console.status(f"Revising {entry['filename']} with {model_name}…", spinner="dots"):
+            final = draft.final(draft.revise(prompt, current))
+    try:
+        return upload_revision(gh, entry, final)
+    except GitHubError as e:
+        raise kept_as_draft(e, name, final.code) from e
+
+
+def check_answers_source(prompt: str, preview: bool) -> None:
+    if preview and prompt == "-" and not isatty(sys.stdin):
+        raise UsageProblem(
+            "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
+        )
+
+
+def kept_as_draft(e: GitHubError, name: str, code: str) -> GitHubError:
+    """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
+    draft = sm_home() / "drafts" / f"{name}.py"
+    atomic_write(draft, code, mode=0o644)
+    return GitHubError(f"{e} The generated script was kept at {draft}.", e.status)
 
 
 def upload_new(
@@ -1623,6 +2216,21 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
         return history[0]["version"]
     commits = gh.call("GET", f"/gists/{gist['id']}/commits?per_page=1", what="Gist history").json()
     return commits[0]["version"]
+
+
+def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
+    """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
+    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
+    updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
+    history = [h.get("version") for h in gist.get("history") or []]
+    if entry["revision"] not in history[:2]:  # someone committed to the gist after the revision sm pinned
+        log.warning(
+            "The gist of %s had changed on GitHub since revision %s; this edit was made from that revision, "
+            "and the other changes stay in the gist's history.",
+            entry["script_name"],
+            entry["revision"][:8],
+        )
+    return updated
 
 
 def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
@@ -1757,6 +2365,9 @@ def build_cli() -> click.Group:
                 return super().invoke(ctx)
             except UsageProblem as e:
                 raise click.UsageError(str(e)) from e
+            except Cancelled as e:  # leaving a review on purpose is not an error: one line, its own status
+                click.echo(str(e), err=True)
+                ctx.exit(e.exit_code)
             except SmError as e:
                 raise click.ClickException(str(e)) from e
             except KeyboardInterrupt:
@@ -1792,6 +2403,12 @@ def build_cli() -> click.Group:
     @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
     @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
     @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
+    @click.option(
+        "-p",
+        "--preview",
+        is_flag=True,
+        help="Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.",
+    )
     def create(
         name: str,
         prompt: str,
@@ -1800,13 +2417,18 @@ def build_cli() -> click.Group:
         model: str | None,
         force: bool,
         no_exclude_newer: bool,
+        preview: bool,
     ) -> None:
         """Ask the model for a script and store it in a new secret gist.
 
         Each {{word}} in PROMPT becomes a runtime parameter --word. PROMPT may be - to read stdin.
+        With --preview, answer "Do you have any changes?": Enter accepts, text asks for a change,
+        :edit, :run key=value, :diff, :quit. Piped stdin supplies the answers line by line.
 
         \b
         sm create gists "List my gists whose description starts with {{prefix}}"
+        sm create gists "List my gists whose description starts with {{prefix}}" --preview
+        printf 'also print the count\\n\\n' | sm create gists "List gists starting with {{prefix}}" -p
         echo "Print the weather for {{city}}" | sm create weather -
         """
         entry = cmd_create(
@@ -1817,8 +2439,34 @@ def build_cli() -> click.Group:
             model=model,
             force=force,
             exclude_newer=not no_exclude_newer,
+            preview=preview,
         )
         click.echo(f"Created {name}: {entry.get('html_url') or entry['gist_id']}", err=True)
+        click.echo(run_line(name, entry["params"]))
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    @click.argument("prompt")
+    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
+    @click.option(
+        "-p",
+        "--preview",
+        is_flag=True,
+        help="Watch the change being written, then review it as with `create --preview` before uploading.",
+    )
+    def edit(name: str, prompt: str, model: str | None, preview: bool) -> None:
+        """Change a script in plain words and store the result as a new revision of its gist.
+
+        The model gets the current code and PROMPT (- reads stdin); the result is checked like
+        `create`'s, and the change request is recorded in the script's [tool.sm] table.
+
+        \b
+        sm edit gists "Also print each gist's URL"
+        sm edit gists "Sort by creation date, newest first" --preview
+        """
+        entry = cmd_edit(name, prompt, model=model, preview=preview)
+        url = entry.get("html_url") or entry["gist_id"]
+        click.echo(f"Updated {name} to revision {entry['revision'][:8]}: {url}", err=True)
         click.echo(run_line(name, entry["params"]))
 
     @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -122,6 +122,18 @@ def created(github_env, llm, invoke):
     return sm.read_mapping()["scripts"]["greet"]
 
 
+@pytest.fixture
+def env(gh_server, openai_server, sm_env):
+    return {
+        "SM_HOME": str(sm_env),
+        "SM_GITHUB_API_URL": gh_server.url,
+        "GITHUB_PAT": TOKEN,
+        "SM_MODEL": "openai-chat:fake-coder",
+        "OPENAI_BASE_URL": openai_server.url,
+        "OPENAI_API_KEY": "sk-test",
+    }
+
+
 def script_code(body: str, params: list[str] = (), deps: str = "[]") -> str:
     """A valid generated script that reads each parameter with argparse and then runs `body`."""
     lines = [

@@ -7,21 +7,9 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, TOKEN, explain, reply, sm_process
+from conftest import ROOT, explain, reply, sm_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def env(gh_server, openai_server, sm_env):
-    return {
-        "SM_HOME": str(sm_env),
-        "SM_GITHUB_API_URL": gh_server.url,
-        "GITHUB_PAT": TOKEN,
-        "SM_MODEL": "openai-chat:fake-coder",
-        "OPENAI_BASE_URL": openai_server.url,
-        "OPENAI_API_KEY": "sk-test",
-    }
 
 
 GREETER = (

@@ -47,9 +47,14 @@ print("hello", parser.parse_args().who)
 
 def entry(name: str, gist_id: str, revision: str = "0" * 40) -> dict:
     return {
-        "script_name": name, "gist_id": gist_id, "filename": f"{name}.py", "created_at": "2026-01-01T00:00:00.000000Z",
-        "updated_at": "2026-01-01T00:00:00.000000Z", "revision": revision,
-        "sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(), "description": "bench script",
+        "script_name": name,
+        "gist_id": gist_id,
+        "filename": f"{name}.py",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+        "updated_at": "2026-01-01T00:00:00.000000Z",
+        "revision": revision,
+        "sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(),
+        "description": "bench script",
         "params": [{"name": "who", "help": "who", "required": True}],
     }
 
@@ -68,7 +73,7 @@ def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: st
 
 def timed(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed: {cmd}\n{proc.stderr.decode()}")
@@ -100,15 +105,28 @@ def main() -> None:
         env["SM_HOME"] = str(home)
         installed = install_sm(tmp)
         uv_direct = ["uv", "run", "--script", str(cached), "--who", "x"]
-        for label, sm_cmd in (("installed sm", [str(installed)]), ("uv run sm.py", ["uv", "run", "--quiet", str(ROOT / "sm.py")])):
+        for label, sm_cmd in (
+            ("installed sm", [str(installed)]),
+            ("uv run sm.py", ["uv", "run", "--quiet", str(ROOT / "sm.py")]),
+        ):
             m_sm, m_uv = side_by_side([*sm_cmd, "run", "bench", "who=x"], uv_direct, env)
-            rows.append((f"sm run (cached), {label}", m_sm, f"uv run --script: {m_uv * 1000:.0f} ms", m_sm / m_uv, "≤ 1.3" if label == "installed sm" else "-"))
+            rows.append(
+                (
+                    f"sm run (cached), {label}",
+                    m_sm,
+                    f"uv run --script: {m_uv * 1000:.0f} ms",
+                    m_sm / m_uv,
+                    "≤ 1.3" if label == "installed sm" else "-",
+                )
+            )
 
         big = tmp / "big"
         write_home(big, extra=10_000)
         big_env = {**env, "SM_HOME": str(big)}
         m_list, m_ver = side_by_side([str(installed), "list", "--json"], [str(installed), "--version"], big_env)
-        rows.append(("sm list --json, 10,000 scripts", m_list, f"sm --version: {m_ver * 1000:.0f} ms", m_list / m_ver, "≤ 1.5"))
+        rows.append(
+            ("sm list --json, 10,000 scripts", m_list, f"sm --version: {m_ver * 1000:.0f} ms", m_list / m_ver, "≤ 1.5")
+        )
 
         from fake_github import FakeGitHub
 
@@ -119,24 +137,44 @@ def main() -> None:
             write_home(latest_home, revision=gh.revisions(gist_id)[0], gist_id=gist_id)
             latest_env = {**env, "SM_HOME": str(latest_home), "SM_GITHUB_API_URL": gh.url, "GITHUB_PAT": "ghp_bench"}
             before = len(gh.requests)
-            m_latest, m_pinned = side_by_side([str(installed), "run", "bench", "--latest", "who=x"], [str(installed), "run", "bench", "who=x"], latest_env)
+            m_latest, m_pinned = side_by_side(
+                [str(installed), "run", "bench", "--latest", "who=x"],
+                [str(installed), "run", "bench", "who=x"],
+                latest_env,
+            )
             requests = gh.requests[before:]
             statuses = sorted({r.status for r in requests[1:]})  # after the warm-up, which learns the ETag
-            rows.append(("sm run --latest, unchanged", m_latest, f"pinned sm run: {m_pinned * 1000:.0f} ms; {len(requests) - 1} requests for {N + 1} runs, statuses {statuses}", m_latest / m_pinned, "1 request → 304"))
+            rows.append(
+                (
+                    "sm run --latest, unchanged",
+                    m_latest,
+                    f"pinned sm run: {m_pinned * 1000:.0f} ms; {len(requests) - 1} requests for {N + 1} runs, statuses {statuses}",
+                    m_latest / m_pinned,
+                    "1 request → 304",
+                )
+            )
 
         uv_cache = tmp / "uv-cache"
         ten_env = {**env, "UV_CACHE_DIR": str(uv_cache)}
         for _ in range(10):
             timed([str(installed), "run", "bench", "who=x"], ten_env)
-        envs = [p.name for p in (uv_cache / "environments-v2").iterdir()] if (uv_cache / "environments-v2").exists() else []
+        envs = (
+            [p.name for p in (uv_cache / "environments-v2").iterdir()]
+            if (uv_cache / "environments-v2").exists()
+            else []
+        )
         rows.append(("10 runs → uv environments", float(len(envs)), ", ".join(envs), None, "exactly 1"))
 
-    print(f"sm benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {subprocess.run(['uv', '--version'], capture_output=True, text=True).stdout.strip()}, median of {N}")
+    print(
+        f"sm benchmark, {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {subprocess.run(['uv', '--version'], capture_output=True, text=True).stdout.strip()}, median of {N}"
+    )
     print(f"| {'case':36} | {'sm':>9} | {'ratio':>6} | {'target':>15} | baseline |")
     print(f"|{'-' * 38}|{'-' * 11}|{'-' * 8}|{'-' * 17}|----------|")
     for name, value, baseline, ratio, target in rows:
         shown = f"{value * 1000:.0f} ms" if ratio is not None else f"{value:.0f}"
-        print(f"| {name:36} | {shown:>9} | {(f'{ratio:.2f}×' if ratio is not None else '-'):>6} | {target:>15} | {baseline} |")
+        print(
+            f"| {name:36} | {shown:>9} | {(f'{ratio:.2f}×' if ratio is not None else '-'):>6} | {target:>15} | {baseline} |"
+        )
 
 
 if __name__ == "__main__":
