@@ -762,3 +762,34 @@ def test_self_publish_from_an_installed_copy_rebuilds_pyproject(github_env, invo
     assert invoke("self", "publish").exit_code == 0
     (gist_id,) = github_env.gists
     assert github_env.gist_files(gist_id)["pyproject.toml"] == sm.pyproject_for(lone.read_text())
+
+
+# ══ the no-uv fallback ════════════════════════════════════════════════════════════════════════════
+
+
+def test_fallback_checks_requires_python(tmp_path, invoke, github_env, monkeypatch):
+    (tmp_path / "new.py").write_text(script_code("print(1)").replace(">=3.11", ">=3.99"))
+    assert invoke("add", "new", str(tmp_path / "new.py")).exit_code == 0
+    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    result = invoke("run", "new")
+    assert result.exit_code == 1
+    assert f"new.py needs Python >=3.99 but this is Python {sm.platform_python()}" in result.stderr
+    assert "pip install uv" in result.stderr and result.execs == []
+
+
+def test_fallback_venv_is_reused_until_deps_change(tmp_path, monkeypatch):
+    venv = tmp_path / "venvs" / "g-x"
+    python = sm.ensure_venv(venv, [])
+    assert python == venv / "bin" / "python" and python.exists()
+    (venv / "marker").write_text("kept")
+    assert sm.ensure_venv(venv, []) == python
+    assert (venv / "marker").exists()
+    monkeypatch.setattr(sm.sys, "version", sm.sys.version + " (another build)")  # a new Python: rebuild
+    sm.ensure_venv(venv, [])
+    assert not (venv / "marker").exists()
+
+
+def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
+    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
+    sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
