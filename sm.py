@@ -1581,7 +1581,7 @@ def build_cli() -> click.Group:
         yes: bool,
         as_json: bool,
     ) -> None:
-        """Register an existing script: a local .py file, or a gist URL or ID.
+        """Register an existing script: a local .py file or a gist.
 
         A local file gets the checks `create` makes and goes to a new secret gist; its parameters come from
         its [tool.sm] table, or else from its argparse/click --options. A gist is adopted in place and pinned
@@ -1611,7 +1611,9 @@ def build_cli() -> click.Group:
     @click.option("--purge", is_flag=True, help="Also delete the gist on GitHub (asks first).")
     @click.option("-y", "--yes", is_flag=True, help="Do not ask before --purge deletes the gist.")
     def rm(name: str, purge: bool, yes: bool) -> None:
-        """Forget a script's name; with --purge, delete its gist on GitHub too.
+        """Forget a script; --purge deletes its gist too.
+
+        Without --purge the gist stays on GitHub. --purge asks first, unless --yes.
 
         \b
         sm rm weather
@@ -1625,7 +1627,7 @@ def build_cli() -> click.Group:
     @click.argument("old", shell_complete=complete_script_names)
     @click.argument("new")
     def rename(old: str, new: str) -> None:
-        """Give a script a new name; its gist and file name stay as they are.
+        """Give a script a new name (its gist stays as it is).
 
         \b
         sm rename weather forecast
@@ -1636,9 +1638,9 @@ def build_cli() -> click.Group:
     @cli.command(context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
     def doctor(as_json: bool) -> None:
-        """Check uv, the GitHub token, the mapping, the model and $SM_HOME; say how to fix each failure.
+        """Check the setup: uv, token, mapping, model, $SM_HOME.
 
-        Exits 1 when a check fails.
+        Each failure comes with a fix. Exits 1 when a check fails.
 
         \b
         sm doctor
@@ -1656,7 +1658,9 @@ def build_cli() -> click.Group:
     @cli.command(context_settings=ctx_settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
     def completion(shell: str) -> None:
-        """Print the shell completion script: commands, script names, and key= for each parameter.
+        """Print the shell completion script for bash, zsh or fish.
+
+        It completes commands, script names, and key= for each parameter.
 
         \b
         eval "$(sm completion bash)"                              # add to ~/.bashrc
@@ -1676,9 +1680,9 @@ def build_cli() -> click.Group:
     @self_group.command(context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the gist ID, URL and install line as JSON.")
     def publish(as_json: bool) -> None:
-        """Upload sm.py and pyproject.toml to a secret gist and print the line that installs sm from it.
+        """Publish sm to a secret gist; print its install line.
 
-        Publishing again updates the same gist.
+        Uploads sm.py and pyproject.toml; publishing again updates the same gist.
 
         \b
         sm self publish
@@ -1789,7 +1793,10 @@ def cmd_add(
         gh = github()
         gh.check_token()
         return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
-    gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+    try:
+        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+    except UsageProblem as e:
+        raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
     if public:
         raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
     gh = github()

@@ -206,7 +206,7 @@ def test_add_gist_must_pass_checks(github_env, invoke):
 @pytest.mark.parametrize(
     ("source", "message", "code"),
     [
-        ("not-a-gist", "Not a gist ID or URL", 2),
+        ("not-a-gist", "No such file, and not a gist ID or URL either: 'not-a-gist'", 2),
         ("https://gist.github.com/bob/" + "f" * 32, "not found (404)", 1),
     ],
 )
