@@ -2301,6 +2301,10 @@ def setup_logging(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Quiet until setup_logging: whatever the fast path warns about, it hands over to the full CLI,
+    # which meets the same problem again and reports it once, formatted, and into sm.log.
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
     fast_run(argv)
     build_cli().main(args=argv, prog_name="sm")
 

@@ -793,3 +793,14 @@ def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
     monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
     monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
     sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
+
+
+def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsys, sm_env):
+    sm.cached_path(added).write_text("tampered")
+    monkeypatch.setattr(sm, "exec_script", lambda argv: None)
+    monkeypatch.setattr(sm.log, "handlers", [])
+    with pytest.raises(SystemExit):
+        sm.main(["run", "weather", "city=x"])
+    err = capsys.readouterr().err
+    assert err == "sm: Cached copy of weather does not match its recorded sha256; fetching it again.\n"
+    assert "does not match" in (sm_env / "sm.log").read_text()
