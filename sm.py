@@ -1982,6 +1982,7 @@ def doctor_checks() -> list[dict[str, Any]]:
         token, source = find_token()
     except ConfigError:
         add("token", "fail", f"none in {', '.join(TOKEN_VARS)}, and no `gh auth token`", TOKEN_FIX)
+        add("token scope", "skip", "needs a token")
     else:
         add("token", "ok", f"from {source}")
         gh = GitHub(token, retry_budget=5)
@@ -2000,8 +2001,6 @@ def doctor_checks() -> list[dict[str, Any]]:
                 else "fine-grained token (GitHub lists no scopes for these: it needs the Gists permission, read and write)"
             )
             add("token scope", "ok", f"valid for {gh.login}; {kind}")
-    if gh is None and not any(c["check"] == "token scope" for c in checks):
-        add("token scope", "skip", "needs a token")
 
     data = None
     try:
@@ -2009,6 +2008,7 @@ def doctor_checks() -> list[dict[str, Any]]:
         add("mapping", "ok", f"{len(data['scripts'])} scripts in {mapping_path()}")
     except MappingError as e:
         add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
+    # Where remote sync keeps the mapping; until sync sets one up there is nothing to reach.
     gist_id = os.environ.get("SM_MAPPING_GIST") or (data or {}).get("mapping_gist")
     if not gist_id:
         add("mapping gist", "skip", "none set up: the mapping lives only on this machine")
@@ -2075,8 +2075,8 @@ def folder_size(folder: Path) -> tuple[int, int]:
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
@@ -2099,6 +2099,9 @@ def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
 # -- self publish -----------------------------------------------------------------------------------
 
 
+DIST_NAME = "sm-script-manager"
+
+
 def self_files() -> dict[str, str]:
     """sm.py and a pyproject.toml: all that `uv tool install git+URL` needs."""
     here = Path(__file__).resolve()
@@ -2108,9 +2111,6 @@ def self_files() -> dict[str, str]:
         if tomllib.loads(text := beside.read_text(encoding="utf-8")).get("project", {}).get("name") == DIST_NAME:
             return {"sm.py": code, "pyproject.toml": text}
     return {"sm.py": code, "pyproject.toml": pyproject_for(code)}  # installed copy: rebuild it from the header
-
-
-DIST_NAME = "sm-script-manager"
 
 
 def pyproject_for(code: str) -> str:

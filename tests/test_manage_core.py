@@ -263,3 +263,10 @@ def test_generated_pyproject_matches_the_real_one():
         assert made["project"][key] == real["project"][key], key
     assert made["build-system"] == real["build-system"]
     assert made["tool"]["flit"]["module"] == real["tool"]["flit"]["module"]
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KB"), (5 * 1024**2, "5.0 MB"), (3 * 1024**3, "3.0 GB")]
+)
+def test_human_size(n, text):
+    assert sm.human_size(n) == text
