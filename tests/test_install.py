@@ -118,18 +118,24 @@ def test_run_without_uv_uses_a_reused_venv_with_pip_installed_deps(github_env, t
     assert json.loads((venv / "sm-deps.json").read_text())["dependencies"] == []
 
 
-@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
-def test_bash_completion_script(tmp_path, sm_env):
+@pytest.fixture
+def shell_env(tmp_path, sm_env):
+    """Two scripts in the mapping, and an `sm` command on PATH."""
     params = [{"name": "prefix", "help": "the prefix", "required": True}]
     base = {"revision": "r" * 40, "sha256": "s" * 64}
     sm.put_entry({**base, "script_name": "gists", "gist_id": "a" * 32, "filename": "gists.py", "params": params})
-    sm.put_entry({**base, "script_name": "greet", "gist_id": "b" * 32, "filename": "greet.py"})
+    sm.put_entry({**base, "script_name": "greet", "gist_id": "b" * 32, "filename": "greet.py", "description": "Hi"})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "sm"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {ROOT / "sm.py"} "$@"\n')
     wrapper.chmod(0o755)
-    env = clean_env(SM_HOME=str(sm_env), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return clean_env(SM_HOME=str(sm_env), PATH=f"{bin_dir}:{os.environ['PATH']}")
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_bash_completion_script(shell_env):
+    env = shell_env
 
     def complete(*words):
         script = (
@@ -144,3 +150,20 @@ def test_bash_completion_script(tmp_path, sm_env):
     assert complete("sm", "ru") == ["run"]
     assert complete("sm", "run", "g") == ["gists", "greet"]
     assert complete("sm", "run", "gists", "pre") == ["prefix="]
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="needs zsh")
+def test_zsh_completion_script(shell_env):
+    # Outside a completion widget, compadd and _describe are stubs that print what they were given.
+    script = """
+compdef() { : }
+compadd() { print -r -- "compadd ${@[1,-2]}: ${(P)${@[-1]}}" }
+_describe() { print -r -- "_describe: ${(P)3}" }
+eval "$(sm completion zsh)"
+for line in "sm run gists pre" "sm run gr"; do
+    words=(${=line}); CURRENT=${#words}; _sm_completion
+done
+"""
+    proc = run(["zsh", "-f", "-c", script], env=shell_env)
+    assert proc.returncode == 0, explain(proc)
+    assert proc.stdout.splitlines() == ["compadd -U -V unsorted -S  -a: prefix=", "_describe: greet:Hi"]
