@@ -167,3 +167,11 @@ done
     proc = run(["zsh", "-f", "-c", script], env=shell_env)
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.splitlines() == ["compadd -U -V unsorted -S  -a: prefix=", "_describe: greet:Hi"]
+
+
+@pytest.mark.skipif(not shutil.which("fish"), reason="needs fish")
+def test_fish_completion_script(shell_env):
+    script = 'sm completion fish | source; complete -C "sm run gists pre"; complete -C "sm run gr"'
+    proc = run(["fish", "--no-config", "-c", script], env=shell_env)
+    assert proc.returncode == 0, explain(proc)
+    assert proc.stdout.splitlines() == ["prefix=\tthe prefix", "greet\tHi"]
