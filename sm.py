@@ -41,15 +41,20 @@ __version__ = "0.1.0"
 
 
 class _Log:
-    """The `sm` logger, made on first use: importing logging costs more than sm's whole run path."""
+    """A logger made on first use: importing logging costs more than sm's whole run path."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
         import logging
 
-        return getattr(logging.getLogger("sm"), name)
+        return getattr(logging.getLogger(self._name), attr)
 
 
-log = _Log()
+log = _Log("sm")
+# Tokens sm has used in this process; redact() masks them in logs and error messages.
+KNOWN_SECRETS: set[str] = set()
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -158,6 +163,7 @@ def find_token() -> tuple[str, str]:
     """Return (token, where it came from). Never log or print the token itself."""
     for var in TOKEN_VARS:
         if value := os.environ.get(var, "").strip():
+            KNOWN_SECRETS.add(value)
             return value, var
     gh = shutil.which("gh")
     if gh:
@@ -166,6 +172,7 @@ def find_token() -> tuple[str, str]:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
             if out.returncode == 0 and out.stdout.strip():
+                KNOWN_SECRETS.add(out.stdout.strip())
                 return out.stdout.strip(), "gh auth token"
     raise ConfigError(
         "No GitHub token: set GITHUB_PAT to a token with the gist scope "
@@ -476,6 +483,137 @@ def declared_params(code: str) -> list[dict[str, Any]] | None:
         return None
 
 
+def script_params(code: str) -> list[dict[str, Any]]:
+    """A script's parameters: its [tool.sm] table when it has one, else its argparse/click options."""
+    tool = read_metadata(code).get("tool") or {}
+    if isinstance(tool.get("sm"), dict):
+        return params_from_code(code)
+    return params_from_options(code)
+
+
+# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+
+
+def params_from_options(code: str) -> list[dict[str, Any]]:
+    """`--name` options declared with argparse's add_argument or click's option, read without running the code."""
+    found: dict[str, dict[str, Any]] = {}
+    import ast
+
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
+        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if func not in ("add_argument", "option"):
+            continue
+        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        long = next((d[2:] for d in decls if d.startswith("--")), None)
+        kw = {k.arg: k.value for k in call.keywords if k.arg}
+        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
+        action = kw.get("action")
+        is_flag = (
+            const.get("action") in FLAG_ACTIONS
+            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
+            or const.get("is_flag") is True
+            or const.get("count") is True
+            or "flag_value" in kw
+        )
+        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
+            continue
+        found[long] = param_dict(
+            {
+                "name": long,
+                "help": const["help"] if isinstance(const.get("help"), str) else "",
+                "required": const.get("required") is True,
+                "default": None if const.get("default") is None else str(const["default"]),
+            }
+        )
+    return list(found.values())
+
+
+# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
+# the owner, `.git` and anything after the ID are optional.
+GIST_URL_PATTERN = (
+    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
+)
+
+
+def gist_ref(text: str) -> str | None:
+    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
+    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
+    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
+        return ref.lower()
+    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
+        return m.group("id").lower()
+    return None
+
+
+def parse_gist_ref(text: str) -> str:
+    if (gist_id := gist_ref(text)) is None:
+        raise UsageProblem(
+            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
+        )
+    return gist_id
+
+
+SECRET_PATTERNS = (
+    ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    ("an Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{30,}"),
+    ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
+    ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
+    ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+)
+
+
+def find_secrets(text: str) -> list[tuple[str, int]]:
+    """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
+    hits = {(kind, text.count("\n", 0, m.start()) + 1) for kind, rx in SECRET_PATTERNS for m in re.finditer(rx, text)}
+    return sorted(hits, key=lambda h: (h[1], h[0]))
+
+
+def check_secrets(text: str, filename: str, *, public: bool) -> None:
+    """Refuse to publish credentials; a secret gist only gets a warning, since anyone with its URL can read it."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if public:
+        raise ValidationFailed(
+            f"Refusing to upload {filename} to a public gist: it contains {found}. "
+            "Read secrets from the environment instead, or keep the gist secret (no --public)."
+        )
+    log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
+
+
+def python_satisfies(spec: str, version: Sequence[int]) -> bool:
+    """Does a Python (major, minor, micro) meet `requires-python`, e.g. ">=3.11,<4" or "~=3.12"?"""
+    have = tuple(version[:3])
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        m = re.fullmatch(r"(~=|===|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if not m or (m.group(3) and m.group(1) not in ("==", "!=")) or (m.group(1) == "~=" and "." not in m.group(2)):
+            raise ValidationFailed(f"cannot read requires-python {spec!r}: {clause!r} is not a version specifier")
+        op, text, star = m.groups()
+        want = tuple(int(x) for x in text.split("."))
+        if star:
+            ok = (have[: len(want)] == want) == (op == "==")
+        else:
+            width = max(len(want), len(have))
+            h, w = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+            ok = {
+                "==": h == w,
+                "===": h == w,
+                "!=": h != w,
+                "<=": h <= w,
+                ">=": h >= w,
+                "<": h < w,
+                ">": h > w,
+                "~=": h >= w and have[: len(want) - 1] == want[:-1],
+            }[op]
+        if not ok:
+            return False
+    return True
+
+
 def norm_key(key: str) -> str:
     return key.replace("_", "-").lower()
 
@@ -601,17 +739,6 @@ def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
     return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n")
 
 
-GIST_REF_PATTERN = (
-    r"(?:https?://[^/\s]+/(?:gist/)?(?:[A-Za-z0-9-]+/)?)?(?P<id>[0-9a-f]{20,32})(?:\.git)?(?:/[0-9a-f]{40})?/?"
-)
-
-
-def parse_gist_ref(text: str) -> str | None:
-    """A gist id from an id or a gist URL (`https://gist.github.com/[user/]ID[.git]`), else None."""
-    m = re.fullmatch(GIST_REF_PATTERN, text.strip(), re.IGNORECASE)
-    return m.group("id").lower() if m else None
-
-
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # GitHub client
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -642,6 +769,7 @@ class GitHub:
         self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
         self._sleep = sleep
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
+        self.login: str | None = None  # set by check_token()
 
     def close(self) -> None:
         self._client.close()
@@ -700,7 +828,8 @@ class GitHub:
             self._sleep(wait)
 
     def _space_mutation(self) -> None:
-        gap = 1.0 - (time.monotonic() - self._last_mutation)
+        interval = float(os.environ.get("SM_WRITE_INTERVAL", "1"))  # GitHub asks for >= 1 s; GHES may not limit
+        gap = interval - (time.monotonic() - self._last_mutation)
         if self._last_mutation and gap > 0:
             self._sleep(gap)
 
@@ -776,6 +905,7 @@ class GitHub:
     def check_token(self) -> list[str] | None:
         """Fail early on a bad token or one without the gist scope; returns the classic scopes, if any."""
         resp = self.call("GET", "/user", what="Checking the token")
+        self.login = resp.json().get("login")
         header = resp.headers.get("x-oauth-scopes")
         if header is None:
             return None  # fine-grained token: permissions are not listed
@@ -977,6 +1107,22 @@ def delete_entry(name: str) -> dict[str, Any]:
     return entry
 
 
+def rename_entry(old: str, new: str) -> dict[str, Any]:
+    """Move an entry to a new name in one locked write; the old name leaves a tombstone, as in delete_entry."""
+    with locked_mapping() as data:
+        scripts = data["scripts"]
+        if old not in scripts:
+            raise UsageProblem(f"Unknown script {old!r}. See `sm list`.")
+        if new in scripts:
+            raise UsageProblem(f"A script named {new!r} already exists: choose another name, or `sm rm {new}` first.")
+        entry = {**scripts.pop(old), "script_name": new, "updated_at": now_iso()}
+        scripts[new] = entry
+        data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"]}
+        data["tombstones"].pop(new, None)
+    after_change()
+    return entry
+
+
 def after_change(gh: GitHub | None = None) -> None:
     """Every local change to the mapping ends here: pull, merge and push, or queue it if offline."""
     mark_pending()
@@ -1105,13 +1251,32 @@ def decode_remote(text: str, where: str) -> dict[str, Any]:
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
-    """SM_MAPPING_GIST, else the first of the user's gists holding sm-mapping.json."""
+    """SM_MAPPING_GIST, else the oldest of the user's gists holding sm-mapping.json."""
     if env := os.environ.get("SM_MAPPING_GIST", "").strip():
         return env
-    for gist in gh.paginate("/gists?per_page=100", what="Listing your gists"):
-        if REMOTE_FILE in (gist.get("files") or {}):
-            return gist["id"]
-    return None
+    found = mapping_gists(gh)
+    return found[0] if found else None
+
+
+def mapping_gists(gh: GitHub) -> list[str]:
+    """Ids of the user's gists holding sm-mapping.json, oldest first: every machine picks the same one."""
+    found = [
+        (gist.get("created_at") or "", gist["id"])
+        for gist in gh.paginate("/gists?per_page=100", what="Listing your gists")
+        if REMOTE_FILE in (gist.get("files") or {})
+    ]
+    return [gist_id for _, gist_id in sorted(found)]
+
+
+def create_mapping_gist(gh: GitHub) -> str:
+    """Create the mapping gist, empty. Two machines may do this at once: both then settle on the oldest,
+    and the one that lost deletes its own, so the scripts never split between two mapping gists."""
+    gist = gh.create_gist({REMOTE_FILE: encode_mapping(empty_mapping())}, REMOTE_DESCRIPTION, public=False)
+    oldest = (mapping_gists(gh) or [gist["id"]])[0]
+    if oldest != gist["id"]:
+        log.debug("another machine created the mapping gist first: using %s", oldest)
+        gh.delete_gist(gist["id"])
+    return oldest
 
 
 def pull_remote(gh: GitHub, state: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -1153,16 +1318,11 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, dict[str, list[s
         local = recover_local() if from_remote else read_mapping()
         state = read_sync_state()
         if not state.get("gist_id"):
-            state["gist_id"] = find_mapping_gist(gh)
-        if state.get("gist_id"):
-            remote, _ = pull_remote(gh, state)
-            final = merge_mappings(remote, local)
-            if final != remote:
-                final = push_until_settled(gh, state, final)
-        else:
-            remote, final = empty_mapping(), local
-            gist = gh.create_gist({REMOTE_FILE: encode_mapping(local)}, REMOTE_DESCRIPTION, public=False)
-            state.update(gist_id=gist["id"], base_version=latest_revision(gh, gist), etag=None)
+            state = {"gist_id": find_mapping_gist(gh) or create_mapping_gist(gh)}
+        remote, _ = pull_remote(gh, state)
+        final = merge_mappings(remote, local)
+        if final != remote:
+            final = push_until_settled(gh, state, final)
         if final != local:
             write_mapping(final)
         if final != remote:
@@ -1995,14 +2155,76 @@ def adopt_gist(
     return entry, code
 
 
-def uv_command(path: Path, args: Sequence[str]) -> list[str]:
+UV_INSTALL_HINT = (
+    "install it with `python3 -m pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)"
+)
+
+
+def uv_command(path: Path, args: Sequence[str], *, fallback: bool = True) -> list[str]:
     uv = shutil.which("uv")
-    if not uv:
+    if uv:
+        return [uv, "run", "--script", str(path), *args]
+    if not fallback:
+        raise ConfigError(f"uv is not installed: {UV_INSTALL_HINT}.")
+    return fallback_command(path, args)
+
+
+def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
+    """Without uv: run with a venv of this script's own under $SM_HOME/venvs, dependencies installed by pip."""
+    meta = read_metadata(path.read_text(encoding="utf-8"))
+    if not python_satisfies(meta["requires-python"], sys.version_info):
         raise ConfigError(
-            "uv is not installed: install it with `python3 -m pip install uv` "
-            "(or see https://docs.astral.sh/uv/getting-started/installation/)."
+            f"{path.name} needs Python {meta['requires-python']} but this is Python {platform_python()}, "
+            f"and uv, which would fetch a matching one, is not installed: {UV_INSTALL_HINT}."
         )
-    return [uv, "run", "--script", str(path), *args]
+    log.warning("uv is not installed: running %s with the slower venv + pip fallback; %s.", path.name, UV_INSTALL_HINT)
+    return [str(ensure_venv(venv_path(path), meta["dependencies"])), str(path), *args]
+
+
+def venv_path(script: Path) -> Path:
+    # Cached scripts live at cache/<gist_id>/<file>, so this is one venv per script.
+    return sm_home() / "venvs" / f"{script.parent.name}-{script.stem}"
+
+
+def platform_python() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
+
+
+def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
+    """The venv's python, built with the stdlib venv module and pip; reused while deps and Python stay the same."""
+    import fcntl
+    import subprocess
+    import venv
+
+    python = venv_dir / "bin" / "python"
+    stamp = venv_dir / "sm-deps.json"
+    want = {"python": sys.version, "base": getattr(sys, "_base_executable", sys.executable), "dependencies": deps}
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one script must not build its venv at the same time
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(stamp.read_text(encoding="utf-8")) == want and python.exists():
+                log.debug("reusing venv %s", venv_dir)
+                return python
+        log.debug("creating venv %s for %s", venv_dir, deps or "no dependencies")
+        try:
+            venv.EnvBuilder(clear=True, with_pip=bool(deps), symlinks=True).create(venv_dir)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise ConfigError(
+                f"Could not create a venv in {venv_dir} ({_short(e)}): install uv, or your system's python3-venv package."
+            ) from e
+        if deps:
+            cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *deps]
+            log.debug("pip: %s", " ".join(cmd))
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+                raise ConfigError(
+                    f"pip could not install {', '.join(deps)}: {last}. With uv installed, sm uses uv instead."
+                )
+        # Written last: a venv whose install failed or was interrupted has no stamp and is rebuilt next time.
+        atomic_write(stamp, json.dumps(want), mode=0o644)
+    return python
 
 
 def exec_script(argv: list[str]) -> None:
@@ -2029,7 +2251,7 @@ def fast_run(argv: Sequence[str]) -> None:
         if not entry or not (path := verified_cache(entry)):
             return
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
-        cmd = uv_command(path, args)
+        cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
     except SmError:
         return
     exec_script(cmd)
@@ -2105,8 +2327,9 @@ def cmd_create(
             final = draft.final(draft.write(prompt))
     try:
         return upload_new(gh, name, final.code, final.description, public=public, created=created, replaced=existing)
-    except GitHubError as e:
-        raise kept_as_draft(e, name, final.code) from e
+    except (GitHubError, ValidationFailed) as e:  # refused by GitHub or by the secret scan: keep the work
+        keep_draft(e, name, final.code)
+        raise
 
 
 def cmd_edit(
@@ -2160,8 +2383,9 @@ def cmd_edit(
             final = draft.final(draft.revise(prompt, current))
     try:
         return upload_revision(gh, entry, final)
-    except GitHubError as e:
-        raise kept_as_draft(e, name, final.code) from e
+    except (GitHubError, ValidationFailed) as e:
+        keep_draft(e, name, final.code)
+        raise
 
 
 def check_answers_source(prompt: str, preview: bool) -> None:
@@ -2171,11 +2395,11 @@ def check_answers_source(prompt: str, preview: bool) -> None:
         )
 
 
-def kept_as_draft(e: GitHubError, name: str, code: str) -> GitHubError:
+def keep_draft(e: SmError, name: str, code: str) -> None:
     """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
     draft = sm_home() / "drafts" / f"{name}.py"
     atomic_write(draft, code, mode=0o644)
-    return GitHubError(f"{e} The generated script was kept at {draft}.", e.status)
+    e.args = (f"{e} The generated script was kept at {draft}.",)
 
 
 def upload_new(
@@ -2187,8 +2411,10 @@ def upload_new(
     public: bool,
     created: str,
     replaced: dict[str, Any] | None = None,
+    params: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     filename = f"{name}.py"
+    check_secrets(code, filename, public=public)
     gist = gh.create_gist({filename: code}, description, public=public)
     entry = {
         "script_name": name,
@@ -2199,7 +2425,7 @@ def upload_new(
         "revision": latest_revision(gh, gist),
         "sha256": sha256_text(code),
         "description": description,
-        "params": params_from_code(code),
+        "params": params_from_code(code) if params is None else list(params),
         "public": public,
         "html_url": gist.get("html_url", ""),
     }
@@ -2247,7 +2473,7 @@ def cmd_run(
     req = parse_run_tail(words)
     opts = {k: v for k, v in options.items() if v} | req.options
     known = name in read_mapping()["scripts"]
-    gist_id = None if known else parse_gist_ref(name)
+    gist_id = None if known else gist_ref(name)
     if gist_id is None:
         if opts.get("save") or opts.get("file"):
             raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
@@ -2364,23 +2590,26 @@ def build_cli() -> click.Group:
             try:
                 return super().invoke(ctx)
             except UsageProblem as e:
-                raise click.UsageError(str(e)) from e
+                raise click.UsageError(redact(str(e))) from e
             except Cancelled as e:  # leaving a review on purpose is not an error: one line, its own status
                 click.echo(str(e), err=True)
                 ctx.exit(e.exit_code)
             except SmError as e:
-                raise click.ClickException(str(e)) from e
+                errors_log.error("%s", e)
+                raise click.ClickException(redact(str(e))) from e
             except KeyboardInterrupt:
                 click.echo("Interrupted.", err=True)
                 ctx.exit(130)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
             except Exception as e:
+                errors_log.error("unexpected error: %r", e)
                 if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(10):  # logging.DEBUG
                     raise
-                raise click.ClickException(f"unexpected error: {_short(e)} (run with -v for details)") from e
+                raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
 
     ctx_settings = {"help_option_names": ["-h", "--help"]}
+    register_completions()
 
     @click.group(cls=SmGroup, context_settings=ctx_settings)
     @click.version_option(__version__, "-V", "--version", prog_name="sm")
@@ -2470,8 +2699,8 @@ def build_cli() -> click.Group:
         click.echo(run_line(name, entry["params"]))
 
     @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
-    @click.argument("name")
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @click.argument("name", shell_complete=complete_script_names)
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=complete_run_args)
     @click.option(
         "--latest",
         is_flag=True,
@@ -2583,25 +2812,159 @@ def build_cli() -> click.Group:
                 click.echo(line)
 
     @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete_script_names)
     @click.option("--rev", metavar="SHA", help="Show another revision (see `sm history`).")
-    def show(name: str, rev: str | None) -> None:
+    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entry with the code as JSON.")
+    def show(name: str, rev: str | None, as_json: bool) -> None:
         """Print a script's code: highlighted on a terminal, byte-exact when piped.
 
         \b
         sm show gists
         sm show gists > gists.py
         sm show gists --rev 3f2a9c1e
+        sm show gists --json | jq -r .revision
         """
-        code = script_code(lookup(name), rev)
-        if isatty(sys.stdout) and not os.environ.get("NO_COLOR"):
-            from rich.console import Console
-            from rich.syntax import Syntax
-
-            Console().print(Syntax(code, "python", line_numbers=False))
+        entry = lookup(name)
+        code = script_code(entry, rev)
+        if as_json:
+            click.echo(json.dumps({**entry, "code": code}, indent=2, ensure_ascii=False))
         else:
-            sys.stdout.buffer.write(code.encode("utf-8"))
-            sys.stdout.flush()
+            print_code(code)
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name")
+    @click.argument("source", type=click.Path(dir_okay=False))
+    @click.option("--public", is_flag=True, help="Upload a local file to a public gist (default: secret).")
+    @click.option(
+        "-d", "--description", help="One-line description (default: [tool.sm], the docstring, or the gist's)."
+    )
+    @click.option("-f", "--file", "filename", help="The .py file to adopt when the gist holds several.")
+    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
+    @click.option("-y", "--yes", is_flag=True, help="Adopt a gist without asking.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the new mapping entry as JSON.")
+    def add(
+        name: str,
+        source: str,
+        public: bool,
+        description: str | None,
+        filename: str | None,
+        force: bool,
+        yes: bool,
+        as_json: bool,
+    ) -> None:
+        """Register an existing script: a local .py file or a gist.
+
+        A local file gets the checks `create` makes and goes to a new secret gist; its parameters come from
+        its [tool.sm] table, or else from its argparse/click --options. A gist is adopted in place and pinned
+        at its current revision, after sm shows who owns it and what it pulls in.
+
+        \b
+        sm add weather ./weather.py
+        sm add gists https://gist.github.com/alice/0123456789abcdef0123
+        """
+        entry = cmd_add(
+            name,
+            source,
+            public=public,
+            description=description,
+            force=force,
+            filename=filename,
+            approve=make_approver(yes),
+        )
+        if as_json:
+            click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
+        else:
+            click.echo(f"Added {name}: {entry.get('html_url') or entry['gist_id']}", err=True)
+            click.echo(run_line(name, entry["params"]))
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("name", shell_complete=complete_script_names)
+    @click.option("--purge", is_flag=True, help="Also delete the gist on GitHub (asks first).")
+    @click.option("-y", "--yes", is_flag=True, help="Do not ask before --purge deletes the gist.")
+    def rm(name: str, purge: bool, yes: bool) -> None:
+        """Forget a script; --purge deletes its gist too.
+
+        Without --purge the gist stays on GitHub. --purge asks first, unless --yes.
+
+        \b
+        sm rm weather
+        sm rm weather --purge --yes
+        """
+        entry = cmd_rm(name, purge=purge, approve=make_approver(yes))
+        kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
+        click.echo(f"Removed {name}; {kept}.", err=True)
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("old", shell_complete=complete_script_names)
+    @click.argument("new")
+    def rename(old: str, new: str) -> None:
+        """Give a script a new name (its gist stays as it is).
+
+        \b
+        sm rename weather forecast
+        """
+        cmd_rename(old, new)
+        click.echo(f"Renamed {old} to {new}.", err=True)
+
+    @cli.command(context_settings=ctx_settings)
+    @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+    def doctor(as_json: bool) -> None:
+        """Check the setup: uv, token, mapping, model, $SM_HOME.
+
+        Each failure comes with a fix. Exits 1 when a check fails.
+
+        \b
+        sm doctor
+        sm doctor --json | jq '.checks[] | select(.status == "fail")'
+        """
+        checks = doctor_checks()
+        ok = all(c["status"] != "fail" for c in checks)
+        if as_json:
+            click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
+        else:
+            click.echo(doctor_report(checks, color=use_color(sys.stdout)))
+        if not ok:
+            click.get_current_context().exit(1)
+
+    @cli.command(context_settings=ctx_settings)
+    @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+    def completion(shell: str) -> None:
+        """Print the shell completion script for bash, zsh or fish.
+
+        It completes commands, script names, and key= for each parameter.
+
+        \b
+        eval "$(sm completion bash)"                              # add to ~/.bashrc
+        eval "$(sm completion zsh)"                               # add to ~/.zshrc, after compinit
+        sm completion fish > ~/.config/fish/completions/sm.fish
+        """
+        click.echo(completion_source(cli, shell))
+
+    @cli.group(name="self", context_settings=ctx_settings)
+    def self_group() -> None:
+        """Manage sm itself.
+
+        \b
+        sm self publish
+        """
+
+    @self_group.command(context_settings=ctx_settings)
+    @click.option("--json", "as_json", is_flag=True, help="Print the gist ID, URL and install line as JSON.")
+    def publish(as_json: bool) -> None:
+        """Publish sm to a secret gist; print its install line.
+
+        Uploads sm.py and pyproject.toml; publishing again updates the same gist.
+
+        \b
+        sm self publish
+        uv tool install git+https://gist.github.com/ID.git      # on the other machine
+        """
+        result = cmd_self_publish()
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            click.echo(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}", err=True)
+            click.echo(result["install"])
 
     return cli
 
@@ -2650,16 +3013,592 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+# -- Managing scripts: add, rm, rename, doctor, self publish, completion ---------------------------
+# Plain functions like cmd_create; `approve` asks the user (or raises), so tests need no terminal.
+
+Approve = Callable[..., None]
+
+
+def interactive() -> bool:
+    return isatty(sys.stdin)
+
+
+def use_color(stream: Any) -> bool:
+    return isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def print_code(code: str, *, err: bool = False) -> None:
+    """Highlighted on a colour terminal; otherwise the exact bytes."""
+    stream = sys.stderr if err else sys.stdout
+    if use_color(stream):
+        from rich.console import Console
+        from rich.syntax import Syntax
+
+        Console(stderr=err).print(Syntax(code, "python", line_numbers=False))
+    else:
+        stream.flush()
+        stream.buffer.write(code.encode("utf-8"))
+        stream.flush()
+
+
+def checked_params(code: str, label: str) -> list[dict[str, Any]]:
+    """The checks `create` makes, then the script's parameters; raises ValidationFailed naming every problem."""
+    problems = script_problems(code, [], [])
+    params: list[dict[str, Any]] = []
+    if not problems:
+        params = script_params(code)
+        # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
+        if isinstance((read_metadata(code).get("tool") or {}).get("sm"), dict):
+            problems = script_problems(code, params, [])
+    if problems:
+        raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
+    return params
+
+
+def describe_code(code: str) -> str:
+    """[tool.sm] description, else the first line of the module docstring."""
+    table = (read_metadata(code).get("tool") or {}).get("sm") or {}
+    if isinstance(table, dict) and isinstance(table.get("description"), str):
+        return table["description"]
+    import ast
+
+    with contextlib.suppress(SyntaxError):
+        return ((ast.get_docstring(ast.parse(code)) or "").strip().splitlines() or [""])[0]
+    return ""
+
+
+def cmd_add(
+    name: str,
+    source: str,
+    *,
+    public: bool = False,
+    description: str | None = None,
+    force: bool = False,
+    filename: str | None = None,
+    approve: Approve,
+) -> dict[str, Any]:
+    """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
+    check_name(name)
+    existing = read_mapping()["scripts"].get(name)
+    if existing and not force:
+        raise UsageProblem(
+            f"A script named {name!r} already exists: use --force to replace it, or choose another name."
+        )
+    path = Path(source).expanduser()
+    if path.is_file() or source.endswith(".py"):
+        try:
+            code = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
+        params = checked_params(code, source)
+        desc = " ".join((description or describe_code(code)).split())
+        gh = github()
+        gh.check_token()
+        return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
+    try:
+        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+    except UsageProblem as e:
+        raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
+    if public:
+        raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
+    gh = github()
+    gh.check_token()
+    return adopt_as(gh, name, gist_id, filename=filename, description=description, approve=approve, replaced=existing)
+
+
+def adopt_as(
+    gh: GitHub,
+    name: str,
+    gist_id: str,
+    *,
+    filename: str | None,
+    description: str | None,
+    approve: Approve,
+    replaced: dict[str, Any] | None,
+) -> dict[str, Any]:
+    gist, _ = gh.get_gist(gist_id)
+    assert gist is not None  # no etag was sent, so GitHub cannot answer 304
+    file = gist_file(gist, filename)
+    fname = file.get("filename") or filename or ""
+    if not fname.endswith(".py"):
+        raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
+    code = gh.file_content(file)
+    params = checked_params(code, f"{fname} in gist {gist_id}")
+    revision = latest_revision(gh, gist)
+    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
+    for line in trust_summary(gist, fname, code, revision, params, me=gh.login):
+        print_status(line)
+    approve(f"Adopt {fname} from {owner}'s gist at revision {revision[:8]} as {name}?", code)
+    now = now_iso()
+    entry = {
+        "script_name": name,
+        "gist_id": gist["id"],
+        "filename": fname,
+        "created_at": now,
+        "updated_at": now,
+        "revision": revision,
+        "sha256": sha256_text(code),
+        "description": " ".join((description or gist.get("description") or describe_code(code)).split()),
+        "params": params,
+        "public": bool(gist.get("public")),
+        "html_url": gist.get("html_url", ""),
+        "owner": owner,
+    }
+    store_cache(entry, code)
+    put_entry(entry)
+    if replaced:
+        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
+    return entry
+
+
+def trust_summary(
+    gist: dict[str, Any], filename: str, code: str, revision: str, params: Sequence[dict[str, Any]], *, me: str | None
+) -> list[str]:
+    """What someone adopting a gist should know before trusting it: who owns it, what it pulls in, what it takes."""
+    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
+    meta = read_metadata(code)
+    when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
+    lines = [
+        f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
+        f"{gist.get('description') or 'no description'}",
+        f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
+        f"Dependencies: {', '.join(meta['dependencies']) or 'none'}; requires-python {meta['requires-python']}",
+        f"Parameters: {', '.join(p['name'] for p in params) or 'none'}",
+    ]
+    if owner != me:
+        lines.append(
+            f"Not your gist: {owner} can change it, but sm runs only revision {revision[:8]} "
+            "and checks its sha256 before every run."
+        )
+    return lines
+
+
+def make_approver(yes: bool) -> Approve:
+    """Ask before something irreversible: --yes skips the question; without a terminal to ask on, refuse (as gh does)."""
+
+    def approve(question: str, code: str | None = None) -> None:
+        if yes:
+            return
+        if not interactive():
+            raise UsageProblem(f"{question} Pass --yes to confirm when not running interactively.")
+        if code is not None:
+            print_code(code, err=True)
+        import click
+
+        click.confirm(question, default=False, abort=True, err=True)
+
+    return approve
+
+
+def print_status(line: str) -> None:
+    """Progress and status for people: stderr, so stdout carries only data."""
+    print(line, file=sys.stderr)
+
+
+def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
+    entry = lookup(name)
+    if purge:
+        others = sorted(
+            n for n, e in read_mapping()["scripts"].items() if e["gist_id"] == entry["gist_id"] and n != name
+        )
+        if others:
+            raise UsageProblem(
+                f"Gist {entry['gist_id']} is also registered as {', '.join(others)}: "
+                "remove those names first, or drop --purge."
+            )
+        approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
+        purge_gist(github(), entry)
+    delete_entry(name)
+    drop_local_copies(entry)
+    return entry
+
+
+def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
+    gh.check_token()
+    gist_id = entry["gist_id"]
+    try:
+        gh.delete_gist(gist_id)
+    except GitHubError as e:
+        if e.status != 404:
+            raise
+        # GitHub says 404 both for a gist that is gone and for someone else's: tell them apart.
+        try:
+            gist, _ = gh.get_gist(gist_id)
+        except GitHubError as again:
+            if again.status != 404:
+                raise
+            log.warning("Gist %s was already deleted on GitHub.", gist_id)
+            return
+        owner = ((gist or {}).get("owner") or {}).get("login") or "someone else"
+        raise GitHubError(
+            f"Gist {gist_id} belongs to {owner}, so only they can delete it. "
+            f"`sm rm {entry['script_name']}` without --purge forgets it.",
+            403,
+        ) from e
+
+
+def drop_local_copies(entry: dict[str, Any]) -> None:
+    """Remove the cached code and fallback venv of a gist no remaining name uses."""
+    if any(e["gist_id"] == entry["gist_id"] for e in read_mapping()["scripts"].values()):
+        return
+    shutil.rmtree(cache_dir() / entry["gist_id"], ignore_errors=True)
+    venv = venv_path(cached_path(entry))
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
+
+
+def cmd_rename(old: str, new: str) -> dict[str, Any]:
+    check_name(new)
+    lookup(old)  # for the did-you-mean
+    return rename_entry(old, new)
+
+
+# -- doctor -----------------------------------------------------------------------------------------
+
+DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
+TOKEN_FIX = (
+    "Create a token with the gist scope (https://github.com/settings/tokens/new?scopes=gist) and set GITHUB_PAT, "
+    "or run `gh auth login`."
+)
+
+
+def doctor_checks() -> list[dict[str, Any]]:
+    """One entry per check: {check, status: ok|warn|fail|skip, detail, fix}. Never raises SmError."""
+    checks: list[dict[str, Any]] = []
+
+    def add(check: str, status: str, detail: str, fix: str | None = None) -> None:
+        checks.append({"check": check, "status": status, "detail": redact(detail), "fix": fix})
+
+    if uv := shutil.which("uv"):
+        add("uv", "ok", f"{uv_version(uv)} at {uv}")
+    else:
+        add(
+            "uv",
+            "warn",
+            "not on PATH: sm run falls back to a slower venv + pip runner",
+            f"Install uv: {UV_INSTALL_HINT}.",
+        )
+
+    gh = None
+    try:
+        token, source = find_token()
+    except ConfigError:
+        add("token", "fail", f"none in {', '.join(TOKEN_VARS)}, and no `gh auth token`", TOKEN_FIX)
+        add("token scope", "skip", "needs a token")
+    else:
+        add("token", "ok", f"from {source}")
+        gh = GitHub(token, retry_budget=5)
+        try:
+            scopes = gh.check_token()
+        except OfflineError as e:
+            add("token scope", "fail", str(e), "Check your network, or SM_GITHUB_API_URL.")
+            gh = None
+        except GitHubError as e:
+            add("token scope", "fail", str(e), TOKEN_FIX)
+            gh = None
+        else:
+            kind = (
+                f"classic token, scopes: {', '.join(scopes)}"
+                if scopes is not None
+                else "fine-grained token (GitHub lists no scopes for these: it needs the Gists permission, read and write)"
+            )
+            add("token scope", "ok", f"valid for {gh.login}; {kind}")
+
+    data = None
+    try:
+        data = read_mapping()
+        add("mapping", "ok", f"{len(data['scripts'])} scripts in {mapping_path()}")
+    except MappingError as e:
+        add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
+    # Where remote sync keeps the mapping; until sync sets one up there is nothing to reach.
+    gist_id = os.environ.get("SM_MAPPING_GIST") or (data or {}).get("mapping_gist")
+    if not gist_id:
+        add("mapping gist", "skip", "none set up: the mapping lives only on this machine")
+    elif gh is None:
+        add("mapping gist", "skip", f"{gist_id}: needs a working token")
+    else:
+        try:
+            gh.get_gist(gist_id)
+            add("mapping gist", "ok", f"{gist_id} is reachable")
+        except GitHubError as e:
+            add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
+
+    try:
+        model = resolve_model(None)
+    except ConfigError:
+        keys = ", ".join(dict.fromkeys(var for var, _ in DEFAULT_MODELS))
+        add(
+            "model",
+            "fail",
+            f"neither SM_MODEL nor a provider key ({keys}) is set",
+            "Set SM_MODEL, e.g. openai:gpt-5.1, or a provider key such as OPENAI_API_KEY.",
+        )
+    else:
+        source = (
+            "SM_MODEL"
+            if os.environ.get("SM_MODEL", "").strip()
+            else next(v for v, _ in DEFAULT_MODELS if os.environ.get(v))
+        )
+        add("model", "ok", f"{model} (from {source})")
+
+    import tempfile
+
+    home = sm_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+        add("SM_HOME", "ok", f"{home} is writable")
+    except OSError as e:
+        add(
+            "SM_HOME",
+            "fail",
+            f"{home} is not writable ({e.strerror})",
+            "Fix its permissions, or set SM_HOME to a writable folder.",
+        )
+
+    size, count = folder_size(cache_dir())
+    venv_size, _ = folder_size(home / "venvs")
+    extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
+    add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
+    return checks
+
+
+def uv_version(uv: str) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or "uv"
+    except (OSError, subprocess.SubprocessError):
+        return "uv (version unknown)"
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()] if folder.is_dir() else []
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
+    import click
+
+    width = max(len(c["check"]) for c in checks)
+    lines = []
+    for c in checks:
+        mark, colour = DOCTOR_MARKS[c["status"]]
+        mark = click.style(mark, fg=colour) if color and colour else mark
+        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
+        if c["fix"] and c["status"] in ("fail", "warn"):
+            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
+    return "\n".join(lines)
+
+
+# -- self publish -----------------------------------------------------------------------------------
+
+
+DIST_NAME = "sm-script-manager"
+
+
+def self_files() -> dict[str, str]:
+    """sm.py and a pyproject.toml: all that `uv tool install git+URL` needs."""
+    here = Path(__file__).resolve()
+    code = here.read_text(encoding="utf-8")
+    beside = here.with_name("pyproject.toml")
+    import tomllib
+
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        if tomllib.loads(text := beside.read_text(encoding="utf-8")).get("project", {}).get("name") == DIST_NAME:
+            return {"sm.py": code, "pyproject.toml": text}
+    return {"sm.py": code, "pyproject.toml": pyproject_for(code)}  # installed copy: rebuild it from the header
+
+
+def pyproject_for(code: str) -> str:
+    meta = read_metadata(code)
+    project = {
+        "name": DIST_NAME,
+        "dynamic": ["version", "description"],
+        "requires-python": meta["requires-python"],
+        "dependencies": meta["dependencies"],
+        "scripts": {"sm": "sm:main"},
+    }
+    build = {"requires": ["flit_core>=3.9,<4"], "build-backend": "flit_core.buildapi"}
+    return toml_dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
+
+
+def self_record_path() -> Path:
+    return sm_home() / "self.json"
+
+
+def cmd_self_publish() -> dict[str, Any]:
+    files = self_files()
+    for fname, text in files.items():
+        check_secrets(text, fname, public=False)
+    gh = github()
+    gh.check_token()
+    description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
+    record: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(self_record_path().read_text(encoding="utf-8"))
+    gist = None
+    if gist_id := record.get("gist_id"):
+        try:
+            gist = gh.update_gist(gist_id, dict(files), description)
+        except GitHubError as e:
+            if e.status != 404:
+                raise
+            log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
+    if gist is None:
+        gist = gh.create_gist(files, description, public=False)
+    git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
+    result = {
+        "gist_id": gist["id"],
+        "html_url": gist.get("html_url", ""),
+        "revision": latest_revision(gh, gist),
+        "version": __version__,
+        "install": f"uv tool install git+{git_url}",
+    }
+    atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+    return result
+
+
+# -- shell completion -------------------------------------------------------------------------------
+# These run on every <TAB>: the mapping only, no network, nothing heavier than click.
+
+
+def complete_script_names(ctx: Any, param: Any, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    try:
+        scripts = read_mapping()["scripts"]
+    except SmError:
+        return []
+    return [
+        CompletionItem(n, help=scripts[n].get("description") or None)
+        for n in sorted(scripts)
+        if n.startswith(incomplete)
+    ]
+
+
+def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
+    """`key=` for each parameter of the script being run that is not given yet."""
+    from click.shell_completion import CompletionItem
+
+    given = list(ctx.params.get("args") or ())
+    if "--" in given or "=" in incomplete or incomplete.startswith("-"):
+        return []
+    try:
+        entry = read_mapping()["scripts"].get(ctx.params.get("name") or "")
+    except SmError:
+        return []
+    done = {norm_key(w.partition("=")[0]) for w in given}
+    return [
+        CompletionItem(f"{p['name']}=", help=p.get("help") or None)
+        for p in (entry or {}).get("params") or []
+        if norm_key(p["name"]).startswith(norm_key(incomplete)) and norm_key(p["name"]) not in done
+    ]
+
+
+def register_completions() -> None:
+    """click's bash and zsh scripts put a space after every completion; `prefix=` wants its value right after."""
+    from click.shell_completion import BashComplete, ZshComplete, add_completion_class
+
+    class Bash(BashComplete):
+        source_template = BashComplete.source_template.replace(
+            "COMPREPLY+=($value)", "COMPREPLY+=($value)\n            [[ $value == *= ]] && compopt -o nospace"
+        )
+
+    class Zsh(ZshComplete):
+        source_template = (
+            ZshComplete.source_template.replace(
+                "local -a completions\n", "local -a completions\n    local -a completions_nospace\n"
+            )
+            .replace(
+                'if [[ "$type" == "plain" ]]; then',
+                'if [[ "$type" == "plain" && "$key" == *= ]]; then\n'
+                '            completions_nospace+=("$key")\n'
+                '        elif [[ "$type" == "plain" ]]; then',
+            )
+            .replace(
+                'if [ -n "$completions" ]; then',
+                'if [ -n "$completions_nospace" ]; then\n'
+                "        compadd -U -V unsorted -S '' -a completions_nospace\n"
+                "    fi\n\n"
+                '    if [ -n "$completions" ]; then',
+            )
+        )
+
+    add_completion_class(Bash, "bash")
+    add_completion_class(Zsh, "zsh")
+
+
+def completion_source(cli: Any, shell: str) -> str:
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click.Choice limits `shell` to the registered ones
+    return cls(cli, {}, "sm", "_SM_COMPLETE").source()
+
+
+TOKEN_SHAPES = r"\b(?:gh[pousr]_|github_pat_|sk-)[A-Za-z0-9_-]{16,}"
+SECRET_VARS = TOKEN_VARS + tuple(var for var, _ in DEFAULT_MODELS)
+
+
+def redact(text: str) -> str:
+    """Mask the tokens sm knows of (used this run, or set in the environment) and anything shaped like one."""
+    values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in SECRET_VARS}
+    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
+        text = text.replace(value, "***")
+    return re.sub(TOKEN_SHAPES, "***", text)
+
+
+# Errors that click prints itself go to the log file only, through this child logger.
+errors_log = _Log("sm.errors")
+
+
+def log_file() -> Path:
+    return sm_home() / "sm.log"
+
+
 def setup_logging(verbose: bool) -> None:
-    import logging
+    """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
+    import logging.handlers
 
     class OneLine(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLine())
-    log.handlers[:] = [handler]
+    class Redact(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = redact(record.getMessage()), None
+            return True
+
+    class LogFile(logging.handlers.RotatingFileHandler):
+        def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
+            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+            return super()._open()
+
+        def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
+            pass
+
+    redactor = Redact()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(OneLine())
+    console.addFilter(redactor)
+    console.addFilter(lambda record: record.name != errors_log.name)
+    file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
+    file.setLevel(logging.WARNING)
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    file.addFilter(redactor)
+    for handler in log.handlers:
+        handler.close()
+    log.handlers[:] = [console, file]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False
 

@@ -237,11 +237,13 @@ def test_run_bad_input(created, invoke, args, message):
     assert "Traceback" not in result.output
 
 
-def test_run_without_uv(created, invoke, monkeypatch):
+def test_run_without_uv_says_how_to_install_it_and_falls_back(created, invoke, monkeypatch, sm_env):
     monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
     result = invoke("run", "greet", "name=x")
-    assert result.exit_code == 1
+    assert result.exit_code == 0, result.output
     assert "uv is not installed" in result.stderr and "pip install uv" in result.stderr
+    venv_python = sm_env / "venvs" / f"{created['gist_id']}-greet" / "bin" / "python"
+    assert result.execs == [[str(venv_python), str(sm.cached_path(created)), "--name", "x"]]
 
 
 def test_list_json_and_plain(created, invoke):

@@ -339,7 +339,8 @@ def test_offline_change_is_kept_and_pushed_later(machine, github_env, monkeypatc
     assert sm.read_sync_state()["pending"] is False
 
 
-def test_mutations_are_spaced_one_second(machine, github_env):
+def test_mutations_are_spaced_one_second(machine, github_env, monkeypatch):
+    monkeypatch.delenv("SM_WRITE_INTERVAL")  # the default, as GitHub asks
     gh = machine("A")
     add(gh, "one")
     add(gh, "two")
@@ -417,8 +418,8 @@ def test_parallel_processes_on_one_machine_lose_nothing(sm_env, monkeypatch):
 def test_two_machines_syncing_in_parallel_keep_every_script(github_env, tmp_path):
     homes = {m: tmp_path / m for m in ("A", "B")}
     common = {"SM_GITHUB_API_URL": github_env.url, "GITHUB_PAT": TOKEN}
-    writers([(m, {**common, "SM_HOME": str(h)}) for m, h in homes.items()], n=6)
-    expected = {f"{m}-{i}" for m in homes for i in range(6)}
+    writers([(m, {**common, "SM_HOME": str(h)}) for m, h in homes.items()], n=10)
+    expected = {f"{m}-{i}" for m in homes for i in range(10)}
     for home in [*homes.values(), homes["A"]]:  # A, B, A: each sees what the other pushed last
         os.environ["SM_HOME"] = str(home)
         sm.sync(sm.GitHub(TOKEN))
@@ -427,3 +428,7 @@ def test_two_machines_syncing_in_parallel_keep_every_script(github_env, tmp_path
         assert set(sm.read_mapping()["scripts"]) == expected
     remote = json.loads(github_env.gist_files(sm.read_sync_state()["gist_id"])["sm-mapping.json"])
     assert set(remote["scripts"]) == expected
+    # both machines started without a mapping gist: they must have settled on one
+    assert [g for g in github_env.gists if "sm-mapping.json" in github_env.gist_files(g)] == [
+        sm.read_sync_state()["gist_id"]
+    ]
