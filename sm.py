@@ -3310,16 +3310,31 @@ def doctor_checks() -> list[dict[str, Any]]:
         add("mapping", "ok", f"{len(data['scripts'])} scripts in {mapping_path()}")
     except MappingError as e:
         add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
-    # Where remote sync keeps the mapping; until sync sets one up there is nothing to reach.
-    gist_id = os.environ.get("SM_MAPPING_GIST") or (data or {}).get("mapping_gist")
+    # Where sync keeps the mapping; until the first sync there is nothing to reach.
+    state = read_sync_state()
+    gist_id = os.environ.get("SM_MAPPING_GIST") or state.get("gist_id")
+    pending = "; local changes are waiting to sync" if state.get("pending") else ""
     if not gist_id:
-        add("mapping gist", "skip", "none set up: the mapping lives only on this machine")
+        add("mapping gist", "skip", "not set up yet: the first change or `sm sync` finds or creates it")
     elif gh is None:
-        add("mapping gist", "skip", f"{gist_id}: needs a working token")
+        add("mapping gist", "skip", f"{gist_id}: needs a working token{pending}")
     else:
         try:
-            gh.get_gist(gist_id)
-            add("mapping gist", "ok", f"{gist_id} is reachable")
+            gist, _ = gh.get_gist(gist_id)
+            if REMOTE_FILE in ((gist or {}).get("files") or {}):
+                add(
+                    "mapping gist",
+                    "warn" if pending else "ok",
+                    f"{gist_id} is reachable{pending}",
+                    "Run `sm sync`." if pending else None,
+                )
+            else:
+                add(
+                    "mapping gist",
+                    "fail",
+                    f"{gist_id} holds no {REMOTE_FILE}",
+                    "Unset SM_MAPPING_GIST, or point it at the right gist.",
+                )
         except GitHubError as e:
             add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
 

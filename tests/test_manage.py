@@ -386,7 +386,12 @@ def test_doctor_all_good(github_env, invoke, monkeypatch, added):
     assert checks["token"]["detail"] == "from GITHUB_PAT"
     assert checks["token scope"]["detail"] == "valid for alice; classic token, scopes: gist, repo"
     assert checks["mapping"]["detail"].startswith("1 scripts in ")
-    assert checks["mapping gist"]["status"] == "skip"
+    assert checks["mapping gist"] == {
+        "check": "mapping gist",
+        "status": "ok",
+        "detail": f"{sm.read_sync_state()['gist_id']} is reachable",
+        "fix": None,
+    }
     assert checks["model"]["detail"] == "openai:gpt-5.1 (from SM_MODEL)"
     assert checks["cache"]["detail"].startswith(f"{sm.human_size(added_size(added))} in 1 files")
     plain = invoke("doctor")
@@ -443,7 +448,11 @@ def test_doctor_bad_token_and_unreachable_github(github_env, invoke, monkeypatch
 
 
 def test_doctor_mapping_gist(github_env, invoke, monkeypatch):
-    gist_id = github_env.create_gist_direct("alice", {"mapping.json": "{}"})
+    wrong = github_env.create_gist_direct("alice", {"mapping.json": "{}"})
+    monkeypatch.setenv("SM_MAPPING_GIST", wrong)
+    _, _, checks = doctor_json(invoke)
+    assert checks["mapping gist"]["status"] == "fail" and "holds no sm-mapping.json" in checks["mapping gist"]["detail"]
+    gist_id = github_env.create_gist_direct("alice", {"sm-mapping.json": "{}"})
     monkeypatch.setenv("SM_MAPPING_GIST", gist_id)
     _, _, checks = doctor_json(invoke)
     assert checks["mapping gist"] == {
