@@ -101,8 +101,8 @@ def invoke(cli, monkeypatch):
     execs: list[list[str]] = []
     monkeypatch.setattr(sm, "exec_script", lambda argv: execs.append(argv))
 
-    def go(*args, input=None):
-        result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    def go(*args, input=None, env=None):
+        result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
         result.execs = execs
         return result
 

@@ -14,36 +14,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT, TOKEN, reply, script_code
-from pydantic_ai import models
 
 import sm
 
 REAL_EXEC_SCRIPT = sm.exec_script
-
-
-@pytest.fixture
-def cli():
-    return sm.build_cli()
-
-
-@pytest.fixture
-def invoke(cli, monkeypatch):
-    """Run a command; `sm run` records the argv instead of replacing the test process."""
-    execs: list[list[str]] = []
-    monkeypatch.setattr(sm, "exec_script", lambda argv: execs.append(argv))
-
-    def go(*args, input=None, env=None):
-        result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
-        result.execs = execs
-        return result
-
-    return go
-
-
-@pytest.fixture
-def llm(openai_server):
-    with models.override_allow_model_requests(True):
-        yield openai_server
 
 
 @pytest.fixture

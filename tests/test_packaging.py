@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -65,3 +67,38 @@ def test_module_import_is_stdlib_only():
         text=True,
     )
     assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_fast_paths_need_not_even_click(sm_env, tmp_path):
+    """`sm list --json` on a synced machine and `sm run` on a verified cache stop before click is imported."""
+    cached = sm_env / "cache" / ("a" * 32) / "hi.py"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("print('hi')\n")
+    entry = {
+        "script_name": "hi",
+        "gist_id": "a" * 32,
+        "filename": "hi.py",
+        "revision": "r" * 40,
+        "params": [],
+        "sha256": sm.sha256_text("print('hi')\n"),
+        "updated_at": "2026-01-01T00:00:00.000000Z",
+    }
+    (sm_env / "mapping.json").write_text(json.dumps({"version": 1, "scripts": {"hi": entry}, "tombstones": {}}))
+    (sm_env / "sync.json").write_text(json.dumps({"gist_id": "b" * 32}))
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import sm\n"
+        "sm.exec_script = lambda argv: print('EXEC', argv[1:4])\n"
+        "sm.main(['list', '--json'])\n"
+        "sm.fast_run(['run', 'hi'])\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'pydantic', 'httpx2')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"SM_HOME": str(sm_env), "PATH": os.environ["PATH"]},
+    )
+    lines = proc.stdout.splitlines()
+    assert json.loads(lines[0]) == [entry], proc.stderr
+    assert lines[1] == f"EXEC ['run', '--script', '{cached}']"
+    assert lines[2] == "LOADED []"

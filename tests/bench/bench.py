@@ -64,7 +64,10 @@ def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: st
     for i in range(extra):
         scripts[f"s{i:05}"] = entry(f"s{i:05}", f"{i:032x}")
     home.mkdir(parents=True, exist_ok=True)
-    (home / "mapping.json").write_text(json.dumps({"version": 1, "scripts": scripts, "tombstones": {}}))
+    (home / "mapping.json").write_text(
+        json.dumps({"version": 1, "scripts": scripts, "tombstones": {}}, separators=(",", ":"))
+    )
+    (home / "sync.json").write_text(json.dumps({"gist_id": "c" * 32}))  # a machine that has synced before
     cached = home / "cache" / gist_id / "bench.py"
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(SCRIPT)
@@ -91,7 +94,8 @@ def side_by_side(a: list[str], b: list[str], env: dict) -> tuple[float, float]:
 
 def install_sm(tmp: Path) -> Path:
     env = {**os.environ, "UV_TOOL_DIR": str(tmp / "tools"), "UV_TOOL_BIN_DIR": str(tmp / "bin")}
-    subprocess.run(["uv", "tool", "install", "--quiet", str(ROOT)], env=env, check=True)
+    # --compile-bytecode: what a first run leaves behind anyway, unless PYTHONDONTWRITEBYTECODE is set
+    subprocess.run(["uv", "tool", "install", "--quiet", "--compile-bytecode", str(ROOT)], env=env, check=True)
     return tmp / "bin" / "sm"
 
 
