@@ -2125,39 +2125,78 @@ def adopt_gist(
     *,
     filename: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
+    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: declared_params(code),
+    verb: str = "Run",
 ) -> tuple[dict[str, Any], str]:
-    """A gist that is not in the mapping: fetch, show, trust, and cache it at its current revision."""
+    """A gist that is not in the mapping: fetch, check, show, trust, and cache it at its current revision.
+
+    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it.
+    """
     gist, _ = gh.get_gist(gist_id)
-    assert gist is not None
-    files = gist.get("files") or {}
-    if not filename:
-        python = [n for n in files if n.endswith(".py")]
-        if len(python) > 1 and choose is not None:
-            filename = choose(python)
+    assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+    if not filename and choose is not None:
+        python = [n for n in gist.get("files") or {} if n.endswith(".py")]
+        filename = choose(python) if len(python) > 1 else None
     file = gist_file(gist, filename)
+    fname = file["filename"]
+    if not fname.endswith(".py"):
+        raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
     code = gh.file_content(file)
-    revision = gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
-    owner = (gist.get("owner") or {}).get("login", "unknown")
-    question = f"Gist {gist_id} by {owner}, {file['filename']} at revision {revision[:8]}: trust and run it?"
-    if not trust(question, review_text(code)):
-        raise IntegrityError(f"Not running gist {gist_id}: not trusted. Review it and rerun with --yes.")
-    params = declared_params(code)
+    params = read_params(code, f"{fname} in gist {gist_id}")
+    revision = latest_revision(gh, gist)
+    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
+    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
+    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
+        raise IntegrityError(f"Not trusted: {fname} from gist {gist_id}. Review it, then rerun with --yes.")
     now = now_iso()
     entry = {
         "script_name": None,
         "gist_id": gist["id"],
-        "filename": file["filename"],
+        "filename": fname,
         "created_at": now,
         "updated_at": now,
         "revision": revision,
         "sha256": sha256_text(code),
         "description": " ".join((gist.get("description") or "").split()),
         "params": params,
-        "html_url": gist.get("html_url", ""),
         "public": bool(gist.get("public")),
+        "html_url": gist.get("html_url", ""),
+        "owner": owner,
     }
     store_cache(entry, code)
     return entry, code
+
+
+def trust_summary(
+    gist: dict[str, Any],
+    filename: str,
+    code: str,
+    revision: str,
+    params: Sequence[dict[str, Any]] | None,
+    *,
+    me: str | None,
+) -> list[str]:
+    """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
+    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
+    try:
+        python = read_metadata(code)["requires-python"]
+    except ValidationFailed:
+        python = "not stated (no valid PEP 723 block)"
+    deps = dependencies_of(code)
+    when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
+    lines = [
+        f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
+        f"{gist.get('description') or 'no description'}",
+        f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
+        f"Dependencies: {', '.join(deps) or 'none'}; requires-python {python}",
+        f"Parameters: {', '.join(p['name'] for p in params or []) or 'none declared'}",
+    ]
+    if owner != me:
+        lines.append(
+            f"Not your gist: {owner} can change it, but sm runs only revision {revision[:8]} "
+            "and checks its sha256 before every run."
+        )
+    return lines
 
 
 UV_INSTALL_HINT = (
@@ -2879,7 +2918,7 @@ def build_cli() -> click.Group:
             description=description,
             force=force,
             filename=filename,
-            approve=make_approver(yes),
+            trust=make_trust(yes),
         )
         if as_json:
             click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
@@ -2992,7 +3031,7 @@ def make_trust(yes: bool) -> Trust:
             click.echo(text, err=True)
         if yes:
             return True
-        if not isatty(sys.stdin):
+        if not interactive():
             click.echo(f"{question} [not a terminal: rerun with --yes to trust it]", err=True)
             return False
         return click.confirm(question, default=False, err=True)
@@ -3085,7 +3124,7 @@ def cmd_add(
     description: str | None = None,
     force: bool = False,
     filename: str | None = None,
-    approve: Approve,
+    trust: Trust,
 ) -> dict[str, Any]:
     """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
     check_name(name)
@@ -3113,74 +3152,15 @@ def cmd_add(
         raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
     gh = github()
     gh.check_token()
-    return adopt_as(gh, name, gist_id, filename=filename, description=description, approve=approve, replaced=existing)
-
-
-def adopt_as(
-    gh: GitHub,
-    name: str,
-    gist_id: str,
-    *,
-    filename: str | None,
-    description: str | None,
-    approve: Approve,
-    replaced: dict[str, Any] | None,
-) -> dict[str, Any]:
-    gist, _ = gh.get_gist(gist_id)
-    assert gist is not None  # no etag was sent, so GitHub cannot answer 304
-    file = gist_file(gist, filename)
-    fname = file.get("filename") or filename or ""
-    if not fname.endswith(".py"):
-        raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
-    code = gh.file_content(file)
-    params = checked_params(code, f"{fname} in gist {gist_id}")
-    revision = latest_revision(gh, gist)
-    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
-    for line in trust_summary(gist, fname, code, revision, params, me=gh.login):
-        print_status(line)
-    approve(f"Adopt {fname} from {owner}'s gist at revision {revision[:8]} as {name}?", code)
-    now = now_iso()
-    entry = {
-        "script_name": name,
-        "gist_id": gist["id"],
-        "filename": fname,
-        "created_at": now,
-        "updated_at": now,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "description": " ".join((description or gist.get("description") or describe_code(code)).split()),
-        "params": params,
-        "public": bool(gist.get("public")),
-        "html_url": gist.get("html_url", ""),
-        "owner": owner,
-    }
-    store_cache(entry, code)
+    entry, code = adopt_gist(
+        gh, gist_id, trust, filename=filename, read_params=checked_params, verb=f"Adopt as {name}:"
+    )
+    entry = {**entry, "script_name": name}
+    entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
     put_entry(entry)
-    if replaced:
-        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
+    if existing:
+        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])
     return entry
-
-
-def trust_summary(
-    gist: dict[str, Any], filename: str, code: str, revision: str, params: Sequence[dict[str, Any]], *, me: str | None
-) -> list[str]:
-    """What someone adopting a gist should know before trusting it: who owns it, what it pulls in, what it takes."""
-    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
-    meta = read_metadata(code)
-    when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
-    lines = [
-        f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
-        f"{gist.get('description') or 'no description'}",
-        f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
-        f"Dependencies: {', '.join(meta['dependencies']) or 'none'}; requires-python {meta['requires-python']}",
-        f"Parameters: {', '.join(p['name'] for p in params) or 'none'}",
-    ]
-    if owner != me:
-        lines.append(
-            f"Not your gist: {owner} can change it, but sm runs only revision {revision[:8]} "
-            "and checks its sha256 before every run."
-        )
-    return lines
 
 
 def make_approver(yes: bool) -> Approve:
