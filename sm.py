@@ -47,9 +47,15 @@ class _Log:
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "debug" and "logging" not in sys.modules:
+            return _ignore  # nothing can have asked for debug output before logging was even imported
         import logging
 
         return getattr(logging.getLogger(self._name), attr)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    pass
 
 
 log = _Log("sm")
@@ -148,7 +154,12 @@ def cache_dir() -> Path:
 
 
 def api_url() -> str:
-    return (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    url = (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"SM_GITHUB_API_URL must start with https:// (got {url!r}); GitHub Enterprise: https://HOST/api/v3."
+        )
+    return url
 
 
 def check_name(name: str) -> str:
@@ -473,6 +484,14 @@ def params_from_code(code: str) -> list[dict[str, Any]]:
     return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
 
 
+def foreign_params(code: str) -> list[dict[str, Any]] | None:
+    """Parameters of a script sm did not write: [tool.sm], else its --options; None when unreadable."""
+    try:
+        return script_params(code)
+    except (ValidationFailed, SyntaxError):
+        return None
+
+
 def declared_params(code: str) -> list[dict[str, Any]] | None:
     """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
     try:
@@ -676,7 +695,7 @@ class RunRequest(NamedTuple):
     options: dict[str, Any]
 
 
-RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes"}
+RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
 RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "--save": "save"}
 
 
@@ -802,6 +821,12 @@ class GitHub:
                 resp = self._client.request(method, full, json=json_body, headers=hdrs)
             except (httpx2.TransportError, OSError) as e:
                 wait = self._backoff(attempt)
+                if method == "POST" and not isinstance(e, httpx2.ConnectError):
+                    # GitHub may have created the gist before the connection dropped: never make two
+                    raise GitHubError(
+                        f"The connection to {_host(full)} dropped while creating a gist ({_short(e)}); it may or may "
+                        "not exist now. Check your gists before trying again."
+                    ) from e
                 kind = "timed out" if isinstance(e, httpx2.TimeoutException) else "failed"
                 if not isinstance(e, httpx2.ConnectError) and time.monotonic() + wait < deadline and attempt < 6:
                     log.warning("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
@@ -819,7 +844,7 @@ class GitHub:
                 if mutating:
                     GitHub._last_mutation = time.monotonic()
             log.debug("%s %s → %s (%.0f ms)", method, full, resp.status_code, (time.monotonic() - started) * 1000)
-            wait = self._retry_wait(resp, attempt)
+            wait = self._retry_wait(resp, attempt, method)
             if wait is None:
                 return resp
             if time.monotonic() + wait > deadline or attempt >= 8:
@@ -839,10 +864,11 @@ class GitHub:
 
         return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
-    def _retry_wait(self, resp: httpx2.Response, attempt: int) -> float | None:
+    def _retry_wait(self, resp: httpx2.Response, attempt: int, method: str) -> float | None:
         status = resp.status_code
         if status in RETRY_STATUSES:
-            return self._backoff(attempt)
+            # A POST that failed with a 5xx may still have created its gist: retrying could make two.
+            return None if method == "POST" else self._backoff(attempt)
         if status in (403, 429) and _is_rate_limited(resp):
             if ra := resp.headers.get("retry-after"):
                 with contextlib.suppress(ValueError):
@@ -1034,6 +1060,13 @@ def check_mapping(data: Any, source: str) -> dict[str, Any]:
             fields = ("gist_id", "filename", "revision", "sha256")
             missing = [f for f in fields if not isinstance(entry, dict) or not isinstance(entry.get(f), str)]
             raise MappingError(f"{source}: entry {name!r} lacks {', '.join(missing)}. {fix}")
+        params = entry.get("params")
+        if params is not None and not (
+            type(params) is list and all(type(p) is dict and type(p.get("name")) is str_ for p in params)
+        ):
+            raise MappingError(f"{source}: entry {name!r} has malformed params. {fix}")
+    if not isinstance(data.get("tombstones", {}), dict):
+        raise MappingError(f"{source}: `tombstones` must be an object. {fix}")
     data.setdefault("version", MAPPING_VERSION)
     data.setdefault("scripts", {})
     data.setdefault("tombstones", {})
@@ -1138,7 +1171,7 @@ def after_change(gh: GitHub | None = None) -> None:
         return
     try:
         sync(gh)
-    except (OfflineError, GitHubError) as e:
+    except SmError as e:  # the change itself is saved: syncing it is a warning, not a failure
         log.warning("Saved locally; the mapping will sync to GitHub later (%s)", e)
 
 
@@ -1322,6 +1355,9 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, dict[str, list[s
     with mapping_lock():
         local = recover_local() if from_remote else read_mapping()
         state = read_sync_state()
+        chosen = os.environ.get("SM_MAPPING_GIST", "").strip()
+        if chosen and chosen != state.get("gist_id"):
+            state = {"gist_id": chosen}  # the user points elsewhere now: forget the old gist's ETag and base
         if not state.get("gist_id"):
             state = {"gist_id": find_mapping_gist(gh) or create_mapping_gist(gh)}
         remote, _ = pull_remote(gh, state)
@@ -1372,9 +1408,12 @@ def recover_local() -> dict[str, Any]:
         aside = path.with_name(f"mapping.json.corrupt-{int(time.time())}")
         os.replace(path, aside)
         log.warning("Moved the unreadable mapping to %s", aside)
+    recovered = empty_mapping()
     with contextlib.suppress(MappingError):
-        return read_mapping(path.with_name(path.name + ".bak"))
-    return empty_mapping()
+        recovered = read_mapping(path.with_name(path.name + ".bak"))
+    # Written now, before any network: if GitHub is out of reach, the backup's entries are still here.
+    atomic_write(path, json.dumps(recovered, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return recovered
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -2113,9 +2152,14 @@ def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> t
     question = f"{entry['script_name']}: run revision {sha[:8]} instead of the pinned {entry['revision'][:8]}?"
     if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
         raise IntegrityError(f"Not running {entry['script_name']} at {sha[:8]}: not trusted. Rerun with --yes.")
-    path = cache_dir() / entry["gist_id"] / f"rev-{sha}" / entry["filename"]
+    path = revision_path(entry, sha)
     atomic_write(path, code, mode=0o644)
     return path, code
+
+
+def revision_path(entry: dict[str, Any], sha: str) -> Path:
+    """Where a revision other than the pinned one is kept for a one-off run."""
+    return cache_dir() / entry["gist_id"] / f"rev-{sha}" / entry["filename"]
 
 
 def adopt_gist(
@@ -2125,10 +2169,10 @@ def adopt_gist(
     *,
     filename: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
-    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: declared_params(code),
+    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
     verb: str = "Run",
 ) -> tuple[dict[str, Any], str]:
-    """A gist that is not in the mapping: fetch, check, show, trust, and cache it at its current revision.
+    """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
     `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it.
     """
@@ -2163,7 +2207,6 @@ def adopt_gist(
         "html_url": gist.get("html_url", ""),
         "owner": owner,
     }
-    store_cache(entry, code)
     return entry, code
 
 
@@ -2296,7 +2339,7 @@ def fast_run(argv: Sequence[str]) -> None:
             return
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
-    except SmError:
+    except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
     exec_script(cmd)
 
@@ -2391,6 +2434,7 @@ def cmd_edit(
     entry = lookup(name)
     gh = github()
     gh.check_token()
+    check_owner(gh, entry)
     code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     try:
@@ -2488,8 +2532,20 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
     return commits[0]["version"]
 
 
+def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
+    """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
+    owner = entry.get("owner")
+    if owner and gh.login and owner != gh.login:
+        raise UsageProblem(
+            f"{entry['script_name']} is {owner}'s gist: only they can change it. "
+            f"`sm run {entry['script_name']} --latest` follows their changes."
+        )
+
+
 def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
     """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
+    check_owner(gh, entry)
+    check_secrets(final.code, entry["filename"], public=bool(entry.get("public")))
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
     updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
     history = [h.get("version") for h in gist.get("history") or []]
@@ -2535,17 +2591,20 @@ def cmd_run(
             path = ensure_cached(entry, github)
         args = build_script_args(params, req.pairs)
     else:
-        gh = github_optional()
-        entry, _ = adopt_gist(gh, gist_id, trust, filename=opts.get("file"), choose=choose)
         if save := opts.get("save"):
             check_name(save)
             if save in read_mapping()["scripts"]:
                 raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+        entry, code = adopt_gist(github_optional(), gist_id, trust, filename=opts.get("file"), choose=choose)
+        args = build_script_args(entry["params"], req.pairs)  # before anything is saved
+        if save:
             entry = {**entry, "script_name": save}
+            path = store_cache(entry, code)
             put_entry(entry)
             log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
-        path = cached_path(entry)
-        args = build_script_args(entry["params"], req.pairs)
+        else:  # beside, not over, the pinned copy of a name that may use the same gist
+            path = revision_path(entry, entry["revision"])
+            atomic_write(path, code, mode=0o644)
     exec_script(uv_command(path, args + req.passthrough))
 
 
@@ -2572,12 +2631,19 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
     ]
 
 
-def cmd_rollback(name: str, rev: str) -> dict[str, Any]:
-    """Make an old revision's code the gist's newest revision, and pin it."""
+def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
+    """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
+    gh.check_token()
+    check_owner(gh, entry)
     sha = resolve_revision(gh, entry["gist_id"], rev)
     code = revision_code(gh, entry, sha)
+    pinned = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    question = f"{name}: make revision {sha[:8]} the newest and pin it?"
+    if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
+        raise IntegrityError(f"{name} was not rolled back to {sha[:8]}: not trusted. Rerun with --yes.")
+    check_secrets(code, entry["filename"], public=bool(entry.get("public")))
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
     return repin(entry, latest_revision(gh, gist), code)
 
@@ -2778,6 +2844,15 @@ def build_cli() -> click.Group:
         sm run https://gist.github.com/someone/0123456789abcdef0123 --yes --save theirs
         """
         options = parse_run_tail(args).options
+        if options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
+            click.echo(click.get_current_context().get_help())
+            with contextlib.suppress(SmError):
+                params = read_mapping()["scripts"][name].get("params")
+                click.echo(
+                    "\n"
+                    + (describe_params(params) if params is not None else f"{name} declares no parameters sm knows of.")
+                )
+            return
         cmd_run(
             name,
             args,
@@ -2812,14 +2887,15 @@ def build_cli() -> click.Group:
     @cli.command(context_settings=ctx_settings)
     @click.argument("name")
     @click.argument("rev", metavar="SHA")
-    def rollback(name: str, rev: str) -> None:
-        """Make an old revision's code the gist's newest revision, and pin it.
+    @click.option("-y", "--yes", is_flag=True, help="Roll back without asking (the diff is still shown).")
+    def rollback(name: str, rev: str, yes: bool) -> None:
+        """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
 
         \b
         sm history gists
         sm rollback gists 3f2a9c1e
         """
-        entry = cmd_rollback(name, rev)
+        entry = cmd_rollback(name, rev, make_trust(yes))
         click.echo(f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).", err=True)
 
     @cli.command(name="list", context_settings=ctx_settings)
@@ -3157,6 +3233,7 @@ def cmd_add(
     )
     entry = {**entry, "script_name": name}
     entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+    store_cache(entry, code)
     put_entry(entry)
     if existing:
         log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])

@@ -99,7 +99,10 @@ def test_history_show_rev_run_rev_and_rollback(created, invoke, github_env):
     assert "HOWDY" in open(ran.execs[-1][3]).read()
     assert sm.lookup("greet")["revision"] == first  # a one-off: the pin stays
 
-    back = invoke("rollback", "greet", first[:10])
+    refused_back = invoke("rollback", "greet", first[:10])
+    assert refused_back.exit_code == 1 and "rerun with --yes" in refused_back.stderr
+    assert len(github_env.revisions(created["gist_id"])) == 2
+    back = invoke("rollback", "greet", first[:10], "--yes")
     assert back.exit_code == 0, back.output
     entry = sm.lookup("greet")
     revisions = github_env.revisions(created["gist_id"])

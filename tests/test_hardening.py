@@ -1,0 +1,111 @@
+"""Failure modes found in review: each test is one way sm could have lost data, leaked, or misled."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TOKEN, reply, script_code
+
+import sm
+
+LEAKY_LINE = 'KEY = "' + "ghp_" + "Q" * 36 + '"'
+
+
+def test_edit_cannot_put_a_secret_into_a_public_gist(github_env, llm, invoke, sm_env):
+    llm.queue(reply("print(args.name)", ["name"]))
+    assert invoke("create", "pub", "Echo {{name}}", "--public").exit_code == 0
+    entry = sm.lookup("pub")
+    llm.queue(reply(f"{LEAKY_LINE}\nprint(args.name, KEY)", ["name"]))
+    result = invoke("edit", "pub", "also print the key")
+    assert result.exit_code == 1
+    assert "Refusing to upload pub.py to a public gist" in result.stderr
+    assert len(github_env.revisions(entry["gist_id"])) == 1
+    assert "ghp_" not in github_env.gist_files(entry["gist_id"])["pub.py"]
+    assert (sm_env / "drafts" / "pub.py").exists()
+
+
+def test_editing_someone_elses_gist_says_so(github_env, invoke, llm):
+    bobs = github_env.create_gist_direct("bob", {"hi.py": script_code("print(args.who)", ["who"])}, "Says hi")
+    assert invoke("add", "hi", bobs, "--yes").exit_code == 0
+    result = invoke("edit", "hi", "shout it")
+    assert result.exit_code == 2
+    assert "hi is bob's gist: only they can change it" in result.stderr
+    assert llm.requests == []
+
+
+def test_from_remote_offline_keeps_the_backup_entries(created, invoke, sm_env, monkeypatch):
+    invoke("list")  # leaves mapping.json.bak with `greet` in it after the next write
+    sm.write_mapping(sm.read_mapping())
+    (sm_env / "mapping.json").write_text("{broken")
+    monkeypatch.setenv("SM_GITHUB_API_URL", "http://127.0.0.1:9")
+    result = invoke("sync", "--from-remote")
+    assert result.exit_code == 1 and "Cannot reach" in result.stderr
+    assert "greet" in sm.read_mapping()["scripts"]  # recovered from the backup before going online
+
+
+def test_failed_create_post_is_not_retried_into_two_gists(github_env, llm, invoke):
+    github_env.inject("POST", "/gists", status=502)
+    llm.queue(reply("print(1)"))
+    result = invoke("create", "once", "print one")
+    assert result.exit_code == 1 and "502" in result.stderr
+    assert github_env.count("POST", "/gists") == 1
+
+
+def test_sm_mapping_gist_wins_after_first_sync(created, github_env, monkeypatch):
+    other = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(sm.empty_mapping())})
+    monkeypatch.setenv("SM_MAPPING_GIST", other)
+    sm.sync(sm.GitHub(TOKEN))
+    assert sm.read_sync_state()["gist_id"] == other
+    assert "greet" in json.loads(github_env.gist_files(other)["sm-mapping.json"])["scripts"]
+
+
+def test_bad_remote_mapping_is_a_warning_after_a_successful_create(github_env, llm, invoke):
+    llm.queue(reply("print(1)"))
+    assert invoke("create", "one", "print one").exit_code == 0
+    github_env.external_edit(sm.read_sync_state()["gist_id"], "sm-mapping.json", "not json")
+    llm.queue(reply("print(2)"))
+    result = invoke("create", "two", "print two")
+    assert result.exit_code == 0, result.output
+    assert "will sync to GitHub later" in result.stderr
+    assert "two" in sm.read_mapping()["scripts"]
+
+
+def test_malformed_params_is_one_line(created, invoke, sm_env):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["greet"]["params"] = "name"
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 1 and "malformed params" in result.stderr
+    sm.fast_run(["run", "greet", "name=x"])  # returns to the full CLI instead of raising
+    assert result.execs == []
+
+
+def test_saved_foreign_gist_reads_argparse_options(github_env, invoke):
+    code = "# /// script\n# requires-python = '>=3.11'\n# dependencies = []\n# ///\nimport argparse\np = argparse.ArgumentParser()\np.add_argument('--city', required=True, help='where')\nprint(p.parse_args().city)\n"
+    gist_id = github_env.create_gist_direct("bob", {"w.py": code})
+    result = invoke("run", gist_id, "ciyt=x", "--yes", "--save", "w")
+    assert result.exit_code == 2 and "Unknown parameter 'ciyt'" in result.stderr and "city=" in result.stderr
+    assert invoke("run", gist_id, "city=x", "--yes", "--save", "w").exit_code == 0
+    assert sm.lookup("w")["params"] == [{"name": "city", "help": "where", "required": True}]
+
+
+def test_running_your_own_gist_by_id_leaves_the_pinned_copy(created, invoke, github_env):
+    github_env.external_edit(created["gist_id"], "greet.py", script_code("print('HEAD-REV', args.name)", ["name"]))
+    by_id = invoke("run", created["gist_id"], "name=x", "--yes")  # the gist's head, run as any other gist
+    assert by_id.exit_code == 0, by_id.output
+    assert "HEAD-REV" in open(by_id.execs[-1][3]).read()
+    assert "HEAD-REV" not in sm.cached_path(created).read_text() and sm.verified_cache(created)
+
+
+def test_run_help_after_name_lists_the_scripts_parameters(created, invoke):
+    result = invoke("run", "greet", "-h")
+    assert result.exit_code == 0
+    assert " run [OPTIONS] NAME [ARGS]" in result.stdout and "Parameters: name=… (required: the name)." in result.stdout
+    assert result.execs == []
+
+
+def test_api_url_without_scheme(invoke, monkeypatch):
+    monkeypatch.setenv("GITHUB_PAT", TOKEN)
+    monkeypatch.setenv("SM_GITHUB_API_URL", "ghe.example.com/api/v3")
+    result = invoke("sync")
+    assert result.exit_code == 1 and "must start with https://" in result.stderr
