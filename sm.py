@@ -2269,8 +2269,13 @@ def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
 
 
 def venv_path(script: Path) -> Path:
-    # Cached scripts live at cache/<gist_id>/<file>, so this is one venv per script.
-    return sm_home() / "venvs" / f"{script.parent.name}-{script.stem}"
+    """One venv per script: cache/<gist_id>/<file>, and its other revisions (cache/<gist_id>/rev-<sha>/<file>),
+    share one; a candidate under review (a temporary file) shares one per file name."""
+    folder = script.parent
+    if folder.name.startswith("rev-") and folder.parent.parent == cache_dir():
+        folder = folder.parent
+    key = folder.name if folder.parent == cache_dir() else "draft"
+    return sm_home() / "venvs" / f"{key}-{script.stem}"
 
 
 def platform_python() -> str:

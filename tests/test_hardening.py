@@ -109,3 +109,11 @@ def test_api_url_without_scheme(invoke, monkeypatch):
     monkeypatch.setenv("SM_GITHUB_API_URL", "ghe.example.com/api/v3")
     result = invoke("sync")
     assert result.exit_code == 1 and "must start with https://" in result.stderr
+
+
+def test_fallback_venvs_do_not_multiply(sm_env, tmp_path):
+    pinned = sm.cache_dir() / ("a" * 32) / "x.py"
+    other_rev = sm.cache_dir() / ("a" * 32) / ("rev-" + "b" * 40) / "x.py"
+    drafts = [tmp_path / f"sm-run-{i}" / "x.py" for i in range(3)]
+    assert sm.venv_path(pinned) == sm.venv_path(other_rev) == sm_env / "venvs" / f"{'a' * 32}-x"
+    assert {sm.venv_path(d) for d in drafts} == {sm_env / "venvs" / "draft-x"}
