@@ -696,7 +696,7 @@ class RunRequest(NamedTuple):
 
 
 RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
-RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "--save": "save"}
+RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "save"}
 
 
 def parse_run_tail(words: Sequence[str]) -> RunRequest:
@@ -2729,6 +2729,16 @@ def build_cli() -> click.Group:
                 raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
 
     ctx_settings = {"help_option_names": ["-h", "--help"]}
+    json_flag = click.option("--json", "as_json", is_flag=True, help="Print the mapping entry as JSON on stdout.")
+
+    def echo_entry(entry: dict[str, Any], as_json: bool, status: str) -> None:
+        """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
+        if as_json:
+            click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
+            return
+        click.echo(status, err=True)
+        click.echo(run_line(entry["script_name"], entry.get("params") or []))
+
     register_completions()
 
     @click.group(cls=SmGroup, context_settings=ctx_settings)
@@ -2758,6 +2768,7 @@ def build_cli() -> click.Group:
         is_flag=True,
         help="Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.",
     )
+    @json_flag
     def create(
         name: str,
         prompt: str,
@@ -2767,6 +2778,7 @@ def build_cli() -> click.Group:
         force: bool,
         no_exclude_newer: bool,
         preview: bool,
+        as_json: bool,
     ) -> None:
         """Ask the model for a script and store it in a new secret gist.
 
@@ -2790,8 +2802,7 @@ def build_cli() -> click.Group:
             exclude_newer=not no_exclude_newer,
             preview=preview,
         )
-        click.echo(f"Created {name}: {entry.get('html_url') or entry['gist_id']}", err=True)
-        click.echo(run_line(name, entry["params"]))
+        echo_entry(entry, as_json, f"Created {name}: {entry.get('html_url') or entry['gist_id']}")
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name")
@@ -2803,7 +2814,8 @@ def build_cli() -> click.Group:
         is_flag=True,
         help="Watch the change being written, then review it as with `create --preview` before uploading.",
     )
-    def edit(name: str, prompt: str, model: str | None, preview: bool) -> None:
+    @json_flag
+    def edit(name: str, prompt: str, model: str | None, preview: bool, as_json: bool) -> None:
         """Change a script in plain words and store the result as a new revision of its gist.
 
         The model gets the current code and PROMPT (- reads stdin); the result is checked like
@@ -2815,8 +2827,7 @@ def build_cli() -> click.Group:
         """
         entry = cmd_edit(name, prompt, model=model, preview=preview)
         url = entry.get("html_url") or entry["gist_id"]
-        click.echo(f"Updated {name} to revision {entry['revision'][:8]}: {url}", err=True)
-        click.echo(run_line(name, entry["params"]))
+        echo_entry(entry, as_json, f"Updated {name} to revision {entry['revision'][:8]}: {url}")
 
     @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
     @click.argument("name", shell_complete=complete_script_names)
@@ -2830,7 +2841,7 @@ def build_cli() -> click.Group:
         "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
     )
     @click.option("-y", "--yes", is_flag=True, help="Trust a new revision or a foreign gist without asking.")
-    @click.option("--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
+    @click.option("-f", "--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
     @click.option(
         "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
     )
@@ -2893,7 +2904,8 @@ def build_cli() -> click.Group:
     @click.argument("name")
     @click.argument("rev", metavar="SHA")
     @click.option("-y", "--yes", is_flag=True, help="Roll back without asking (the diff is still shown).")
-    def rollback(name: str, rev: str, yes: bool) -> None:
+    @json_flag
+    def rollback(name: str, rev: str, yes: bool, as_json: bool) -> None:
         """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
 
         \b
@@ -2901,7 +2913,7 @@ def build_cli() -> click.Group:
         sm rollback gists 3f2a9c1e
         """
         entry = cmd_rollback(name, rev, make_trust(yes))
-        click.echo(f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).", err=True)
+        echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
 
     @cli.command(name="list", context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
@@ -3001,11 +3013,7 @@ def build_cli() -> click.Group:
             filename=filename,
             trust=make_trust(yes),
         )
-        if as_json:
-            click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
-        else:
-            click.echo(f"Added {name}: {entry.get('html_url') or entry['gist_id']}", err=True)
-            click.echo(run_line(name, entry["params"]))
+        echo_entry(entry, as_json, f"Added {name}: {entry.get('html_url') or entry['gist_id']}")
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name", shell_complete=complete_script_names)
@@ -3027,14 +3035,15 @@ def build_cli() -> click.Group:
     @cli.command(context_settings=ctx_settings)
     @click.argument("old", shell_complete=complete_script_names)
     @click.argument("new")
-    def rename(old: str, new: str) -> None:
+    @json_flag
+    def rename(old: str, new: str, as_json: bool) -> None:
         """Give a script a new name (its gist stays as it is).
 
         \b
         sm rename weather forecast
         """
-        cmd_rename(old, new)
-        click.echo(f"Renamed {old} to {new}.", err=True)
+        entry = cmd_rename(old, new)
+        echo_entry(entry, as_json, f"Renamed {old} to {new}.")
 
     @cli.command(context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")

@@ -718,9 +718,11 @@ def test_show_json(added, invoke):
 def test_status_goes_to_stderr_and_stdout_stays_data(local_script, invoke, github_env):
     result = invoke("add", "weather", str(local_script), "--json")
     json.loads(result.stdout)  # nothing else on stdout
-    for args in (["rename", "weather", "w2"], ["rm", "w2"]):
-        result = invoke(*args)
-        assert result.exit_code == 0 and result.stdout == "" and result.stderr
+    renamed = invoke("rename", "weather", "w2")
+    assert renamed.exit_code == 0 and renamed.stdout == "sm run w2 city=VALUE\n" and renamed.stderr
+    assert json.loads(invoke("rename", "w2", "w3", "--json").stdout)["script_name"] == "w3"
+    removed = invoke("rm", "w3")
+    assert removed.exit_code == 0 and removed.stdout == "" and removed.stderr
 
 
 @pytest.mark.parametrize(
