@@ -215,6 +215,13 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def isatty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -740,12 +747,6 @@ def dependencies_of(code: str) -> list[str]:
         return []
 
 
-def review_text(code: str) -> str:
-    """What a user reads before trusting code they have not seen: its dependencies, then the code."""
-    deps = dependencies_of(code)
-    return f"dependencies: {', '.join(deps) if deps else 'none'}\n\n{code}"
-
-
 def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
     """A unified diff of the dependencies, then of the code."""
     deps = unified_diff(
@@ -1019,6 +1020,28 @@ def gist_file(gist: dict[str, Any], filename: str | None = None) -> dict[str, An
     return py[0]
 
 
+def github() -> GitHub:
+    token, source = find_token()
+    log.debug("GitHub token from %s; API %s", source, api_url())
+    return GitHub(token)
+
+
+def github_optional() -> GitHub:
+    """A client for reading public or secret gists: with the token when there is one."""
+    try:
+        return github()
+    except ConfigError:
+        return GitHub(None)
+
+
+def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
+    history = gist.get("history") or []
+    if history:
+        return history[0]["version"]
+    commits = gh.call("GET", f"/gists/{gist['id']}/commits?per_page=1", what="Gist history").json()
+    return commits[0]["version"]
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Mapping store & sync
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1161,18 +1184,26 @@ def rename_entry(old: str, new: str) -> dict[str, Any]:
     return entry
 
 
-def after_change(gh: GitHub | None = None) -> None:
+def after_change() -> None:
     """Every local change to the mapping ends here: pull, merge and push, or queue it if offline."""
     mark_pending()
+    try_sync("Saved locally; the mapping will sync to GitHub later (%s)")
+
+
+def try_sync(warning: str | None) -> bool:
+    """Sync when there is a token. The caller's work is already saved, so a failure is only a warning."""
     try:
-        gh = gh or github()
+        gh = github()
     except ConfigError:
-        log.debug("no token: the change stays local until the next sync")
-        return
+        log.debug("no token: the mapping stays local until the next sync")
+        return False
     try:
         sync(gh)
-    except SmError as e:  # the change itself is saved: syncing it is a warning, not a failure
-        log.warning("Saved locally; the mapping will sync to GitHub later (%s)", e)
+    except SmError as e:
+        if warning:
+            log.warning(warning, e)
+        return False
+    return True
 
 
 def lookup(name: str, pull: bool = True) -> dict[str, Any]:
@@ -1181,8 +1212,7 @@ def lookup(name: str, pull: bool = True) -> dict[str, Any]:
 
     scripts = read_mapping()["scripts"]
     if name not in scripts and pull and re.fullmatch(NAME_PATTERN, name):
-        with contextlib.suppress(ConfigError, GitHubError):
-            sync(github())
+        if try_sync(None):
             scripts = read_mapping()["scripts"]
     if name in scripts:
         return scripts[name]
@@ -1328,9 +1358,7 @@ def pull_remote(gh: GitHub, state: dict[str, Any]) -> tuple[dict[str, Any], str]
         raise GitHubError(f"Gist {state['gist_id']} has no {REMOTE_FILE}; check SM_MAPPING_GIST.")
     text = gh.file_content(file)
     remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
-    state.update(
-        etag=etag, base_version=gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
-    )
+    state.update(etag=etag, base_version=latest_revision(gh, gist))
     atomic_write(remote_snapshot_path(), text)
     return remote, state["base_version"]
 
@@ -2085,7 +2113,7 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict
     if gist is None:
         log.debug("gist head unchanged (304): running the pinned revision")
         return entry, ensure_cached(entry, lambda: gh)
-    head = gist["history"][0]["version"] if gist.get("history") else latest_revision(gh, gist)
+    head = latest_revision(gh, gist)
     atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
     if head == entry["revision"]:
         return entry, ensure_cached(entry, lambda: gh)
@@ -2355,12 +2383,6 @@ def fast_run(argv: Sequence[str]) -> None:
 # Commands are plain functions (testable without click); build_cli() wires them to click lazily.
 
 
-def github() -> GitHub:
-    token, source = find_token()
-    log.debug("GitHub token from %s; API %s", source, api_url())
-    return GitHub(token)
-
-
 def read_prompt(prompt: str) -> str:
     text = sys.stdin.read() if prompt == "-" else prompt
     if not text.strip():
@@ -2529,14 +2551,6 @@ def upload_new(
     return entry
 
 
-def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
-    history = gist.get("history") or []
-    if history:
-        return history[0]["version"]
-    commits = gh.call("GET", f"/gists/{gist['id']}/commits?per_page=1", what="Gist history").json()
-    return commits[0]["version"]
-
-
 def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
     """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
     owner = entry.get("owner")
@@ -2613,14 +2627,6 @@ def cmd_run(
     exec_script(uv_command(path, args + req.passthrough))
 
 
-def github_optional() -> GitHub:
-    """A client for reading public or secret gists: with the token when there is one."""
-    try:
-        return github()
-    except ConfigError:
-        return GitHub(None)
-
-
 def cmd_history(name: str) -> list[dict[str, Any]]:
     entry = lookup(name)
     gh = github()
@@ -2653,17 +2659,6 @@ def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
     return repin(entry, latest_revision(gh, gist), code)
 
 
-def first_pull() -> None:
-    try:
-        gh = github()
-    except ConfigError:
-        return
-    try:
-        sync(gh)
-    except GitHubError as e:
-        log.warning("Could not fetch your scripts from GitHub: %s", e)
-
-
 def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
     return sync(github(), from_remote=from_remote)
 
@@ -2683,7 +2678,7 @@ def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
 
 def list_rows(pull: bool = True) -> list[dict[str, Any]]:
     if pull and not read_sync_state().get("gist_id"):
-        first_pull()  # a new machine: bring the user's scripts before saying there are none
+        try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
     scripts = read_mapping()["scripts"]
     return [scripts[n] for n in sorted(scripts)]
 
@@ -2691,13 +2686,6 @@ def list_rows(pull: bool = True) -> list[dict[str, Any]]:
 def rows_json(rows: list[dict[str, Any]]) -> str:
     """Indented for people on a terminal; compact (and several times faster to write) for programs."""
     return json.dumps(rows, ensure_ascii=False, indent=2 if isatty(sys.stdout) else None)
-
-
-def isatty(stream: Any) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def build_cli() -> click.Group:
@@ -3269,11 +3257,6 @@ def make_approver(yes: bool) -> Approve:
         click.confirm(question, default=False, abort=True, err=True)
 
     return approve
-
-
-def print_status(line: str) -> None:
-    """Progress and status for people: stderr, so stdout carries only data."""
-    print(line, file=sys.stderr)
 
 
 def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
