@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+
+# typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
+TYPE_CHECKING = False
 
 # Only what `sm run` needs to reach exec is imported here; everything else is imported where it is
 # used, because on the run path each millisecond is paid on top of uv's own start-up.
 if TYPE_CHECKING:
     import ast
+    from typing import Any
 
     import click
     import httpx2
@@ -176,7 +177,7 @@ def find_token() -> tuple[str, str]:
         if value := os.environ.get(var, "").strip():
             KNOWN_SECRETS.add(value)
             return value, var
-    gh = shutil.which("gh")
+    gh = which("gh")
     if gh:
         import subprocess
 
@@ -223,7 +224,24 @@ def isatty(stream: Any) -> bool:
 
 
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
+
+
+def sha256_hex(data: bytes) -> str:
+    try:  # CPython's own sha256 loads in microseconds; hashlib's OpenSSL one costs ~2 ms on every `sm run`
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.12 renamed it; hashlib is always there
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def which(cmd: str) -> str | None:
+    """shutil.which for plain command names, without importing shutil (and fnmatch) on the run path."""
+    for folder in os.get_exec_path():
+        path = os.path.join(folder, cmd)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
@@ -694,12 +712,13 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
     return "Parameters: " + "; ".join(parts) + "."
 
 
-class RunRequest(NamedTuple):
+class RunRequest:
     """What `sm run NAME ...` asked for, split from the raw words after NAME."""
 
-    pairs: list[str]
-    passthrough: list[str]
-    options: dict[str, Any]
+    def __init__(self) -> None:
+        self.pairs: list[str] = []
+        self.passthrough: list[str] = []
+        self.options: dict[str, Any] = {}
 
 
 RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
@@ -708,7 +727,7 @@ RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "
 
 def parse_run_tail(words: Sequence[str]) -> RunRequest:
     """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
-    req = RunRequest([], [], {})
+    req = RunRequest()
     it = iter(words)
     for word in it:
         if word == "--":
@@ -1118,6 +1137,8 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
     """Atomic write; the previous good file is kept as mapping.json.bak."""
     path = path or mapping_path()
     if path.exists():
+        import shutil
+
         with contextlib.suppress(OSError):
             shutil.copy2(path, path.with_name(path.name + ".bak"))
     # Compact: `sm run` and `sm list` parse this file on every start, and whitespace is a third of it.
@@ -1564,12 +1585,11 @@ async def _stream_run(agent: Any, message: str, history: Any, on_partial: Callab
     return run.result
 
 
-class Candidate(NamedTuple):
+class Candidate:
     """One version of a script under review: stamped code, and the description and params sm records."""
 
-    code: str
-    description: str
-    params: list[dict[str, Any]]
+    def __init__(self, code: str, description: str, params: list[dict[str, Any]]):
+        self.code, self.description, self.params = code, description, params
 
 
 class Draft:
@@ -1895,7 +1915,7 @@ def edit_in_editor(code: str, filename: str) -> str:
 
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
-        editor = next((e for e in ("sensible-editor", "nano", "vim", "vi") if shutil.which(e)), None)
+        editor = next((e for e in ("sensible-editor", "nano", "vim", "vi") if which(e)), None)
     if not editor:
         raise ConfigError("No editor found: set EDITOR (for example EDITOR=nano), or describe the change instead.")
     with tempfile.TemporaryDirectory(prefix="sm-edit-") as tmp:
@@ -2060,7 +2080,7 @@ def verified_cache(entry: dict[str, Any]) -> Path | None:
         data = path.read_bytes()
     except OSError:
         return None
-    return path if hashlib.sha256(data).hexdigest() == entry["sha256"] else None
+    return path if sha256_hex(data) == entry["sha256"] else None
 
 
 def store_cache(entry: dict[str, Any], content: str) -> Path:
@@ -2276,7 +2296,7 @@ UV_INSTALL_HINT = (
 
 
 def uv_command(path: Path, args: Sequence[str], *, fallback: bool = True) -> list[str]:
-    uv = shutil.which("uv")
+    uv = which("uv")
     if uv:
         return [uv, "run", "--script", str(path), *args]
     if not fallback:
@@ -3303,6 +3323,8 @@ def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
 
 def drop_local_copies(entry: dict[str, Any]) -> None:
     """Remove the cached code and fallback venv of a gist no remaining name uses."""
+    import shutil
+
     if any(e["gist_id"] == entry["gist_id"] for e in read_mapping()["scripts"].values()):
         return
     shutil.rmtree(cache_dir() / entry["gist_id"], ignore_errors=True)
@@ -3333,7 +3355,7 @@ def doctor_checks() -> list[dict[str, Any]]:
     def add(check: str, status: str, detail: str, fix: str | None = None) -> None:
         checks.append({"check": check, "status": status, "detail": redact(detail), "fix": fix})
 
-    if uv := shutil.which("uv"):
+    if uv := which("uv"):
         add("uv", "ok", f"{uv_version(uv)} at {uv}")
     else:
         add(

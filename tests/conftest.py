@@ -55,7 +55,7 @@ def sm_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SM_RETRY_BUDGET", "10")
     # GitHub's 1 s between writes would make most tests wait; test_sync checks the real default.
     monkeypatch.setenv("SM_WRITE_INTERVAL", "0.02")
-    monkeypatch.setattr(sm.shutil, "which", _which_without_gh)
+    monkeypatch.setattr(sm, "which", _which_without_gh)
     return home
 
 

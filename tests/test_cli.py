@@ -238,7 +238,7 @@ def test_run_bad_input(created, invoke, args, message):
 
 
 def test_run_without_uv_says_how_to_install_it_and_falls_back(created, invoke, monkeypatch, sm_env):
-    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
     result = invoke("run", "greet", "name=x")
     assert result.exit_code == 0, result.output
     assert "uv is not installed" in result.stderr and "pip install uv" in result.stderr

@@ -402,7 +402,7 @@ def test_doctor_failures_come_with_fixes(github_env, invoke, monkeypatch):
 
 
 def test_doctor_without_token_or_uv(invoke, monkeypatch):
-    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
     result, _, checks = doctor_json(invoke)
     assert result.exit_code == 1
     assert checks["uv"]["status"] == "warn" and "pip install uv" in checks["uv"]["fix"]
@@ -468,7 +468,7 @@ def fake_gh(tmp_path, monkeypatch):
         f'#!/bin/sh\n[ "$1 $2" = "auth token" ] && [ -s {token_file} ] && cat {token_file} && exit 0\nexit 1\n'
     )
     gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: str(gh) if cmd == "gh" else None)
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: str(gh) if cmd == "gh" else None)
     return token_file
 
 
@@ -783,7 +783,7 @@ def test_self_publish_from_an_installed_copy_rebuilds_pyproject(github_env, invo
 def test_fallback_checks_requires_python(tmp_path, invoke, github_env, monkeypatch):
     (tmp_path / "new.py").write_text(script_code("print(1)").replace(">=3.11", ">=3.99"))
     assert invoke("add", "new", str(tmp_path / "new.py")).exit_code == 0
-    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
     result = invoke("run", "new")
     assert result.exit_code == 1
     assert f"new.py needs Python >=3.99 but this is Python {sm.platform_python()}" in result.stderr
@@ -803,7 +803,7 @@ def test_fallback_venv_is_reused_until_deps_change(tmp_path, monkeypatch):
 
 
 def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
-    monkeypatch.setattr(sm.shutil, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
     monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
     sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
 
