@@ -285,31 +285,28 @@ def test_429_retry_after_is_honoured(machine, github_env, sm_log):
     assert any("waiting 1.0 s" in m for m in sm_log)
 
 
+def primary_rate_limit(github_env, path, reset_in):
+    """GitHub's answer when the hourly limit is used up: 403, remaining 0, and when it resets."""
+    github_env.inject(
+        "GET",
+        path,
+        status=403,
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + reset_in)},
+        body={"message": "API rate limit exceeded for user ID 1."},
+    )
+
+
 def test_primary_rate_limit_waits_for_reset(machine, github_env, sm_log):
     gh = machine("A")
     add(gh, "one")
-    reset = str(int(time.time()) + 1)
-    github_env.inject(
-        "GET",
-        r"/gists/\w+",
-        status=403,
-        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
-        body={"message": "API rate limit exceeded for user ID 1."},
-    )
+    primary_rate_limit(github_env, r"/gists/\w+", reset_in=1)
     sm.sync(gh)
     assert any("answered 403; waiting" in m for m in sm_log)
 
 
 def test_rate_limit_beyond_budget_is_a_clear_error(machine, github_env):
     gh = machine("A")
-    reset = str(int(time.time()) + 3600)
-    github_env.inject(
-        "GET",
-        r"/gists",
-        status=403,
-        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
-        body={"message": "API rate limit exceeded for user ID 1."},
-    )
+    primary_rate_limit(github_env, r"/gists", reset_in=3600)
     with pytest.raises(sm.GitHubError, match="rate limit reached.*try again at"):
         sm.sync(gh)
 
