@@ -102,3 +102,19 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
     assert json.loads(lines[0]) == [entry], proc.stderr
     assert lines[1] == f"EXEC ['run', '--script', '{cached}']"
     assert lines[2] == "LOADED []"
+
+
+def test_list_json_cache_follows_the_mapping(sm_env, capsys):
+    """The piped `sm list --json` fast path serves rows written with the mapping, and only while they match it."""
+    (sm_env).mkdir(parents=True, exist_ok=True)
+    (sm_env / "sync.json").write_text(json.dumps({"gist_id": "b" * 32}))
+    entry = {"script_name": "a", "gist_id": "a" * 32, "filename": "a.py", "revision": "r", "sha256": "s", "params": []}
+    sm.write_mapping({"version": 1, "scripts": {"a": entry}, "tombstones": {}})
+    assert sm.fast_list_json(["list", "--json"])
+    assert json.loads(capsys.readouterr().out) == [entry]
+    # someone edits mapping.json by hand: the cached rows no longer match, and the mapping itself is read
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["b"] = {**entry, "script_name": "b"}
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    assert sm.fast_list_json(["list", "--json"])
+    assert [r["script_name"] for r in json.loads(capsys.readouterr().out)] == ["a", "b"]

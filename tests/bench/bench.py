@@ -23,6 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import sm  # noqa: E402
+
 N = int(os.environ.get("BENCH_RUNS", "15"))
 
 SCRIPT = """# /// script
@@ -64,9 +68,9 @@ def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: st
     for i in range(extra):
         scripts[f"s{i:05}"] = entry(f"s{i:05}", f"{i:032x}")
     home.mkdir(parents=True, exist_ok=True)
-    (home / "mapping.json").write_text(
-        json.dumps({"version": 1, "scripts": scripts, "tombstones": {}}, separators=(",", ":"))
-    )
+    os.environ["SM_HOME"] = str(home)  # written by sm itself, as every change writes it
+    sm.write_mapping({"version": 1, "scripts": scripts, "tombstones": {}})
+    del os.environ["SM_HOME"]
     (home / "sync.json").write_text(json.dumps({"gist_id": "c" * 32}))  # a machine that has synced before
     cached = home / "cache" / gist_id / "bench.py"
     cached.parent.mkdir(parents=True, exist_ok=True)
