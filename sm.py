@@ -3672,6 +3672,8 @@ def redact(text: str) -> str:
     values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in SECRET_VARS}
     for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
         text = text.replace(value, "***")
+    for _kind, pattern in SECRET_PATTERNS:  # the upload scan's patterns: AWS keys, private key blocks too
+        text = re.sub(pattern, "***", text)
     return re.sub(TOKEN_SHAPES, "***", text)
 
 

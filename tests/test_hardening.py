@@ -117,3 +117,9 @@ def test_fallback_venvs_do_not_multiply(sm_env, tmp_path):
     drafts = [tmp_path / f"sm-run-{i}" / "x.py" for i in range(3)]
     assert sm.venv_path(pinned) == sm.venv_path(other_rev) == sm_env / "venvs" / f"{'a' * 32}-x"
     assert {sm.venv_path(d) for d in drafts} == {sm_env / "venvs" / "draft-x"}
+
+
+def test_redact_masks_what_the_upload_scan_finds():
+    aws, pem = "AKIA" + "ABCDEFGHIJKLMNOP", "-----BEGIN RSA PRIVATE KEY-----"
+    out = sm.redact(f"key {aws} and {pem} and ghp_{'x' * 36}")
+    assert aws not in out and pem not in out and "ghp_" not in out and out.count("***") == 3
