@@ -827,7 +827,7 @@ class GitHub:
             "User-Agent": f"sm/{__version__}",
             **(headers or {}),
         }
-        if self._token and httpx2.URL(full).host == self.host:
+        if self._token and _origin(httpx2.URL(full)) == _origin(httpx2.URL(self.base_url)):  # scheme, host, port
             hdrs["Authorization"] = f"Bearer {self._token}"
         mutating = method in ("POST", "PATCH", "PUT", "DELETE")
         deadline = time.monotonic() + self.retry_budget
@@ -1012,6 +1012,10 @@ def _is_rate_limited(resp: httpx2.Response) -> bool:
     with contextlib.suppress(ValueError, AttributeError):
         return "rate limit" in str(resp.json().get("message", "")).lower()
     return False
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def _host(url: str) -> str:

@@ -123,3 +123,26 @@ def test_redact_masks_what_the_upload_scan_finds():
     aws, pem = "AKIA" + "ABCDEFGHIJKLMNOP", "-----BEGIN RSA PRIVATE KEY-----"
     out = sm.redact(f"key {aws} and {pem} and ghp_{'x' * 36}")
     assert aws not in out and pem not in out and "ghp_" not in out and out.count("***") == 3
+
+
+def test_token_goes_only_to_the_api_origin():
+    """Same host name on another port or scheme is another server: it gets no token."""
+    import httpx2
+
+    gh = sm.GitHub(TOKEN, "http://127.0.0.1:8000")
+    sent = {}
+
+    def record(method, url, **kw):
+        sent[url] = "Authorization" in kw["headers"]
+        return httpx2.Response(200, json={})
+
+    gh._client.request = record
+    urls = [
+        "http://127.0.0.1:8000/gists",
+        "http://127.0.0.1:9/gists",
+        "https://127.0.0.1:8000/gists",
+        "http://localhost:8000/gists",
+    ]
+    for url in urls:
+        gh.request("GET", url)
+    assert sent == dict(zip(urls, [True, False, False, False], strict=True))
