@@ -24,7 +24,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 # typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
 TYPE_CHECKING = False
@@ -33,6 +32,7 @@ TYPE_CHECKING = False
 # used, because on the run path each millisecond is paid on top of uv's own start-up.
 if TYPE_CHECKING:
     import ast
+    from pathlib import Path  # pathlib costs ~3 ms: imported where a Path is made, never on the run path
     from typing import Any
 
     import click
@@ -142,16 +142,34 @@ DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
 )
 
 
+def home_dir() -> str:
+    return os.path.expanduser(os.environ.get("SM_HOME") or os.path.join("~", ".sm"))
+
+
 def sm_home() -> Path:
-    return Path(os.environ.get("SM_HOME") or Path.home() / ".sm").expanduser()
+    from pathlib import Path
+
+    return Path(home_dir())
+
+
+def mapping_file() -> str:  # a plain string: `sm run` reads it before anything else
+    return os.path.join(home_dir(), "mapping.json")
 
 
 def mapping_path() -> Path:
-    return sm_home() / "mapping.json"
+    from pathlib import Path
+
+    return Path(mapping_file())
+
+
+def cache_folder() -> str:
+    return os.path.join(home_dir(), "cache")
 
 
 def cache_dir() -> Path:
-    return sm_home() / "cache"
+    from pathlib import Path
+
+    return Path(cache_folder())
 
 
 def api_url() -> str:
@@ -1119,10 +1137,11 @@ def check_mapping(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
-def read_mapping(path: Path | None = None) -> dict[str, Any]:
-    path = path or mapping_path()
+def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
+    path = path or mapping_file()
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         return empty_mapping()
     except OSError as e:
@@ -1131,7 +1150,7 @@ def read_mapping(path: Path | None = None) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise MappingError(
-            f"{path} is corrupt ({e}). It was left untouched: repair it, restore {path.name}.bak, "
+            f"{path} is corrupt ({e}). It was left untouched: repair it, restore {os.path.basename(path)}.bak, "
             "or move it away and run `sm sync --from-remote`."
         ) from e
     return check_mapping(data, str(path))
@@ -1900,6 +1919,7 @@ def run_candidate(code: str, filename: str, args: Sequence[str], emit: Callable[
     """Run code with `uv run --script` from a temporary file, passing each output line to `emit`."""
     import subprocess
     import tempfile
+    from pathlib import Path
 
     with tempfile.TemporaryDirectory(prefix="sm-run-") as tmp:
         path = Path(tmp) / filename
@@ -1932,6 +1952,7 @@ def edit_in_editor(code: str, filename: str) -> str:
     import shlex
     import subprocess
     import tempfile
+    from pathlib import Path
 
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
@@ -2089,15 +2110,23 @@ class GrowingCode:
 # Standard library only: `sm run` must reach exec without paying for click, pydantic or httpx2.
 
 
-def cached_path(entry: dict[str, Any]) -> Path:
+def cached_file(entry: dict[str, Any]) -> str:
     # One stable path per gist, so uv reuses the script's environment between runs.
-    return cache_dir() / entry["gist_id"] / entry["filename"]
+    return os.path.join(cache_folder(), entry["gist_id"], entry["filename"])
 
 
-def verified_cache(entry: dict[str, Any]) -> Path | None:
-    path = cached_path(entry)
+def cached_path(entry: dict[str, Any]) -> Path:
+    from pathlib import Path
+
+    return Path(cached_file(entry))
+
+
+def verified_cache(entry: dict[str, Any]) -> str | None:
+    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path)."""
+    path = cached_file(entry)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError:
         return None
     return path if sha256_hex(data) == entry["sha256"] else None
@@ -2124,7 +2153,7 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> str:
 def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> Path:
     if path := verified_cache(entry):
         log.debug("cache hit: %s", path)
-        return path
+        return cached_path(entry)
     if cached_path(entry).exists():
         log.warning(
             "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
@@ -3245,6 +3274,8 @@ def cmd_add(
     trust: Trust,
 ) -> dict[str, Any]:
     """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
+    from pathlib import Path
+
     check_name(name)
     existing = read_mapping()["scripts"].get(name)
     if existing and not force:
@@ -3529,6 +3560,8 @@ DIST_NAME = "sm-script-manager"
 
 def self_files() -> dict[str, str]:
     """sm.py and a pyproject.toml: all that `uv tool install git+URL` needs."""
+    from pathlib import Path
+
     here = Path(__file__).resolve()
     code = here.read_text(encoding="utf-8")
     beside = here.with_name("pyproject.toml")
@@ -3692,6 +3725,7 @@ def log_file() -> Path:
 def setup_logging(verbose: bool) -> None:
     """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
     import logging.handlers
+    from pathlib import Path
 
     class OneLine(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
