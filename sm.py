@@ -241,6 +241,11 @@ def isatty(stream: Any) -> bool:
         return False
 
 
+def interactive() -> bool:
+    """Is there a person to ask? Piped stdin answers for them (or refuses), never waits on a terminal."""
+    return isatty(sys.stdin)
+
+
 def sha256_text(text: str) -> str:
     return sha256_hex(text.encode("utf-8"))
 
@@ -430,7 +435,7 @@ def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
     for k, v in data.items():
         if isinstance(v, dict):
             tables.append((k, v))
-        elif isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+        elif _is_table_array(v):
             arrays.append((k, v))
         elif k == "dependencies" and isinstance(v, list) and v:
             scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
@@ -859,19 +864,24 @@ class GitHub:
                 resp = self._client.request(method, full, json=json_body, headers=hdrs)
             except (httpx2.TransportError, OSError) as e:
                 wait = self._backoff(attempt)
-                if method == "POST" and not isinstance(e, httpx2.ConnectError):
+                connect = isinstance(e, httpx2.ConnectError)  # refused: nothing reached GitHub
+                if method == "POST" and not connect:
                     # GitHub may have created the gist before the connection dropped: never make two
                     raise GitHubError(
                         f"The connection to {_host(full)} dropped while creating a gist ({_short(e)}); it may or may "
                         "not exist now. Check your gists before trying again."
                     ) from e
-                kind = "timed out" if isinstance(e, httpx2.TimeoutException) else "failed"
-                if not isinstance(e, httpx2.ConnectError) and time.monotonic() + wait < deadline and attempt < 6:
-                    log.warning("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
-                    self._sleep(wait)
-                    continue
-                if isinstance(e, httpx2.ConnectError) and attempt < 3 and time.monotonic() + wait < deadline:
-                    log.debug("cannot connect to %s (%s); retrying in %.1f s", _host(full), _short(e), wait)
+                # A refused connection usually means offline: give up sooner, and retry without a warning.
+                if attempt < (3 if connect else 6) and time.monotonic() + wait < deadline:
+                    kind = (
+                        "could not connect"
+                        if connect
+                        else "timed out"
+                        if isinstance(e, httpx2.TimeoutException)
+                        else "failed"
+                    )
+                    say = log.debug if connect else log.warning
+                    say("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
                     self._sleep(wait)
                     continue
                 raise OfflineError(
@@ -1407,12 +1417,12 @@ def create_mapping_gist(gh: GitHub) -> str:
     return oldest
 
 
-def pull_remote(gh: GitHub, state: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """(remote mapping, its version); a 304 on the stored ETag reuses the local snapshot."""
+def pull_remote(gh: GitHub, state: dict[str, Any]) -> dict[str, Any]:
+    """GitHub's mapping; its version goes to state["base_version"]. A 304 on the ETag reuses the snapshot."""
     gist, etag = gh.get_gist(state["gist_id"], state.get("etag") if remote_snapshot_path().exists() else None)
     if gist is None:
         log.debug("mapping gist unchanged (304)")
-        return decode_remote(remote_snapshot_path().read_text(), str(remote_snapshot_path())), state["base_version"]
+        return decode_remote(remote_snapshot_path().read_text(), str(remote_snapshot_path()))
     file = (gist.get("files") or {}).get(REMOTE_FILE)
     if file is None:
         raise GitHubError(f"Gist {state['gist_id']} has no {REMOTE_FILE}; check SM_MAPPING_GIST.")
@@ -1420,7 +1430,7 @@ def pull_remote(gh: GitHub, state: dict[str, Any]) -> tuple[dict[str, Any], str]
     remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
     state.update(etag=etag, base_version=latest_revision(gh, gist))
     atomic_write(remote_snapshot_path(), text)
-    return remote, state["base_version"]
+    return remote
 
 
 def push_remote(gh: GitHub, state: dict[str, Any], data: dict[str, Any]) -> str:
@@ -1448,7 +1458,7 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, dict[str, list[s
             state = {"gist_id": chosen}  # the user points elsewhere now: forget the old gist's ETag and base
         if not state.get("gist_id"):
             state = {"gist_id": find_mapping_gist(gh) or create_mapping_gist(gh)}
-        remote, _ = pull_remote(gh, state)
+        remote = pull_remote(gh, state)
         final = merge_mappings(remote, local)
         if final != remote:
             final = push_until_settled(gh, state, final)
@@ -1500,7 +1510,7 @@ def recover_local() -> dict[str, Any]:
     with contextlib.suppress(MappingError):
         recovered = read_mapping(path.with_name(path.name + ".bak"))
     # Written now, before any network: if GitHub is out of reach, the backup's entries are still here.
-    atomic_write(path, json.dumps(recovered, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    write_mapping(recovered)  # the corrupt file was moved away, so the backup is not overwritten
     return recovered
 
 
@@ -1963,7 +1973,7 @@ def edit_in_editor(code: str, filename: str) -> str:
         path = Path(tmp) / filename
         path.write_text(code, encoding="utf-8")
         # With piped answers, the editor must not read them: they are sm's.
-        stdin = None if isatty(sys.stdin) else subprocess.DEVNULL
+        stdin = None if interactive() else subprocess.DEVNULL
         try:
             proc = subprocess.Popen([*shlex.split(editor), str(path)], stdin=stdin)
         except (OSError, ValueError) as e:
@@ -1990,7 +2000,7 @@ def wait_ignoring_ctrl_c(proc: Any) -> int:
 
 def answer_reader(console: Any) -> Callable[[str], str]:
     """ask(question) → answer: line editing on a terminal, else one line of stdin (EOFError at its end)."""
-    if isatty(sys.stdin):
+    if interactive():
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (arrow keys and history in input())
 
@@ -2573,7 +2583,7 @@ def cmd_edit(
 
 
 def check_answers_source(prompt: str, preview: bool) -> None:
-    if preview and prompt == "-" and not isatty(sys.stdin):
+    if preview and prompt == "-" and not interactive():
         raise UsageProblem(
             "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
         )
@@ -3189,7 +3199,7 @@ def make_trust(yes: bool) -> Trust:
 def choose_file(names: list[str]) -> str:
     import click
 
-    if not isatty(sys.stdin):
+    if not interactive():
         raise UsageProblem(f"The gist holds several Python files ({', '.join(names)}): choose one with --file.")
     return click.prompt("Which file?", type=click.Choice(names), err=True)
 
@@ -3213,10 +3223,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # Plain functions like cmd_create; `approve` asks the user (or raises), so tests need no terminal.
 
 Approve = Callable[..., None]
-
-
-def interactive() -> bool:
-    return isatty(sys.stdin)
 
 
 def use_color(stream: Any) -> bool:
