@@ -189,6 +189,53 @@ def check_name(name: str) -> str:
     return name
 
 
+# What GitHub's own identifiers look like. Anything read from GitHub or from a mapping file is checked
+# against these before it becomes part of a path, a URL or a command line (see entry_problem).
+GIST_ID_PATTERN = r"[0-9a-f]{20,32}|[0-9]{1,12}"  # hex ids, and the numeric ids of gists from before ~2014
+REVISION_PATTERN = r"[0-9a-f]{40}"
+SHA256_PATTERN = r"[0-9a-f]{64}"
+
+
+def filename_problem(filename: Any) -> str | None:
+    """Why `filename` cannot be a gist file sm stores on disk, or None: one path component, printable."""
+    if type(filename) is not str or not filename:
+        return "the filename is not a string"
+    if filename in (".", "..") or "/" in filename or "\\" in filename or len(filename) > 255:
+        return f"the filename {filename!r} is not a single file name"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in filename):
+        return f"the filename {filename!r} holds control characters"
+    return None
+
+
+def entry_problem(name: Any, entry: Any) -> str | None:
+    """Why a mapping entry cannot be used, or None. Checked for every entry, local or remote, before use:
+    its fields become cache paths, URLs and the argv of `uv run`."""
+    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
+        return "the name is not a valid script name"
+    if type(entry) is not dict:
+        return f"the entry is a {type(entry).__name__}, not an object"
+    for field, pattern in (("gist_id", GIST_ID_PATTERN), ("revision", REVISION_PATTERN), ("sha256", SHA256_PATTERN)):
+        value = entry.get(field)
+        if type(value) is not str or not re.fullmatch(pattern, value):
+            return f"{field} is missing or malformed ({_clip(value)})"
+    if problem := filename_problem(entry.get("filename")):
+        return problem
+    for field in ("updated_at", "created_at", "description", "clock"):
+        if entry.get(field) is not None and type(entry[field]) is not str:
+            return f"{field} is not a string ({_clip(entry[field])})"
+    params = entry.get("params")
+    if params is not None and not (
+        type(params) is list and all(type(p) is dict and type(p.get("name")) is str for p in params)
+    ):
+        return "params is not a list of parameters"
+    return None
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def find_token() -> tuple[str, str]:
     """Return (token, where it came from). Never log or print the token itself."""
     for var in TOKEN_VARS:
