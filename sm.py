@@ -733,14 +733,16 @@ def norm_key(key: str) -> str:
 
 
 def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
-    """`key=value` pairs → `--key value`, checked against the script's declared parameters.
+    """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
 
+    One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
+    a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
     params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
     """
     if params is None:
-        return [arg for key, value in map(split_pair, pairs) for arg in (f"--{key}", value)]
+        return [f"--{key}={value}" for key, value in map(split_pair, pairs)]
     by_key = {norm_key(p["name"]): p for p in params}
-    given: dict[str, str] = {}
+    given: list[tuple[str, str]] = []
     for pair in pairs:
         try:
             key, value = split_pair(pair)
@@ -749,14 +751,15 @@ def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[s
         param = by_key.get(norm_key(key))
         if param is None:
             raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
-        given[param["name"]] = value
-    missing = [p["name"] for p in params if p.get("required") and p["name"] not in given and p.get("default") is None]
+        given.append((param["name"], value))
+    named = {name for name, _ in given}
+    missing = [p["name"] for p in params if p.get("required") and p["name"] not in named and p.get("default") is None]
     if missing:
         raise UsageProblem(
             f"Missing required parameter{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}. {describe_params(params)}"
         )
-    return [arg for name, value in given.items() for arg in (f"--{name}", value)]
+    return [f"--{name}={value}" for name, value in given]
 
 
 def split_pair(pair: str) -> tuple[str, str]:
@@ -1144,7 +1147,9 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
 # Mapping store & sync
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # mapping.json: {"version": 1, "scripts": {name: entry}, "tombstones": {name: {...}}, ...}
-# Unknown fields (from newer sm versions) are kept as they are.
+# Unknown fields (from newer sm versions) are kept as they are. Each entry and tombstone is checked on
+# its own: a malformed one (hand-edited, or written by another tool) is named in one warning, left out
+# of everything sm does, and written back untouched, so one bad value never stops the others.
 
 MAPPING_VERSION = 1
 ENTRY_FIELDS = (
@@ -1157,41 +1162,86 @@ ENTRY_FIELDS = (
     "sha256",
     "description",
     "params",
+    "clock",
 )
+QUARANTINE = "_quarantined"  # in memory only: {"scripts": {name: raw}, "tombstones": {name: raw}}
+UPGRADE_HINT = "upgrade sm (`uv tool upgrade sm-script-manager`, or a newer sm.py)"
+_warned: set[tuple[str, str, str]] = set()
 
 
 def empty_mapping() -> dict[str, Any]:
     return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
 
 
-def check_mapping(data: Any, source: str) -> dict[str, Any]:
-    """Structural check with an error that names the file and the way out."""
-    fix = f"Fix or move {source} away, then run `sm sync --from-remote` to restore it from GitHub."
-    if not isinstance(data, dict) or not isinstance(data.get("scripts", {}), dict):
-        raise MappingError(f"{source} is not an sm mapping (expected an object with `scripts`). {fix}")
-    str_ = str  # this loop runs on every `sm run` and `sm list`: plain type checks, details only on failure
-    for name, entry in data.get("scripts", {}).items():
-        if not (
-            type(entry) is dict
-            and type(entry.get("gist_id")) is str_
-            and type(entry.get("filename")) is str_
-            and type(entry.get("revision")) is str_
-            and type(entry.get("sha256")) is str_
-        ):
-            fields = ("gist_id", "filename", "revision", "sha256")
-            missing = [f for f in fields if not isinstance(entry, dict) or not isinstance(entry.get(f), str)]
-            raise MappingError(f"{source}: entry {name!r} lacks {', '.join(missing)}. {fix}")
-        params = entry.get("params")
-        if params is not None and not (
-            type(params) is list and all(type(p) is dict and type(p.get("name")) is str_ for p in params)
-        ):
-            raise MappingError(f"{source}: entry {name!r} has malformed params. {fix}")
-    if not isinstance(data.get("tombstones", {}), dict):
-        raise MappingError(f"{source}: `tombstones` must be an object. {fix}")
+def tombstone_problem(name: Any, stone: Any) -> str | None:
+    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
+        return "the name is not a valid script name"
+    if type(stone) is not dict:
+        return f"the tombstone is a {type(stone).__name__}, not an object"
+    if type(stone.get("deleted_at")) is not str:
+        return f"deleted_at is missing or not a string ({_clip(stone.get('deleted_at'))})"
+    gist_id = stone.get("gist_id")
+    if gist_id is not None and (type(gist_id) is not str or not re.fullmatch(GIST_ID_PATTERN, gist_id)):
+        return f"gist_id is malformed ({_clip(gist_id)})"
+    if stone.get("clock") is not None and type(stone["clock"]) is not str:
+        return f"clock is not a string ({_clip(stone['clock'])})"
+    return None
+
+
+def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, Any]:
+    """A whole mapping, its entries and tombstones checked one by one: bad ones move to data[QUARANTINE]."""
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
+            "`sm sync --from-remote` to restore it from GitHub."
+        )
+    if type(data.get("version", MAPPING_VERSION)) is not int:
+        _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
+        data["version"] = MAPPING_VERSION
+    quarantined: dict[str, dict[str, Any]] = {}
+    for section, problem_of, kind in (
+        ("scripts", entry_problem, "entry"),
+        ("tombstones", tombstone_problem, "tombstone"),
+    ):
+        items = data.get(section, {})
+        if type(items) is not dict:
+            _warn_once(source, section, f"{source}: `{section}` is not an object ({_clip(items)}); ignored.")
+            data[section] = {}
+            continue
+        for name, value in items.items():
+            if problem := problem_of(name, value):
+                quarantined.setdefault(section, {})[name] = value
+                if not quiet:
+                    _warn_once(
+                        source,
+                        f"{section}/{name}",
+                        f"Ignoring the {kind} {name!r} in {source}: {problem}. "
+                        "The other scripts work as usual; fix or remove that entry.",
+                    )
+        if section in quarantined:
+            data[section] = {n: v for n, v in items.items() if n not in quarantined[section]}
     data.setdefault("version", MAPPING_VERSION)
     data.setdefault("scripts", {})
     data.setdefault("tombstones", {})
+    if quarantined:
+        data[QUARANTINE] = quarantined
     return data
+
+
+def _warn_once(source: str, key: str, message: str) -> None:
+    if (source, key, message) not in _warned:
+        _warned.add((source, key, message))
+        log.warning("%s", message)
+
+
+def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What to write: the good entries, and the quarantined ones as they were (unless the name is in use again)."""
+    out = {k: v for k, v in data.items() if k != QUARANTINE}
+    kept = quarantined if quarantined is not None else data.get(QUARANTINE) or {}
+    for section, items in kept.items():
+        merged = {**{n: v for n, v in items.items() if n not in out[section]}, **out[section]}
+        out[section] = dict(sorted(merged.items()))
+    return out
 
 
 def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
@@ -1206,23 +1256,26 @@ def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
+        backup = f"{path}.bak"
+        way_out = f"restore {backup}, or " if os.path.exists(backup) else ""
         raise MappingError(
-            f"{path} is corrupt ({e}). It was left untouched: repair it, restore {os.path.basename(path)}.bak, "
-            "or move it away and run `sm sync --from-remote`."
+            f"{path} is corrupt ({e}) and was left untouched: repair it, {way_out}move it away and run "
+            "`sm sync --from-remote`."
         ) from e
     return check_mapping(data, str(path))
 
 
 def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
-    """Atomic write; the previous good file is kept as mapping.json.bak."""
+    """Atomic write; the previous file is kept as mapping.json.bak. A newer sm's mapping is never written over."""
     path = path or mapping_path()
-    if path.exists():
-        import shutil
-
-        with contextlib.suppress(OSError):
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
+    if data.get("version", MAPPING_VERSION) > MAPPING_VERSION:
+        raise MappingError(f"{path} was written by a newer sm (mapping version {data['version']}): {UPGRADE_HINT}.")
+    with contextlib.suppress(OSError):
+        with open(path, "rb") as previous:  # the bytes, not a copy through whatever the path points at
+            atomic_write(path.with_name(path.name + ".bak"), previous.read())
+    out = with_quarantined(data)
     # Compact: `sm run` and `sm list` parse this file on every start, and whitespace is a third of it.
-    atomic_write(path, json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    atomic_write(path, json.dumps(out, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
     if path == mapping_path():
         # What `sm list --json` prints, stamped with the file it came from: with 10,000 scripts, parsing and
         # re-encoding the mapping costs more than the whole command may take (see fast_list_json).
@@ -1239,6 +1292,25 @@ def file_stamp(path: Path) -> str:
     """Changes whenever the file is replaced or rewritten (atomic writes make a new inode)."""
     st = os.stat(path)
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def check_home() -> None:
+    """Before a model or GitHub is paid for: can sm keep what they produce? One line naming the path if not."""
+    import tempfile
+
+    home = home_dir()
+    for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise ConfigError(
+                f"sm cannot write to {folder} ({e.strerror or e}): make it writable, or point SM_HOME at a "
+                "folder that is. Nothing was generated or uploaded."
+            ) from e
+    if os.path.isdir(mapping_file()):
+        raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
 
 
 @contextlib.contextmanager
@@ -1267,8 +1339,52 @@ def locked_mapping() -> Iterator[dict[str, Any]]:
             write_mapping(data)
 
 
+@contextlib.contextmanager
+def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[dict[str, Any] | None]:
+    """Hold NAME while a script is made for it: parallel sm processes on this machine stop at once, and a
+    name already taken here or on GitHub (one conditional request) is refused before the model is paid.
+    Yields the entry being replaced (replace=True), or None."""
+    import fcntl
+
+    folder = sm_home() / "claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "a+") as claim:
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageProblem(
+                f"Another sm is creating {name!r} right now: wait for it to finish, or choose another name."
+            ) from None
+        existing = read_mapping()["scripts"].get(name)
+        if existing is None and gh is not None:
+            existing = remote_entry(gh, name)
+        if existing is not None and not replace:
+            raise UsageProblem(
+                f"A script named {name!r} already exists: use --force to replace it, `sm edit {name}` to change "
+                "it, or choose another name."
+            )
+        yield existing
+
+
+def remote_entry(gh: GitHub, name: str) -> dict[str, Any] | None:
+    """NAME in the mapping on GitHub, if it is there (a read: never creates the mapping gist)."""
+    state = read_sync_state()
+    if not state.get("gist_id") or os.environ.get("SM_MAPPING_GIST"):
+        return None  # never synced here: the first sync merges, and a clash is kept under another name
+    try:
+        text = pull_remote(gh, dict(state))
+    except SmError as e:
+        log.debug("could not check %s against GitHub's mapping: %s", name, e)
+        return None
+    with contextlib.suppress(SmError, ValueError):
+        return check_mapping(json.loads(text), REMOTE_FILE, quiet=True)["scripts"].get(name)
+    return None
+
+
 def put_entry(entry: dict[str, Any]) -> None:
+    """Store `entry` (stamped with its clock, in place) and sync."""
     with locked_mapping() as data:
+        entry["clock"] = tick(data)
         data["scripts"][entry["script_name"]] = entry
         data["tombstones"].pop(entry["script_name"], None)
     after_change()
@@ -1280,7 +1396,7 @@ def delete_entry(name: str) -> dict[str, Any]:
         entry = data["scripts"].pop(name, None)
         if entry is None:
             raise UsageProblem(f"Unknown script {name!r}. See `sm list`.")
-        data["tombstones"][name] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"]}
+        data["tombstones"][name] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": tick(data)}
     after_change()
     return entry
 
@@ -1293,9 +1409,10 @@ def rename_entry(old: str, new: str) -> dict[str, Any]:
             raise UsageProblem(f"Unknown script {old!r}. See `sm list`.")
         if new in scripts:
             raise UsageProblem(f"A script named {new!r} already exists: choose another name, or `sm rm {new}` first.")
-        entry = {**scripts.pop(old), "script_name": new, "updated_at": now_iso()}
+        clock = tick(data)
+        entry = {**scripts.pop(old), "script_name": new, "updated_at": now_iso(), "clock": clock}
         scripts[new] = entry
-        data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"]}
+        data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
         data["tombstones"].pop(new, None)
     after_change()
     return entry
@@ -1338,44 +1455,134 @@ def lookup(name: str, pull: bool = True) -> dict[str, Any]:
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
 
 
+# -- clocks ------------------------------------------------------------------------------------------
+# Wall clocks cannot order changes made on two machines: one may be hours behind. Each change carries a
+# hybrid logical clock, "WALLTIME/COUNTER": the later of the wall time and every clock already in the
+# mapping, so a change made after seeing another always sorts after it, whatever the machine's clock says.
+# Clocks only break ties between changes that neither machine had seen (see merge3).
+
+
+def clock_of(item: dict[str, Any]) -> tuple[str, int]:
+    clock = item.get("clock")
+    if type(clock) is str:
+        wall, sep, counter = clock.rpartition("/")
+        if sep and counter.isdigit():
+            return wall, int(counter)
+    return str(item.get("updated_at") or item.get("deleted_at") or ""), 0  # written before clocks existed
+
+
+def tick(data: dict[str, Any]) -> str:
+    """The clock for a change made now: after the wall time and after every clock this machine has seen."""
+    seen = max(
+        (clock_of(item) for section in ("scripts", "tombstones") for item in data[section].values()),
+        default=("", 0),
+    )
+    now = now_iso()
+    return f"{now}/0" if now > seen[0] else f"{seen[0]}/{seen[1] + 1}"
+
+
 # -- merge (pure) ----------------------------------------------------------------------------------
 # Tombstones are kept forever: they are ~100 bytes each, and dropping them would let a machine that
-# was offline for longer than any expiry bring a deleted script back. A tombstone only goes away when
-# the name is used again by an entry newer than the deletion.
+# was offline for longer than any expiry bring a deleted script back.
 
 
-def _entry_key(entry: dict[str, Any]) -> tuple[str, str]:
-    return (entry.get("updated_at") or "", entry.get("revision") or "")
+MERGE_RULES = """\
+| base        | this machine   | GitHub         | result                                                   |
+|-------------|----------------|----------------|----------------------------------------------------------|
+| X           | X              | X              | X                                                        |
+| X           | changed to L   | X              | L: only this machine changed it, whatever the clocks say |
+| X           | X              | changed to R   | R: only GitHub's side changed it                         |
+| X           | L              | L              | L: both made the same change                             |
+| X or absent | absent         | R              | R: a missing name is not a deletion (those are tombstones) |
+| X           | L              | R, same gist   | the later clock wins; the other revision stays in the gist's history |
+| X or absent | L              | R, other gist  | both kept: the later clock's entry is renamed NAME-2      |
+| X           | removed        | changed        | the changed entry is kept (nothing is lost); `sm rm` again |
+| X           | removed        | removed        | the later tombstone                                       |
+"""
 
 
-def merge_mappings(*sides: dict[str, Any]) -> dict[str, Any]:
-    """Merge per name: the newest entry wins (revision breaks ties); a tombstone beats entries last
-    updated before it and loses to ones updated after it. Nothing either side has is dropped
-    otherwise, and unknown fields survive."""
+def _state(side: dict[str, Any], name: str) -> tuple[str, dict[str, Any]] | None:
+    entry, stone = side["scripts"].get(name), side["tombstones"].get(name)
+    if entry is not None and stone is not None:  # both (old data): whichever happened later
+        return ("entry", entry) if clock_of(entry) > clock_of(stone) else ("stone", stone)
+    if entry is not None:
+        return "entry", entry
+    return ("stone", stone) if stone is not None else None
+
+
+def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Three-way merge of this machine's mapping and GitHub's against the last one both agreed on (base).
+
+    A side that changed a name since the base wins over a side that did not; clocks only decide between
+    two different changes to one name. Returns the merged mapping and notes for the user. See MERGE_RULES.
+    """
     merged: dict[str, Any] = {}
-    for side in sides:  # unknown top-level fields: later sides win, nothing is stripped
-        merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version")})
-    merged["version"] = max([MAPPING_VERSION, *(int(s.get("version", 1)) for s in sides)])
+    for side in (remote, local):  # unknown top-level fields: this machine's win, nothing is stripped
+        merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version", QUARANTINE)})
+    merged["version"] = max(MAPPING_VERSION, local.get("version", 1), remote.get("version", 1))
+    names = set()
+    for side in (base, local, remote):
+        names |= side["scripts"].keys() | side["tombstones"].keys()
     scripts: dict[str, Any] = {}
-    tombstones: dict[str, Any] = {}
-    for side in sides:
-        for name, entry in (side.get("scripts") or {}).items():
-            if name not in scripts or _entry_key(entry) > _entry_key(scripts[name]):
-                scripts[name] = entry
-        for name, stone in (side.get("tombstones") or {}).items():
-            if name not in tombstones or stone.get("deleted_at", "") > tombstones[name].get("deleted_at", ""):
-                tombstones[name] = stone
-    for name, stone in list(tombstones.items()):
-        entry = scripts.get(name)
-        if entry is None:
-            continue
-        if (entry.get("updated_at") or "") > stone.get("deleted_at", ""):
-            del tombstones[name]
+    stones: dict[str, Any] = {}
+    renames: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for name in sorted(names):
+        b = _state(base, name)
+        mine = _state(local, name) or b
+        theirs = _state(remote, name) or b
+        if mine == theirs or theirs == b:
+            pick = mine
+        elif mine == b:
+            pick = theirs
         else:
-            del scripts[name]
+            pick, loser, note = _resolve(name, mine, theirs)  # type: ignore[arg-type]
+            notes.append(note)
+            if loser is not None:
+                renames.append(loser)
+        if pick is not None:
+            (scripts if pick[0] == "entry" else stones)[name] = pick[1]
+    for entry in renames:  # both kept: the later one moves to the first free NAME-2, NAME-3, ...
+        old = entry["script_name"]
+        new = next(f"{old[:60]}-{i}" for i in range(2, 10_000) if f"{old[:60]}-{i}" not in names | scripts.keys())
+        scripts[new] = {**entry, "script_name": new}
+        names.add(new)
+        notes.append(
+            f"Two machines each created a script named {old!r} (gists {scripts[old]['gist_id']} and "
+            f"{entry['gist_id']}); both are kept: the later one is now {new!r}. Rename it with `sm rename {new} NEW`."
+        )
     merged["scripts"] = dict(sorted(scripts.items()))
-    merged["tombstones"] = dict(sorted(tombstones.items()))
-    return merged
+    merged["tombstones"] = dict(sorted(stones.items()))
+    return merged, notes
+
+
+def _resolve(
+    name: str, mine: tuple[str, dict[str, Any]], theirs: tuple[str, dict[str, Any]]
+) -> tuple[tuple[str, dict[str, Any]], dict[str, Any] | None, str]:
+    """Both sides changed `name` differently: (the state to keep, an entry to keep under another name, a note)."""
+    first, later = sorted((mine, theirs), key=lambda s: (clock_of(s[1]), json.dumps(s[1], sort_keys=True)))
+    if mine[0] == theirs[0] == "entry":
+        if mine[1]["gist_id"] == theirs[1]["gist_id"]:
+            return (
+                later,
+                None,
+                (
+                    f"{name} was changed on two machines at once: kept revision {later[1]['revision'][:8]}, the later "
+                    f"change; revision {first[1]['revision'][:8]} stays in the gist's history (`sm history {name}`)."
+                ),
+            )
+        return first, {**later[1], "script_name": name}, ""
+    if mine[0] == theirs[0] == "stone":
+        return later, None, f"{name} was removed on two machines."
+    kept = mine if mine[0] == "entry" else theirs
+    return (
+        kept,
+        None,
+        (
+            f"{name} was removed on one machine and changed on another: it is kept, so nothing is lost. "
+            f"Remove it again with `sm rm {name}`."
+        ),
+    )
 
 
 def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
@@ -1392,6 +1599,8 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 # The mapping lives in one secret gist, file sm-mapping.json. GitHub has no compare-and-swap for
 # PATCH (If-Match gives 400), so after each push sm reads the gist's commits: any version that landed
 # between the one it merged from and its own is merged in and pushed again, a bounded number of times.
+# remote-mapping.json holds GitHub's text as of the last completed sync: it is the base of the next
+# three-way merge, so it is written only once this machine's mapping holds everything in it.
 
 REMOTE_FILE = "sm-mapping.json"
 REMOTE_DESCRIPTION = "sm script mapping"
@@ -1428,11 +1637,24 @@ def encode_mapping(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def decode_remote(text: str, where: str) -> dict[str, Any]:
+def decode_remote(text: str, where: str, *, quiet: bool = False) -> dict[str, Any]:
     try:
-        return check_mapping(json.loads(text), where)
+        data = json.loads(text)
     except ValueError as e:
         raise MappingError(f"{where} is not valid JSON ({e}); fix or delete that gist file, then run `sm sync`.") from e
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{where} is not an sm mapping (expected an object); fix that gist file, then run `sm sync`."
+        )
+    return check_mapping(data, where, quiet=quiet)
+
+
+def read_base() -> dict[str, Any]:
+    """GitHub's mapping as of the last completed sync: the common ancestor for merge3."""
+    try:
+        return decode_remote(remote_snapshot_path().read_text(encoding="utf-8"), "the last synced mapping", quiet=True)
+    except (OSError, MappingError):
+        return empty_mapping()
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
@@ -1453,10 +1675,10 @@ def mapping_gists(gh: GitHub) -> list[str]:
     return [gist_id for _, gist_id in sorted(found)]
 
 
-def create_mapping_gist(gh: GitHub) -> str:
-    """Create the mapping gist, empty. Two machines may do this at once: both then settle on the oldest,
-    and the one that lost deletes its own, so the scripts never split between two mapping gists."""
-    gist = gh.create_gist({REMOTE_FILE: encode_mapping(empty_mapping())}, REMOTE_DESCRIPTION, public=False)
+def create_mapping_gist(gh: GitHub, data: dict[str, Any]) -> str:
+    """Create the mapping gist holding `data`. Two machines may do this at once: both then settle on the
+    oldest, and the one that lost deletes its own (its entries are still in its local mapping, and merge in)."""
+    gist = gh.create_gist({REMOTE_FILE: encode_mapping(with_quarantined(data))}, REMOTE_DESCRIPTION, public=False)
     oldest = (mapping_gists(gh) or [gist["id"]])[0]
     if oldest != gist["id"]:
         log.debug("another machine created the mapping gist first: using %s", oldest)
@@ -1464,25 +1686,19 @@ def create_mapping_gist(gh: GitHub) -> str:
     return oldest
 
 
-def pull_remote(gh: GitHub, state: dict[str, Any]) -> dict[str, Any]:
-    """GitHub's mapping; its version goes to state["base_version"]. A 304 on the ETag reuses the snapshot."""
-    gist, etag = gh.get_gist(state["gist_id"], state.get("etag") if remote_snapshot_path().exists() else None)
+def pull_remote(gh: GitHub, state: dict[str, Any]) -> str:
+    """The text of GitHub's mapping; its etag and version go into `state`. A 304 reuses the last snapshot."""
+    snapshot = remote_snapshot_path()
+    gist, etag = gh.get_gist(state["gist_id"], state.get("etag") if snapshot.exists() else None)
     if gist is None:
         log.debug("mapping gist unchanged (304)")
-        return decode_remote(remote_snapshot_path().read_text(), str(remote_snapshot_path()))
+        return snapshot.read_text(encoding="utf-8")
     file = (gist.get("files") or {}).get(REMOTE_FILE)
     if file is None:
         raise GitHubError(f"Gist {state['gist_id']} has no {REMOTE_FILE}; check SM_MAPPING_GIST.")
     text = gh.file_content(file)
-    remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
     state.update(etag=etag, base_version=latest_revision(gh, gist))
-    atomic_write(remote_snapshot_path(), text)
-    return remote
-
-
-def push_remote(gh: GitHub, state: dict[str, Any], data: dict[str, Any]) -> str:
-    gist = gh.update_gist(state["gist_id"], {REMOTE_FILE: encode_mapping(data)})
-    return latest_revision(gh, gist)
+    return text
 
 
 def versions_since(gh: GitHub, gist_id: str, base: str) -> list[str]:
@@ -1495,43 +1711,95 @@ def versions_since(gh: GitHub, gist_id: str, base: str) -> list[str]:
     return newer
 
 
-def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, dict[str, list[str]]]:
-    """Pull, merge, push, and confirm nobody else's push was overwritten. Returns what changed."""
+def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
+    """Pull, merge three ways, push, and confirm nobody else's push was overwritten. Returns what changed."""
     with mapping_lock():
         local = recover_local() if from_remote else read_mapping()
         state = read_sync_state()
         chosen = os.environ.get("SM_MAPPING_GIST", "").strip()
         if chosen and chosen != state.get("gist_id"):
-            state = {"gist_id": chosen}  # the user points elsewhere now: forget the old gist's ETag and base
+            state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
         if not state.get("gist_id"):
-            state = {"gist_id": find_mapping_gist(gh) or create_mapping_gist(gh)}
-        remote = pull_remote(gh, state)
-        final = merge_mappings(remote, local)
-        if final != remote:
-            final = push_until_settled(gh, state, final)
-        if final != local:
-            write_mapping(final)
-        if final != remote:
-            atomic_write(remote_snapshot_path(), encode_mapping(final))
+            found = find_mapping_gist(gh)
+            if found is None and not (local["scripts"] or local["tombstones"]):
+                return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
+            state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
+        try:
+            text = pull_remote(gh, state)
+        except GitHubError as e:
+            if e.status != 404 or chosen:
+                raise
+            state = replace_lost_mapping_gist(gh, state, local)
+            text = pull_remote(gh, state)
+        remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
+        if remote["version"] > MAPPING_VERSION:
+            raise MappingError(
+                f"The mapping gist {state['gist_id']} was written by a newer sm (mapping version "
+                f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
+            )
+        bad_remote = remote.get(QUARANTINE)
+        final, notes = merge3(read_base(), local, remote)
+        for note in notes:
+            log.warning("%s", note)
+        on_github = text
+        if _plain(final) != _plain(remote):
+            final, on_github = push_until_settled(gh, state, remote, final, bad_remote)
             state["etag"] = None  # our push changed the gist: the next pull fetches GitHub's copy
+        if _plain(final) != _plain(local):
+            write_mapping({**final, QUARANTINE: local.get(QUARANTINE) or {}})
+        atomic_write(remote_snapshot_path(), on_github)  # after the local write: the base never runs ahead of it
         write_sync_state({**state, "pending": False, "last_sync": now_iso()})
-        return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final)}
+        return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final), "notes": notes}
 
 
-def push_until_settled(gh: GitHub, state: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
-    """Push `merged`; while the gist's head is not a superset of everything pushed, merge and push again."""
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != QUARANTINE}
+
+
+def replace_lost_mapping_gist(gh: GitHub, state: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """The mapping gist answered 404. If it is really gone (not in the user's gist list), recreate it from this
+    machine's mapping, or use the one another machine already recreated: sync never stays stuck."""
+    lost = state["gist_id"]
+    found = mapping_gists(gh)
+    if lost in found:
+        raise GitHubError(f"The mapping gist {lost} is listed but cannot be read (404): check the token's gist scope.")
+    if found:
+        log.warning(
+            "The mapping gist %s is gone from GitHub; using %s, which another machine recreated.", lost, found[0]
+        )
+        new = found[0]
+    else:
+        new = create_mapping_gist(gh, local)
+        log.warning(
+            "The mapping gist %s was deleted on GitHub; recreated it as %s from this machine's mapping "
+            "(%d scripts). Other machines find it on their next sync.",
+            lost,
+            new,
+            len(local["scripts"]),
+        )
+    return {"login": state.get("login"), "gist_id": new, "replaced": {"gist_id": lost, "at": now_iso()}}
+
+
+def push_until_settled(
+    gh: GitHub, state: dict[str, Any], pulled: dict[str, Any], merged: dict[str, Any], bad: dict[str, Any] | None
+) -> tuple[dict[str, Any], str]:
+    """Push `merged`; while the gist's head is not a superset of everything pushed, merge and push again.
+    Returns the final mapping and the text that is now on GitHub. Quarantined remote entries ride along."""
     base = state["base_version"]
     for _ in range(MAX_SYNC_ROUNDS):
-        ours = push_remote(gh, state, merged)
+        text = encode_mapping(with_quarantined(merged, bad))
+        ours = push_remote(gh, state, text)
         newer = versions_since(gh, state["gist_id"], base)  # newest first, ours among them
         pushed = merged
         theirs = {v: fetch_remote_version(gh, state["gist_id"], v) for v in newer if v != ours}
         for content in theirs.values():  # someone pushed after our pull: fold their version in
-            merged = merge_mappings(merged, content)
+            merged, notes = merge3(pulled, merged, content)
+            for note in notes:
+                log.warning("%s", note)
         head = newer[0] if newer else ours
         state["base_version"] = head
-        if merged == (pushed if head == ours else theirs[head]):
-            return merged
+        if _plain(merged) == _plain(pushed if head == ours else theirs[head]):
+            return merged, text if head == ours else encode_mapping(with_quarantined(theirs[head]))
         base = head
     raise GitHubError(
         f"The mapping gist kept changing during {MAX_SYNC_ROUNDS} sync rounds; your changes are saved "
@@ -1539,9 +1807,14 @@ def push_until_settled(gh: GitHub, state: dict[str, Any], merged: dict[str, Any]
     )
 
 
+def push_remote(gh: GitHub, state: dict[str, Any], text: str) -> str:
+    gist = gh.update_gist(state["gist_id"], {REMOTE_FILE: text})
+    return latest_revision(gh, gist)
+
+
 def fetch_remote_version(gh: GitHub, gist_id: str, version: str) -> dict[str, Any]:
     file = gist_file(gh.get_revision(gist_id, version), REMOTE_FILE)
-    return decode_remote(gh.file_content(file), f"{REMOTE_FILE}@{version[:8]}")
+    return decode_remote(gh.file_content(file), f"{REMOTE_FILE}@{version[:8]}", quiet=True)
 
 
 def recover_local() -> dict[str, Any]:
@@ -2478,14 +2751,57 @@ def exec_script(argv: list[str]) -> None:
     log.debug("exec: %s", " ".join(argv))
     sys.stdout.flush()
     sys.stderr.flush()
+    refresh_in_background()
     os.execv(argv[0], argv)
+
+
+def refresh_in_background() -> None:
+    """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
+    another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
+    the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
+    try:
+        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
+    except ValueError:
+        interval = 300.0
+    if interval < 0 or os.environ.get("SM_BACKGROUND"):
+        return
+    stamp = os.path.join(home_dir(), "refresh.stamp")
+    try:
+        if time.time() - os.stat(stamp).st_mtime < interval:
+            return
+        with open(stamp, "a"):
+            os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        return
+    try:  # the child: its own session, no terminal, no share of the script's stdin or output
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.environ["SM_BACKGROUND"] = "1"
+        background_sync()
+    finally:
+        os._exit(0)
+
+
+def background_sync() -> None:
+    """The body of the detached refresh: warnings and failures go to sm.log only."""
+    try:
+        setup_logging(verbose=False, console=False)
+        try_sync("Background refresh of the mapping failed: %s")
+    except Exception as e:  # noqa: BLE001 - nobody is there to see it: record it and go
+        with contextlib.suppress(Exception):
+            log.error("Background refresh crashed: %s", e)
 
 
 def fast_run(argv: Sequence[str]) -> None:
     """`sm run NAME key=value ...` on a verified cache, before click is even imported.
 
     Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
-    names, a cache miss, bad parameters. Those paths report errors; this one only execs.
+    names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
     """
     if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
         return
@@ -2493,8 +2809,9 @@ def fast_run(argv: Sequence[str]) -> None:
         req = parse_run_tail(argv[2:])
         if req.options:
             return
-        entry = read_mapping()["scripts"].get(argv[1])
-        if not entry or not (path := verified_cache(entry)):
+        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
+            entry = json.loads(f.read())["scripts"].get(argv[1])
+        if entry_problem(argv[1], entry) or not (path := verified_cache(entry)):
             return
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
@@ -3775,7 +4092,7 @@ def log_file() -> Path:
     return sm_home() / "sm.log"
 
 
-def setup_logging(verbose: bool) -> None:
+def setup_logging(verbose: bool, *, console: bool = True) -> None:
     """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
     import logging.handlers
     from pathlib import Path
@@ -3798,17 +4115,17 @@ def setup_logging(verbose: bool) -> None:
             pass
 
     redactor = Redact()
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(OneLine())
-    console.addFilter(redactor)
-    console.addFilter(lambda record: record.name != errors_log.name)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(OneLine())
+    stderr.addFilter(redactor)
+    stderr.addFilter(lambda record: record.name != errors_log.name)
     file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
     file.setLevel(logging.WARNING)
     file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     file.addFilter(redactor)
     for handler in log.handlers:
         handler.close()
-    log.handlers[:] = [console, file]
+    log.handlers[:] = [stderr, file] if console else [file]
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.propagate = False
 

@@ -56,6 +56,7 @@ def sm_env(tmp_path, monkeypatch):
     # GitHub's 1 s between writes would make most tests wait; test_sync checks the real default.
     monkeypatch.setenv("SM_WRITE_INTERVAL", "0.02")
     monkeypatch.setattr(sm, "which", _which_without_gh)
+    monkeypatch.setattr(sm, "_warned", set())  # each test sees sm's once-per-process warnings afresh
     return home
 
 

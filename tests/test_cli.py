@@ -185,7 +185,7 @@ def test_run_builds_uv_argv_from_cache(created, invoke, github_env):
     assert result.exit_code == 0, result.output
     (argv,) = result.execs
     assert argv[1:4] == ["run", "--script", str(sm.cached_path(created))]
-    assert argv[4:] == ["--name", "Ada Lovelace", "--extra", "x=y"]
+    assert argv[4:] == ["--name=Ada Lovelace", "--extra", "x=y"]
     assert len(github_env.requests) == before  # served from the cache, no network
 
 
@@ -243,7 +243,7 @@ def test_run_without_uv_says_how_to_install_it_and_falls_back(created, invoke, m
     assert result.exit_code == 0, result.output
     assert "uv is not installed" in result.stderr and "pip install uv" in result.stderr
     venv_python = sm_env / "venvs" / f"{created['gist_id']}-greet" / "bin" / "python"
-    assert result.execs == [[str(venv_python), str(sm.cached_path(created)), "--name", "x"]]
+    assert result.execs == [[str(venv_python), str(sm.cached_path(created)), "--name=x"]]
 
 
 def test_list_json_and_plain(created, invoke):

@@ -151,10 +151,15 @@ PARAMS = [
 @pytest.mark.parametrize(
     ("pairs", "argv"),
     [
-        (["prefix=demo"], ["--prefix", "demo"]),
-        (["prefix=a=b c"], ["--prefix", "a=b c"]),
-        (["prefix=", "max-items=3"], ["--prefix", "", "--max_items", "3"]),
-        (["prefix=$(rm -rf /); echo"], ["--prefix", "$(rm -rf /); echo"]),
+        (["prefix=demo"], ["--prefix=demo"]),
+        (["prefix=a=b c"], ["--prefix=a=b c"]),
+        (["prefix=", "max-items=3"], ["--prefix=", "--max_items=3"]),
+        (["prefix=$(rm -rf /); echo"], ["--prefix=$(rm -rf /); echo"]),
+        # a value that looks like an option stays the value of its key, one word each
+        (["prefix=-x"], ["--prefix=-x"]),
+        (["prefix=--help"], ["--prefix=--help"]),
+        # a key given twice is passed twice (argparse append, click multiple)
+        (["prefix=a", "prefix=b"], ["--prefix=a", "--prefix=b"]),
     ],
 )
 def test_build_script_args(pairs, argv):
@@ -190,7 +195,7 @@ def test_parse_run_tail_rejects_unknown_option():
 
 def test_mapping_atomic_write_keeps_backup(sm_env):
     data = sm.empty_mapping()
-    data["scripts"]["a"] = {"gist_id": "1", "filename": "a.py", "revision": "r", "sha256": "s"}
+    data["scripts"]["a"] = {"gist_id": "1", "filename": "a.py", "revision": "1" * 40, "sha256": "2" * 64}
     sm.write_mapping(data)
     data["future_field"] = {"kept": True}
     sm.write_mapping(data)
@@ -220,7 +225,7 @@ def test_corrupt_mapping_is_reported_and_untouched(sm_env):
     with pytest.raises(sm.MappingError, match="mapping.json is corrupt.*sm sync --from-remote"):
         sm.read_mapping()
     with pytest.raises(sm.MappingError):
-        sm.put_entry({"script_name": "x", "gist_id": "1", "filename": "x.py", "revision": "r", "sha256": "s"})
+        sm.put_entry({"script_name": "x", "gist_id": "1", "filename": "x.py", "revision": "1" * 40, "sha256": "2" * 64})
     assert (sm_env / "mapping.json").read_text() == "{not json"
 
 

@@ -70,14 +70,28 @@ def test_bad_remote_mapping_is_a_warning_after_a_successful_create(github_env, l
     assert "two" in sm.read_mapping()["scripts"]
 
 
-def test_malformed_params_is_one_line(created, invoke, sm_env):
+def test_malformed_local_entry_is_one_warning_and_repaired_from_github(created, invoke, sm_env):
     data = json.loads((sm_env / "mapping.json").read_text())
     data["scripts"]["greet"]["params"] = "name"
     (sm_env / "mapping.json").write_text(json.dumps(data))
+    sm.fast_run(["run", "greet", "name=x"])  # returns to the full CLI instead of raising or running
     result = invoke("run", "greet", "name=x")
-    assert result.exit_code == 1 and "malformed params" in result.stderr
-    sm.fast_run(["run", "greet", "name=x"])  # returns to the full CLI instead of raising
-    assert result.execs == []
+    assert result.stderr.count("Ignoring the entry 'greet'") == 1 and "params is not a list" in result.stderr
+    # the good copy on GitHub wins over the hand-broken one, and the script runs
+    assert result.exit_code == 0 and result.execs[-1][-1] == "--name=x"
+    assert sm.read_mapping()["scripts"]["greet"]["params"] == created["params"]
+
+
+def test_malformed_local_entry_offline_is_kept_untouched(created, invoke, sm_env, monkeypatch):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["greet"]["gist_id"] = "../../etc"
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    monkeypatch.delenv("GITHUB_PAT")
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 2 and "Unknown script 'greet'" in result.stderr and result.execs == []
+    assert "Ignoring the entry 'greet'" in result.stderr and "gist_id is missing or malformed" in result.stderr
+    sm.put_entry({**created, "script_name": "other"})  # a write elsewhere keeps the bad entry as it was
+    assert json.loads((sm_env / "mapping.json").read_text())["scripts"]["greet"]["gist_id"] == "../../etc"
 
 
 def test_saved_foreign_gist_reads_argparse_options(github_env, invoke):

@@ -122,7 +122,7 @@ def test_run_without_uv_uses_a_reused_venv_with_pip_installed_deps(github_env, t
 def shell_env(tmp_path, sm_env):
     """Two scripts in the mapping, and an `sm` command on PATH."""
     params = [{"name": "prefix", "help": "the prefix", "required": True}]
-    base = {"revision": "r" * 40, "sha256": "s" * 64}
+    base = {"revision": "1" * 40, "sha256": "2" * 64}
     sm.put_entry({**base, "script_name": "gists", "gist_id": "a" * 32, "filename": "gists.py", "params": params})
     sm.put_entry({**base, "script_name": "greet", "gist_id": "b" * 32, "filename": "greet.py", "description": "Hi"})
     bin_dir = tmp_path / "bin"

@@ -240,17 +240,17 @@ def test_redact_known_values_and_shapes(monkeypatch):
 
 
 def test_rename_entry_moves_and_tombstones(sm_env):
-    entry = {"script_name": "a", "gist_id": "g1", "filename": "a.py", "revision": "r", "sha256": "s"}
+    entry = {"script_name": "a", "gist_id": "a" * 32, "filename": "a.py", "revision": "1" * 40, "sha256": "2" * 64}
     sm.put_entry(entry)
-    sm.put_entry({**entry, "script_name": "b", "gist_id": "g2"})
+    sm.put_entry({**entry, "script_name": "b", "gist_id": "b" * 32})
     with pytest.raises(sm.UsageProblem, match="'b' already exists"):
         sm.rename_entry("a", "b")
     moved = sm.rename_entry("a", "c")
     data = sm.read_mapping()
     assert sorted(data["scripts"]) == ["b", "c"]
     assert moved == data["scripts"]["c"]
-    assert moved["script_name"] == "c" and moved["gist_id"] == "g1" and moved["filename"] == "a.py"
-    assert data["tombstones"]["a"]["gist_id"] == "g1"
+    assert moved["script_name"] == "c" and moved["gist_id"] == "a" * 32 and moved["filename"] == "a.py"
+    assert data["tombstones"]["a"]["gist_id"] == "a" * 32
     with pytest.raises(sm.UsageProblem, match="Unknown script 'a'"):
         sm.rename_entry("a", "d")
 

@@ -78,7 +78,7 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
         "script_name": "hi",
         "gist_id": "a" * 32,
         "filename": "hi.py",
-        "revision": "r" * 40,
+        "revision": "1" * 40,
         "params": [],
         "sha256": sm.sha256_text("print('hi')\n"),
         "updated_at": "2026-01-01T00:00:00.000000Z",
@@ -108,7 +108,14 @@ def test_list_json_cache_follows_the_mapping(sm_env, capsys):
     """The piped `sm list --json` fast path serves rows written with the mapping, and only while they match it."""
     (sm_env).mkdir(parents=True, exist_ok=True)
     (sm_env / "sync.json").write_text(json.dumps({"gist_id": "b" * 32}))
-    entry = {"script_name": "a", "gist_id": "a" * 32, "filename": "a.py", "revision": "r", "sha256": "s", "params": []}
+    entry = {
+        "script_name": "a",
+        "gist_id": "a" * 32,
+        "filename": "a.py",
+        "revision": "1" * 40,
+        "sha256": "2" * 64,
+        "params": [],
+    }
     sm.write_mapping({"version": 1, "scripts": {"a": entry}, "tombstones": {}})
     assert sm.fast_list_json(["list", "--json"])
     assert json.loads(capsys.readouterr().out) == [entry]

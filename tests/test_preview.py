@@ -257,9 +257,9 @@ def test_run_shows_output_and_exit_code():
     review = Review(chat(V1), [":run name='Ada Lovelace' -- --verbose", ""], run_code=fake_run)
     (code, filename, args) = calls[0]
     assert "print('V1', args.name)" in code and filename == "greet.py"
-    assert args == ["--name", "Ada Lovelace", "--verbose"]
+    assert args == ["--name=Ada Lovelace", "--verbose"]
     assert (
-        "$ uv run --script greet.py --name 'Ada Lovelace' --verbose\nhello Ada Lovelace\nexit code 3" in review.output
+        "$ uv run --script greet.py '--name=Ada Lovelace' --verbose\nhello Ada Lovelace\nexit code 3" in review.output
     )
 
 

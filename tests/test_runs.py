@@ -129,7 +129,7 @@ def test_foreign_gist_runs_with_yes_then_saves(github_env, invoke):
 
     ran = invoke("run", gist_id, "who=me", "--yes")
     assert ran.exit_code == 0, ran.output
-    assert ran.execs[-1][4:] == ["--who", "me"]
+    assert ran.execs[-1][4:] == ["--who=me"]
     assert sm.read_mapping()["scripts"] == {}  # not saved unless asked
 
     saved = invoke("run", gist_id, "who=me", "--yes", "--save", "theirs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,19 +17,29 @@ from conftest import ROOT, TOKEN, script_code
 import sm
 
 
-def entry(name, updated="2026-01-01T00:00:00.000000Z", revision="r1", **extra):
+def gid(name):
+    """A gist id of GitHub's shape, one per script name."""
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def entry(name, updated="2026-01-01T00:00:00.000000Z", revision="1", clock=None, gist=None, **extra):
     return {
         "script_name": name,
-        "gist_id": f"g-{name}",
+        "gist_id": gist or gid(name),
         "filename": f"{name}.py",
         "created_at": updated,
         "updated_at": updated,
-        "revision": revision,
+        "revision": revision * 40 if len(revision) == 1 else revision,
         "sha256": "0" * 64,
         "description": "",
         "params": [],
+        **({"clock": clock} if clock else {}),
         **extra,
     }
+
+
+def stone(name, deleted="2026-01-01T00:00:00.000000Z", clock=None):
+    return {"deleted_at": deleted, "gist_id": gid(name), **({"clock": clock} if clock else {})}
 
 
 def mapping(*entries, tombstones=None, **extra):
@@ -36,70 +47,112 @@ def mapping(*entries, tombstones=None, **extra):
 
 
 T1, T2, T3 = "2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z", "2026-03-01T00:00:00.000000Z"
+# A machine two hours behind: its wall clock says T0 while the other machine's says T1.
+T0 = "2025-12-31T22:00:00.000000Z"
 
 
-# -- merge (pure) -----------------------------------------------------------------------------------
+# -- merge (pure): one test per row of MERGE_RULES, clock skew included ----------------------------------
+
+A1 = entry("a", T1, "1", clock=f"{T1}/0")
+A2_LATE = entry("a", T0, "2", clock=f"{T0}/0")  # edited on the slow machine: its wall clock is behind
+A3 = entry("a", T3, "3", clock=f"{T3}/0")
+A_OTHER_GIST = entry("a", T2, "4", clock=f"{T2}/0", gist=gid("other"))
+STONE_LATE = stone("a", T0, clock=f"{T0}/0")
+STONE_T3 = stone("a", T3, clock=f"{T3}/0")
 
 
-def test_merge_keeps_everything_either_side_has():
-    merged = sm.merge_mappings(mapping(entry("a")), mapping(entry("b")))
-    assert sorted(merged["scripts"]) == ["a", "b"]
+@pytest.mark.parametrize(
+    ("base", "local", "remote", "expect_scripts", "expect_stones"),
+    [
+        pytest.param(A1, A1, A1, {"a": A1}, {}, id="nobody changed it"),
+        pytest.param(A1, A2_LATE, A1, {"a": A2_LATE}, {}, id="only this machine edited, its clock behind: kept"),
+        pytest.param(A1, A1, A2_LATE, {"a": A2_LATE}, {}, id="only GitHub's side edited, its clock behind: kept"),
+        pytest.param(A1, STONE_LATE, A1, {}, {"a": STONE_LATE}, id="only this machine removed, clock behind: removed"),
+        pytest.param(A1, A1, STONE_LATE, {}, {"a": STONE_LATE}, id="only GitHub's side removed: removed"),
+        pytest.param(A1, A3, A3, {"a": A3}, {}, id="both made the same change"),
+        pytest.param(A1, None, A3, {"a": A3}, {}, id="a missing name is not a deletion"),
+        pytest.param(A1, A3, None, {"a": A3}, {}, id="a missing name on GitHub is not a deletion"),
+        pytest.param(None, None, A1, {"a": A1}, {}, id="new on GitHub"),
+        pytest.param(None, A1, None, {"a": A1}, {}, id="new here"),
+        pytest.param(A1, A2_LATE, A3, {"a": A3}, {}, id="both edited one gist: the later clock wins"),
+        pytest.param(A1, A3, A2_LATE, {"a": A3}, {}, id="both edited one gist, other order"),
+        pytest.param(A1, STONE_T3, A3, {"a": A3}, {}, id="removed here, edited there: kept"),
+        pytest.param(A1, A3, STONE_T3, {"a": A3}, {}, id="edited here, removed there: kept"),
+        pytest.param(A1, STONE_LATE, STONE_T3, {}, {"a": STONE_T3}, id="removed on both"),
+        pytest.param(STONE_T3, STONE_T3, A1, {"a": A1}, {}, id="name reused on GitHub's side after a removal"),
+    ],
+)
+def test_merge_rules(base, local, remote, expect_scripts, expect_stones):
+    def side(state):
+        if state is None:
+            return mapping()
+        if "deleted_at" in state:
+            return mapping(tombstones={"a": state})
+        return mapping(state)
+
+    merged, _notes = sm.merge3(side(base), side(local), side(remote))
+    assert merged["scripts"] == expect_scripts
+    assert merged["tombstones"] == expect_stones
 
 
-def test_merge_newer_updated_at_wins_both_ways():
-    old, new = entry("a", T1, description="old"), entry("a", T2, description="new")
-    assert sm.merge_mappings(mapping(old), mapping(new))["scripts"]["a"]["description"] == "new"
-    assert sm.merge_mappings(mapping(new), mapping(old))["scripts"]["a"]["description"] == "new"
+@pytest.mark.parametrize("base", [None, A1], ids=["never synced", "after a sync"])
+def test_merge_two_gists_under_one_name_keeps_both(base):
+    first = entry("tool", T1, "1", clock=f"{T1}/0", gist=gid("first"))
+    second = entry("tool", T0, "2", clock=f"{T2}/0", gist=gid("second"))  # later clock, slower wall clock
+    taken = entry("tool-2", T1, "1")
+    for local, remote in ((first, second), (second, first)):
+        b = mapping(*([base] if base and base["script_name"] == "tool" else []))
+        merged, notes = sm.merge3(b, mapping(local, taken), mapping(remote))
+        assert merged["scripts"]["tool"]["gist_id"] == gid("first")  # the first one keeps the name
+        assert merged["scripts"]["tool-3"]["gist_id"] == gid("second")  # tool-2 is taken
+        assert merged["scripts"]["tool-3"]["script_name"] == "tool-3"
+        assert any("tool-3" in n for n in notes)
 
 
-def test_merge_revision_breaks_ties():
-    x, y = entry("a", T1, revision="aaa"), entry("a", T1, revision="bbb")
-    assert sm.merge_mappings(mapping(x), mapping(y))["scripts"]["a"]["revision"] == "bbb"
-    assert sm.merge_mappings(mapping(y), mapping(x))["scripts"]["a"]["revision"] == "bbb"
+def test_merge_is_symmetric_and_idempotent():
+    import random
 
-
-def test_tombstone_beats_older_entry():
-    stone = {"a": {"deleted_at": T2}}
-    merged = sm.merge_mappings(mapping(entry("a", T1)), mapping(tombstones=stone))
-    assert merged["scripts"] == {} and merged["tombstones"] == stone
-
-
-def test_tombstone_loses_to_entry_created_after_it():
-    stone = {"a": {"deleted_at": T2}}
-    merged = sm.merge_mappings(mapping(tombstones=stone), mapping(entry("a", T3)))
-    assert "a" in merged["scripts"] and merged["tombstones"] == {}
-
-
-def test_offline_machine_cannot_resurrect_deleted_script():
-    # a machine offline for a year still holds the entry it last saw; the deletion must stick
-    stale = mapping(entry("a", T1))
-    remote = mapping(tombstones={"a": {"deleted_at": T2}})
-    assert sm.merge_mappings(remote, stale)["scripts"] == {}
+    rng = random.Random(7)
+    states = [None, A1, A2_LATE, A3, STONE_LATE, STONE_T3]
+    for _ in range(300):
+        names = "abc"
+        sides = []
+        for _ in range(3):
+            entries = [
+                {**s, "script_name": n}
+                for n in names
+                if (s := rng.choice(states)) is not None and "deleted_at" not in s
+            ]
+            taken = {e["script_name"] for e in entries}
+            stones = {n: s for n in names if n not in taken and (s := rng.choice(states)) and "deleted_at" in s}
+            sides.append(mapping(*entries, tombstones=stones))
+        base, local, remote = sides
+        one, _ = sm.merge3(base, local, remote)
+        two, _ = sm.merge3(base, remote, local)
+        assert one["scripts"].keys() == two["scripts"].keys() and one["tombstones"] == two["tombstones"]
+        again, _ = sm.merge3(one, one, one)
+        assert again == one
+        # nothing is lost: every entry either side changed since the base is still there, maybe renamed
+        kept = {(e["gist_id"], e["revision"]) for e in one["scripts"].values()}
+        for changed in (local, remote):
+            for name, e in changed["scripts"].items():
+                if e != base["scripts"].get(name) and name not in (local if changed is remote else remote)["scripts"]:
+                    assert (e["gist_id"], e["revision"]) in kept
 
 
 def test_unknown_fields_survive_and_version_is_kept():
     local = mapping(entry("a", future_entry_field=[1, 2]), settings={"x": 1})
     remote = mapping(entry("b"), version=3, newer_thing="keep me")
-    merged = sm.merge_mappings(remote, local)
+    merged, _ = sm.merge3(sm.empty_mapping(), local, remote)
     assert merged["version"] == 3
     assert merged["newer_thing"] == "keep me" and merged["settings"] == {"x": 1}
     assert merged["scripts"]["a"]["future_entry_field"] == [1, 2]
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_merge_is_order_independent(seed):
-    import random
-
-    rng = random.Random(seed)
-    times = [T1, T2, T3]
-    sides = []
-    for _ in range(3):
-        entries = [entry(n, rng.choice(times), rng.choice("xyz")) for n in "abcd" if rng.random() < 0.6]
-        stones = {n: {"deleted_at": rng.choice(times)} for n in "abcd" if rng.random() < 0.3}
-        sides.append(mapping(*entries, tombstones=stones))
-    results = [sm.merge_mappings(*order) for order in (sides, sides[::-1], sides[1:] + sides[:1])]
-    assert results[0] == results[1] == results[2]
-    assert sm.merge_mappings(results[0], *sides) == results[0]  # idempotent
+def test_tick_never_goes_back_past_a_clock_it_has_seen():
+    data = mapping(entry("a", clock="2999-01-01T00:00:00.000000Z/4"))
+    assert sm.clock_of({"clock": sm.tick(data)}) == ("2999-01-01T00:00:00.000000Z", 5)
+    assert sm.tick(sm.empty_mapping()) > "2026"
 
 
 # -- remote gist --------------------------------------------------------------------------------------
@@ -205,6 +258,7 @@ def test_unchanged_mapping_costs_one_conditional_request(machine, github_env):
     assert changes == {
         "local": {"added": [], "updated": [], "removed": []},
         "remote": {"added": [], "updated": [], "removed": []},
+        "notes": [],
     }
 
 
@@ -389,8 +443,8 @@ import sys
 sys.path.insert(0, {root!r})
 import sm
 for i in range({n}):
-    sm.put_entry({{"script_name": f"{prefix}-{{i}}", "gist_id": "g", "filename": "x.py", "created_at": sm.now_iso(),
-                  "updated_at": sm.now_iso(), "revision": "r", "sha256": "0" * 64, "description": "", "params": []}})
+    sm.put_entry({{"script_name": f"{prefix}-{{i}}", "gist_id": "a" * 32, "filename": "x.py", "created_at": sm.now_iso(),
+                  "updated_at": sm.now_iso(), "revision": "1" * 40, "sha256": "0" * 64, "description": "", "params": []}})
 """
 
 
