@@ -102,6 +102,10 @@ class OfflineError(GitHubError):
     """GitHub could not be reached at all (DNS, refused connection, timeouts)."""
 
 
+class AnswerLost(GitHubError):
+    """A write reached GitHub, but its answer did not come back: it may or may not have happened."""
+
+
 class MappingError(SmError):
     """The local mapping file is unreadable or inconsistent."""
 
@@ -278,7 +282,7 @@ def now_iso() -> str:
     """UTC timestamp with microseconds; ISO strings of this one shape sort chronologically."""
     import datetime as dt
 
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(time.time(), dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def isatty(stream: Any) -> bool:
@@ -345,7 +349,7 @@ def models() -> Any:
     from pydantic import BaseModel, Field
 
     class Param(BaseModel):
-        """A runtime parameter: `sm run NAME key=value` passes it as `--key value`."""
+        """A runtime parameter: `sm run NAME key=value` passes it as `--key=value`."""
 
         name: str = Field(
             pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
@@ -916,11 +920,8 @@ class GitHub:
                 wait = self._backoff(attempt)
                 connect = isinstance(e, httpx2.ConnectError)  # refused: nothing reached GitHub
                 if method == "POST" and not connect:
-                    # GitHub may have created the gist before the connection dropped: never make two
-                    raise GitHubError(
-                        f"The connection to {_host(full)} dropped while creating a gist ({_short(e)}); it may or may "
-                        "not exist now. Check your gists before trying again."
-                    ) from e
+                    # GitHub may have created the gist before the connection dropped: create_gist looks first
+                    raise AnswerLost(f"the connection to {_host(full)} dropped ({_short(e)})") from e
                 # A refused connection usually means offline: give up sooner, and retry without a warning.
                 if attempt < (3 if connect else 6) and time.monotonic() + wait < deadline:
                     kind = (
@@ -1042,8 +1043,49 @@ class GitHub:
         return scopes
 
     def create_gist(self, files: dict[str, str], description: str, public: bool = False) -> dict[str, Any]:
+        """One call, exactly one gist. When the answer is lost (5xx, timeout, dropped connection) GitHub may have
+        created it anyway: look for it among the newest gists (description, file names, sha256 of every file)
+        and adopt it, or try again with backoff when it is not there."""
         body = {"description": description, "public": public, "files": {n: {"content": c} for n, c in files.items()}}
-        return self.call("POST", "/gists", json_body=body, what="Creating the gist").json()
+        deadline = time.monotonic() + self.retry_budget
+        for attempt in range(1, 5):
+            try:
+                resp = self.request("POST", "/gists", json_body=body)
+            except AnswerLost as e:
+                lost = str(e)
+            else:
+                if resp.status_code == 201:
+                    return resp.json()
+                if resp.status_code not in RETRY_STATUSES:
+                    raise self._error(resp, "Creating the gist")
+                lost = f"GitHub answered {resp.status_code}"
+            try:
+                if found := self.find_created(files, description):
+                    log.debug("the lost create made gist %s: adopting it", found["id"])
+                    return found
+            except GitHubError as e:
+                raise GitHubError(
+                    f"GitHub did not confirm the new gist ({lost}), and checking whether it exists failed ({e}). "
+                    "Look at your gists before trying again."
+                ) from e
+            wait = self._backoff(attempt)
+            if time.monotonic() + wait > deadline:
+                break
+            log.warning("GitHub did not confirm the new gist (%s) and none was made; retrying in %.1f s", lost, wait)
+            self._sleep(wait)
+        raise GitHubError(f"GitHub did not create the gist ({lost}); nothing was uploaded. Try again later.")
+
+    def find_created(self, files: dict[str, str], description: str) -> dict[str, Any] | None:
+        """The newest of the user's gists holding exactly `files` under `description`, if there is one."""
+        want = {name: sha256_text(content) for name, content in files.items()}
+        listed = self.call("GET", "/gists?per_page=30", what="Looking for the new gist").json()
+        for gist in listed:
+            if (gist.get("description") or "") != description or set(gist.get("files") or {}) != set(want):
+                continue
+            full, _ = self.get_gist(gist["id"])
+            if full and all(sha256_text(self.file_content(full["files"][n])) == h for n, h in want.items()):
+                return full
+        return None
 
     def get_gist(self, gist_id: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
         """The gist, or (None, etag) when it has not changed since `etag`."""
@@ -1537,7 +1579,8 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
             pick = theirs
         else:
             pick, loser, note = _resolve(name, mine, theirs)  # type: ignore[arg-type]
-            notes.append(note)
+            if note:
+                notes.append(note)
             if loser is not None:
                 renames.append(loser)
         if pick is not None:
@@ -1599,8 +1642,9 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 # The mapping lives in one secret gist, file sm-mapping.json. GitHub has no compare-and-swap for
 # PATCH (If-Match gives 400), so after each push sm reads the gist's commits: any version that landed
 # between the one it merged from and its own is merged in and pushed again, a bounded number of times.
-# remote-mapping.json holds GitHub's text as of the last completed sync: it is the base of the next
-# three-way merge, so it is written only once this machine's mapping holds everything in it.
+# sync-base.json is the mapping as of the last completed sync, the base of the next three-way merge: it
+# is written only once this machine's mapping holds everything in it. remote-mapping.json is GitHub's text
+# at that point, reused when GitHub answers 304 Not Modified.
 
 REMOTE_FILE = "sm-mapping.json"
 REMOTE_DESCRIPTION = "sm script mapping"
@@ -1649,12 +1693,17 @@ def decode_remote(text: str, where: str, *, quiet: bool = False) -> dict[str, An
     return check_mapping(data, where, quiet=quiet)
 
 
+def base_path() -> Path:
+    return sm_home() / "sync-base.json"
+
+
 def read_base() -> dict[str, Any]:
-    """GitHub's mapping as of the last completed sync: the common ancestor for merge3."""
-    try:
-        return decode_remote(remote_snapshot_path().read_text(encoding="utf-8"), "the last synced mapping", quiet=True)
-    except (OSError, MappingError):
-        return empty_mapping()
+    """The mapping both sides agreed on at the last completed sync: the common ancestor for merge3.
+    (Before sync-base.json existed, the snapshot of GitHub's copy played that part.)"""
+    for path in (base_path(), remote_snapshot_path()):
+        with contextlib.suppress(OSError, MappingError):
+            return decode_remote(path.read_text(encoding="utf-8"), "the last synced mapping", quiet=True)
+    return empty_mapping()
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
@@ -1737,23 +1786,40 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
                 f"The mapping gist {state['gist_id']} was written by a newer sm (mapping version "
                 f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
             )
-        bad_remote = remote.get(QUARANTINE)
-        final, notes = merge3(read_base(), local, remote)
+        base = read_base()
+        final, notes = merge3(base, local, remote)
         for note in notes:
             log.warning("%s", note)
         on_github = text
-        if _plain(final) != _plain(remote):
-            final, on_github = push_until_settled(gh, state, remote, final, bad_remote)
+        if _plain(for_github(final, base, remote)) != _plain(remote):
+            final, on_github = push_until_settled(gh, state, remote, final, base)
             state["etag"] = None  # our push changed the gist: the next pull fetches GitHub's copy
         if _plain(final) != _plain(local):
             write_mapping({**final, QUARANTINE: local.get(QUARANTINE) or {}})
-        atomic_write(remote_snapshot_path(), on_github)  # after the local write: the base never runs ahead of it
+        # After the local write, so the base never runs ahead of this machine's mapping.
+        atomic_write(base_path(), encode_mapping(_plain(final)))
+        atomic_write(remote_snapshot_path(), on_github)
         write_sync_state({**state, "pending": False, "last_sync": now_iso()})
         return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final), "notes": notes}
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != QUARANTINE}
+
+
+def for_github(merged: dict[str, Any], base: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
+    """What to push: `merged`, except that a malformed remote entry this machine did not change stays on GitHub
+    as it is (kept in merged[QUARANTINE]), so sm never silently rewrites data it could not read."""
+    out = {**merged, "scripts": dict(merged["scripts"]), "tombstones": dict(merged["tombstones"])}
+    kept: dict[str, dict[str, Any]] = {}
+    for section, items in (remote.get(QUARANTINE) or {}).items():
+        for name, raw in items.items():
+            if _state(merged, name) == _state(base, name):  # this machine has no change of its own to make there
+                out["scripts"].pop(name, None)
+                out["tombstones"].pop(name, None)
+                kept.setdefault(section, {})[name] = raw
+    out[QUARANTINE] = kept
+    return out
 
 
 def replace_lost_mapping_gist(gh: GitHub, state: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
@@ -1781,15 +1847,15 @@ def replace_lost_mapping_gist(gh: GitHub, state: dict[str, Any], local: dict[str
 
 
 def push_until_settled(
-    gh: GitHub, state: dict[str, Any], pulled: dict[str, Any], merged: dict[str, Any], bad: dict[str, Any] | None
+    gh: GitHub, state: dict[str, Any], pulled: dict[str, Any], merged: dict[str, Any], base: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Push `merged`; while the gist's head is not a superset of everything pushed, merge and push again.
-    Returns the final mapping and the text that is now on GitHub. Quarantined remote entries ride along."""
-    base = state["base_version"]
+    Returns the final mapping and the text that is now on GitHub. Malformed remote entries ride along."""
+    since = state["base_version"]
     for _ in range(MAX_SYNC_ROUNDS):
-        text = encode_mapping(with_quarantined(merged, bad))
+        text = encode_mapping(with_quarantined(for_github(merged, base, pulled)))
         ours = push_remote(gh, state, text)
-        newer = versions_since(gh, state["gist_id"], base)  # newest first, ours among them
+        newer = versions_since(gh, state["gist_id"], since)  # newest first, ours among them
         pushed = merged
         theirs = {v: fetch_remote_version(gh, state["gist_id"], v) for v in newer if v != ours}
         for content in theirs.values():  # someone pushed after our pull: fold their version in
@@ -1798,9 +1864,11 @@ def push_until_settled(
                 log.warning("%s", note)
         head = newer[0] if newer else ours
         state["base_version"] = head
-        if _plain(merged) == _plain(pushed if head == ours else theirs[head]):
-            return merged, text if head == ours else encode_mapping(with_quarantined(theirs[head]))
-        base = head
+        if head == ours and _plain(merged) == _plain(pushed):
+            return merged, text
+        if head != ours and _plain(for_github(merged, base, theirs[head])) == _plain(theirs[head]):
+            return merged, encode_mapping(with_quarantined(theirs[head]))
+        since = head
     raise GitHubError(
         f"The mapping gist kept changing during {MAX_SYNC_ROUNDS} sync rounds; your changes are saved "
         "locally. Run `sm sync` again."
@@ -2767,10 +2835,14 @@ def refresh_in_background() -> None:
         return
     stamp = os.path.join(home_dir(), "refresh.stamp")
     try:
-        if time.time() - os.stat(stamp).st_mtime < interval:
-            return
-        with open(stamp, "a"):
-            os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        last = os.stat(stamp).st_mtime
+    except OSError:
+        last = 0.0
+    if time.time() - last < interval:
+        return
+    try:
+        os.close(os.open(stamp, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
         pid = os.fork()
     except OSError:
         return
@@ -2855,11 +2927,29 @@ def cmd_create(
     check_name(name)
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
-    existing = read_mapping()["scripts"].get(name)
-    if existing and not force:
+    check_home()
+    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
         raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
     gh = github()
     gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
+    with claim_name(name, replace=force, gh=gh) as existing:
+        return make_new(name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask)
+
+
+def make_new(
+    name: str,
+    prompt: str,
+    gh: GitHub,
+    existing: dict[str, Any] | None,
+    public: bool,
+    description: str | None,
+    model: str | None,
+    exclude_newer: bool,
+    model_obj: Any,
+    preview: bool,
+    ask: Callable[[str], str] | None,
+) -> dict[str, Any]:
+    """The model's part of `create`, while NAME is claimed: write (and review) the script, then upload it."""
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     console = stderr_console()
     created = now_iso()
@@ -2902,6 +2992,7 @@ def cmd_edit(
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
     entry = lookup(name)
+    check_home()
     gh = github()
     gh.check_token()
     check_owner(gh, entry)
@@ -2942,7 +3033,7 @@ def cmd_edit(
     try:
         return upload_revision(gh, entry, final)
     except (GitHubError, ValidationFailed) as e:
-        keep_draft(e, name, final.code)
+        keep_draft(e, name, final.code, new=False)
         raise
 
 
@@ -2953,11 +3044,12 @@ def check_answers_source(prompt: str, preview: bool) -> None:
         )
 
 
-def keep_draft(e: SmError, name: str, code: str) -> None:
+def keep_draft(e: SmError, name: str, code: str, *, new: bool = True) -> None:
     """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
     draft = sm_home() / "drafts" / f"{name}.py"
-    atomic_write(draft, code, mode=0o644)
-    e.args = (f"{e} The generated script was kept at {draft}.",)
+    atomic_write(draft, code)
+    then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
+    e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
 
 
 def upload_new(
@@ -3281,7 +3373,7 @@ def build_cli() -> click.Group:
     ) -> None:
         """Run a script with uv, pinned to the revision you accepted.
 
-        key=value becomes --key value; everything after -- goes to the script as it is. Options may come
+        key=value becomes --key=value (one word, so values may start with -); everything after -- goes to the script as it is. Options may come
         after NAME too. NAME may also be a gist URL or id that is not yours: it is shown and must be trusted.
 
         \b
@@ -3647,8 +3739,8 @@ def cmd_add(
     from pathlib import Path
 
     check_name(name)
-    existing = read_mapping()["scripts"].get(name)
-    if existing and not force:
+    check_home()
+    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
         raise UsageProblem(
             f"A script named {name!r} already exists: use --force to replace it, or choose another name."
         )
@@ -3662,7 +3754,8 @@ def cmd_add(
         desc = " ".join((description or describe_code(code)).split())
         gh = github()
         gh.check_token()
-        return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
+        with claim_name(name, replace=force, gh=gh) as existing:
+            return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
     try:
         gist_id = parse_gist_ref(source)  # a typo fails here, before any network
     except UsageProblem as e:
@@ -3671,13 +3764,14 @@ def cmd_add(
         raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
     gh = github()
     gh.check_token()
-    entry, code = adopt_gist(
-        gh, gist_id, trust, filename=filename, read_params=checked_params, verb=f"Adopt as {name}:"
-    )
-    entry = {**entry, "script_name": name}
-    entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
-    store_cache(entry, code)
-    put_entry(entry)
+    with claim_name(name, replace=force, gh=gh) as existing:
+        entry, code = adopt_gist(
+            gh, gist_id, trust, filename=filename, read_params=checked_params, verb=f"Adopt as {name}:"
+        )
+        entry = {**entry, "script_name": name}
+        entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+        store_cache(entry, code)
+        put_entry(entry)
     if existing:
         log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])
     return entry
@@ -3843,7 +3937,23 @@ def doctor_checks() -> list[dict[str, Any]]:
                     "Unset SM_MAPPING_GIST, or point it at the right gist.",
                 )
         except GitHubError as e:
-            add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
+            if e.status == 404 and not os.environ.get("SM_MAPPING_GIST"):
+                add(
+                    "mapping gist",
+                    "warn",
+                    f"{gist_id} is gone from GitHub",
+                    "`sm sync` recreates it from this machine.",
+                )
+            else:
+                add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
+    if replaced := state.get("replaced"):
+        add(
+            "mapping gist",
+            "warn",
+            f"the previous mapping gist {replaced.get('gist_id')} was deleted on GitHub; sync moved to {gist_id} "
+            f"on {str(replaced.get('at'))[:10]}, from this machine's mapping",
+            "Nothing to do; other machines find the new gist on their next sync.",
+        )
 
     try:
         model = resolve_model(None)

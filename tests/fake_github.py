@@ -89,6 +89,7 @@ class Request:
     host: str
     status: int = 0  # the status sent; 0 = connection reset by an injected fault
     at: float = dataclasses.field(default_factory=time.monotonic)  # arrival time, for spacing checks
+    lost_status: int | None = None  # handled for real, then the answer was lost (inject(after=True))
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -104,6 +105,7 @@ class _Fault:
     reset: bool
     delay: float
     times: int
+    after: bool = False  # handle the request for real first, then lose the answer
 
 
 @dataclasses.dataclass
@@ -350,15 +352,25 @@ class FakeGitHub:
         reset: bool = False,
         delay: float = 0.0,
         times: int = 1,
+        after: bool = False,
     ) -> None:
         """The next `times` matching requests (method or "*"; path without query fully matching)
         are delayed, then reset, or answered with status/headers/body instead of normal handling.
-        With neither status nor reset, the request is only delayed."""
+        With neither status nor reset, the request is only delayed. With after=True the request is
+        handled for real first (a gist is created, a file changed) and only then is its answer lost
+        to the reset or replaced by the status, as when a proxy in front of GitHub times out."""
         if times < 1:
             raise ValueError("times must be at least 1")
-        fault = _Fault(method.upper(), re.compile(path_regex), status, dict(headers or {}), body, reset, delay, times)
+        fault = _Fault(
+            method.upper(), re.compile(path_regex), status, dict(headers or {}), body, reset, delay, times, after
+        )
         with self._lock:
             self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        """GitHub recovers: injected faults that have not fired yet are dropped."""
+        with self._lock:
+            self._faults.clear()
 
     def count(self, method: str, path_regex: str) -> int:
         rx, method = re.compile(path_regex), method.upper()
@@ -440,6 +452,10 @@ class FakeGitHub:
         rec = Request(h.command, h.path, headers, body, headers.get("host", ""))
         path = h.path.split("?", 1)[0]
         fault = self._take_fault(rec.method, path)
+        if fault is not None and fault.after:
+            with self._lock:
+                done = self._route(rec, path)
+            rec.lost_status = done.status  # what GitHub did, though the client never hears it
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)

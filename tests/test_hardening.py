@@ -43,14 +43,6 @@ def test_from_remote_offline_keeps_the_backup_entries(created, invoke, sm_env, m
     assert "greet" in sm.read_mapping()["scripts"]  # recovered from the backup before going online
 
 
-def test_failed_create_post_is_not_retried_into_two_gists(github_env, llm, invoke):
-    github_env.inject("POST", "/gists", status=502)
-    llm.queue(reply("print(1)"))
-    result = invoke("create", "once", "print one")
-    assert result.exit_code == 1 and "502" in result.stderr
-    assert github_env.count("POST", "/gists") == 1
-
-
 def test_sm_mapping_gist_wins_after_first_sync(created, github_env, monkeypatch):
     other = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(sm.empty_mapping())})
     monkeypatch.setenv("SM_MAPPING_GIST", other)

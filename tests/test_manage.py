@@ -226,7 +226,7 @@ def test_public_create_with_a_secret_is_refused_and_kept(github_env, llm, invoke
     result = invoke("create", "leak", "print a key", "--public")
     assert result.exit_code == 1
     assert "Refusing to upload leak.py to a public gist" in result.stderr
-    assert "kept at" in result.stderr and (sm_env / "drafts" / "leak.py").exists()
+    assert "sm add leak " in result.stderr and (sm_env / "drafts" / "leak.py").exists()
     assert script_gists(github_env) == []
 
 

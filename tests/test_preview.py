@@ -424,7 +424,7 @@ def test_create_preview_run_uses_uv(github_env, llm, invoke):
     llm.queue(reply("print('hello', args.name)\nsys.exit(4)", ["name"]))
     result = invoke("create", "greet", "Greet {{name}}", "-p", input=":run name=Ada\n\n")
     assert result.exit_code == 0, result.output
-    assert "$ uv run --script greet.py --name Ada\nhello Ada\nexit code 4" in result.stderr
+    assert "$ uv run --script greet.py --name=Ada\nhello Ada\nexit code 4" in result.stderr
 
 
 def test_preview_prompt_from_piped_stdin_is_refused(github_env, llm, invoke):

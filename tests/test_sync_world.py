@@ -1,0 +1,456 @@
+"""Sync that never lies: two machines, a slow clock, lost answers, malformed remote data, a read-only home.
+
+The two-machine tests run real `sm` processes, each with its own SM_HOME, against one loopback GitHub. A machine's
+clock is skewed by a sitecustomize module that shifts time.time() in that process only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import ROOT, TOKEN, explain, reply, script_code
+
+import sm
+
+SM = [sys.executable, str(ROOT / "sm.py")]  # the test venv has every dependency: no uv start-up per command
+
+
+def script_gists(gh):
+    return [g for g in gh.gists if "sm-mapping.json" not in gh.gist_files(g)]
+
+
+def mapping_gist(gh):
+    (only,) = [g for g in gh.gists if "sm-mapping.json" in gh.gist_files(g)]
+    return only
+
+
+def remote_mapping(gh):
+    return json.loads(gh.gist_files(mapping_gist(gh))["sm-mapping.json"])
+
+
+@pytest.fixture
+def machines(tmp_path, env):
+    """machines("A"), machines("B", skew=-7200): a function that runs `sm ARGS` as that machine."""
+    clock = tmp_path / "clock"
+    clock.mkdir()
+    (clock / "sitecustomize.py").write_text(
+        "import os, time\n"
+        "_skew = float(os.environ.get('SKEW_SECONDS') or 0)\n"
+        "_real = time.time\n"
+        "time.time = lambda: _real() + _skew\n"
+    )
+
+    def machine(name, skew=0):
+        home = tmp_path / f"machine-{name}"
+        extra = {"SM_HOME": str(home), "SM_REFRESH_SECONDS": "-1", "SKEW_SECONDS": str(skew)}
+        if skew:
+            extra["PYTHONPATH"] = str(clock)
+
+        def run(*args, input="", check=True, **more):
+            full = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS")}
+            full.update({**env, **extra, **more})
+            proc = subprocess.run([*SM, *args], env=full, input=input, capture_output=True, text=True, timeout=120)
+            if check:
+                assert proc.returncode == 0, explain(proc)
+            return proc
+
+        run.home = home
+        run.mapping = lambda: json.loads((home / "mapping.json").read_text())
+        return run
+
+    return machine
+
+
+def write_script(tmp_path, name, body):
+    path = tmp_path / f"{name}.py"
+    path.write_text(script_code(body))
+    return str(path)
+
+
+# ══ 1. a machine whose clock is behind keeps its own changes ═══════════════════════════════════════════
+
+
+@pytest.mark.slow
+def test_slow_clock_machine_edit_and_removal_survive_a_sync(machines, tmp_path, openai_server, gh_server):
+    a, b = machines("A"), machines("B", skew=-2 * 3600)
+    a("add", "skew", write_script(tmp_path, "skew", "print('skew v1')"))
+    a("add", "skew2", write_script(tmp_path, "skew2", "print('skew2 v1')"))
+    b("sync")
+    assert time.time() - 7000 > 0  # (the skew is real: B's clock is two hours behind A's)
+
+    openai_server.queue(reply("print('skew2 v2')"))
+    edited = b("edit", "skew2", "say v2")
+    assert "Updated" in edited.stderr + edited.stdout
+    b("rm", "skew", "--yes")
+    new_revision = b.mapping()["scripts"]["skew2"]["revision"]
+
+    a("sync")
+    for machine in (a, b):
+        machine("sync")
+        data = machine.mapping()
+        assert "skew" not in data["scripts"] and "skew" in data["tombstones"]
+        assert data["scripts"]["skew2"]["revision"] == new_revision
+    shown = a("show", "skew2")
+    assert "skew2 v2" in shown.stdout
+
+
+# ══ 2. names are claimed, not overwritten ═══════════════════════════════════════════════════════════════
+
+
+@pytest.mark.slow
+def test_name_taken_on_github_is_refused_before_the_model(machines, tmp_path, openai_server, gh_server):
+    a, b = machines("A"), machines("B")
+    a("add", "tool", write_script(tmp_path, "tool", "print('A')"))
+    b("sync")
+    a("add", "tool2", write_script(tmp_path, "tool2", "print('A2')"))  # B has not synced since
+    # GitHub's mapping (one conditional request) says tool2 is taken: no model call, no gist
+    made = b("create", "tool2", "print B", check=False)
+    assert made.returncode == 2 and "'tool2' already exists" in made.stderr, explain(made)
+    assert openai_server.requests == [] and len(script_gists(gh_server)) == 2
+
+
+@pytest.mark.slow
+def test_names_created_on_two_machines_at_once_are_both_kept(machines, tmp_path, gh_server):
+    a, b = machines("A"), machines("B")
+    a("add", "first", write_script(tmp_path, "first", "print(1)"))
+    b("sync")
+    mapping_id = mapping_gist(gh_server)
+    a("add", "tool", write_script(tmp_path, "toolA", "print('A')"))
+    # B cannot see GitHub's mapping while it adds its own `tool` (both machines effectively offline to each other)
+    gh_server.inject("GET", f"/gists/{mapping_id}", status=404, times=2)
+    b("add", "tool", write_script(tmp_path, "toolB", "print('B')"))
+    assert len(script_gists(gh_server)) == 3
+    synced = b("sync")
+    assert "'tool-2'" in synced.stderr
+    a("sync")
+    for machine in (a, b):
+        scripts = machine.mapping()["scripts"]
+        assert {"first", "tool", "tool-2"} == set(scripts)
+        assert {scripts["tool"]["gist_id"], scripts["tool-2"]["gist_id"]} == set(script_gists(gh_server)) - {
+            scripts["first"]["gist_id"]
+        }
+    assert "print('A')" in a("show", "tool").stdout  # the first one keeps the name
+    assert "print('B')" in a("show", "tool-2").stdout
+
+
+@pytest.mark.slow
+def test_parallel_creates_of_one_name_make_one_gist(machines, openai_server, gh_server):
+    a = machines("A")
+    for _ in range(3):
+        openai_server.queue(reply("print('same')"))
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(a("create", "same", "print same", check=False)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if r.returncode == 0]
+    refused = [r for r in results if r.returncode != 0]
+    assert len(ok) == 1, [explain(r) for r in results]
+    for r in refused:
+        assert "Another sm is creating 'same'" in r.stderr or "'same' already exists" in r.stderr, explain(r)
+    assert len(script_gists(gh_server)) == 1  # no orphan
+    assert len(openai_server.requests) == 1  # the others stopped before paying the model
+
+
+# ══ 3. malformed remote data is quarantined, never fatal and never copied ══════════════════════════════
+
+BAD_VALUES = [
+    pytest.param(("scripts", "bad", "updated_at"), 5, id="updated_at a number"),
+    pytest.param(("scripts", "bad"), "just a string", id="entry a string"),
+    pytest.param(("scripts", "bad", "gist_id"), "../../..", id="gist_id a path"),
+    pytest.param(("scripts", "bad", "gist_id"), "abc?x=/../../escape", id="gist_id smuggling a query"),
+    pytest.param(("scripts", "bad", "revision"), None, id="revision null"),
+    pytest.param(("scripts", "bad", "filename"), "../x.py", id="filename with a path"),
+    pytest.param(("scripts", "bad", "params"), "name", id="params a string"),
+    pytest.param(("scripts", "bad", "clock"), [1], id="clock a list"),
+    pytest.param(("tombstones", "gone"), "2026-01-01", id="tombstone a string"),
+    pytest.param(("tombstones", "gone", "deleted_at"), 5, id="tombstone deleted_at a number"),
+]
+
+
+@pytest.fixture
+def two_good_scripts(github_env):
+    """Alice's mapping gist as another machine left it: scripts `good` and `bad`, and a tombstone for `gone`."""
+    scripts = {}
+    for name in ("good", "bad"):
+        code = script_code(f"print({name!r})")
+        gist_id = github_env.create_gist_direct("alice", {f"{name}.py": code}, description=f"{name} script")
+        scripts[name] = {
+            "script_name": name,
+            "gist_id": gist_id,
+            "filename": f"{name}.py",
+            "created_at": "2026-11-01T10:00:00.000000Z",
+            "updated_at": "2026-11-01T10:00:00.000000Z",
+            "clock": "2026-11-01T10:00:00.000000Z/0",
+            "revision": github_env.revisions(gist_id)[0],
+            "sha256": sm.sha256_text(code),
+            "description": f"{name} script",
+            "params": [],
+        }
+    stones = {"gone": {"deleted_at": "2026-11-02T10:00:00.000000Z", "gist_id": "7" * 32}}
+    mapping = {"version": 1, "scripts": scripts, "tombstones": stones}
+    github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(mapping, indent=1)}, "sm script mapping")
+    sm.sync(sm.GitHub(TOKEN))
+    assert set(sm.read_mapping()["scripts"]) == {"good", "bad"}
+    return github_env
+
+
+def corrupt_remote(gh, where, value):
+    data = remote_mapping(gh)
+    target = data
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data, indent=1))
+    return data
+
+
+@pytest.mark.parametrize(("where", "value"), BAD_VALUES)
+def test_one_malformed_remote_value_breaks_nothing(two_good_scripts, invoke, where, value, tmp_path, sm_env):
+    gh = two_good_scripts
+    corrupt_remote(gh, where, value)
+    synced = invoke("sync")
+    assert synced.exit_code == 0, synced.output
+    name = where[1]
+    assert synced.stderr.count(f"Ignoring the {'entry' if where[0] == 'scripts' else 'tombstone'} {name!r}") == 1
+    assert "Traceback" not in synced.output
+    # never copied into this machine's mapping; the good entries work on
+    local = json.loads((sm_env / "mapping.json").read_text())
+    assert value not in [local[where[0]].get(name)] + list((local[where[0]].get(name) or {}).values())
+    assert invoke("run", "good").exit_code == 0
+    path = tmp_path / "new.py"
+    path.write_text(script_code("print('new')"))
+    assert invoke("add", "new", str(path)).exit_code == 0
+    assert invoke("rm", "good", "--yes").exit_code == 0
+    # the bad value is kept on GitHub as it was, beside the changes that synced
+    remote = remote_mapping(gh)
+    assert "new" in remote["scripts"] and "good" in remote["tombstones"]
+    target = remote
+    for key in where:
+        target = target[key]
+    assert target == value
+
+
+def test_whole_mapping_sections_of_the_wrong_type_are_survived(two_good_scripts, invoke):
+    gh = two_good_scripts
+    data = remote_mapping(gh)
+    data["tombstones"] = ["not", "an", "object"]
+    data["version"] = "one"
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+    synced = invoke("sync")
+    assert synced.exit_code == 0 and "`tombstones` is not an object" in synced.stderr
+    assert set(sm.read_mapping()["scripts"]) == {"good", "bad"}
+
+
+def random_json(rng, depth=0):
+    kind = rng.randrange(8 if depth < 2 else 6)
+    return [
+        lambda: None,
+        lambda: rng.choice([True, False]),
+        lambda: rng.randint(-(2**40), 2**40),
+        lambda: rng.random() * 1e6,
+        lambda: "".join(rng.choice("ab/.?\\\x1b\u202e0f") for _ in range(rng.randrange(0, 50))),
+        lambda: rng.choice(["", "..", "/", "0" * 40, "f" * 64, "2729810", "2026-01-01T00:00:00Z"]),
+        lambda: [random_json(rng, depth + 1) for _ in range(rng.randrange(3))],
+        lambda: {str(rng.random()): random_json(rng, depth + 1) for _ in range(rng.randrange(3))},
+    ][kind]()
+
+
+def test_random_json_in_one_remote_entry_never_breaks_sync(two_good_scripts, monkeypatch):
+    """Property: whatever JSON value lands in one field, entry or tombstone, sync succeeds, keeps the good
+    entries, never copies a malformed value into the local mapping, and leaves it on GitHub as it is."""
+    gh = two_good_scripts
+    client = sm.GitHub(TOKEN)
+    pristine = remote_mapping(gh)
+    rng = random.Random(20261127)
+    fields = ["gist_id", "filename", "revision", "sha256", "updated_at", "created_at", "params", "clock", None]
+    for _ in range(40):
+        field = rng.choice(fields)
+        where = ("scripts", "bad", field) if field else rng.choice([("scripts", "bad"), ("tombstones", "gone")])
+        value = random_json(rng)
+        data = json.loads(json.dumps(pristine))
+        target = data
+        for key in where[:-1]:
+            target = target[key]
+        target[where[-1]] = value
+        gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+        monkeypatch.setattr(sm, "_warned", set())
+        sm.sync(client)
+        raw_local = json.loads((sm.sm_home() / "mapping.json").read_text())
+        assert "good" in raw_local["scripts"]
+        assert all(sm.entry_problem(n, e) is None for n, e in raw_local["scripts"].items())
+        assert all(sm.tombstone_problem(n, t) is None for n, t in raw_local["tombstones"].items())
+        remote_value = remote_mapping(gh)
+        for key in where:
+            remote_value = remote_value[key]
+        item = data[where[0]][where[1]]
+        problem = (sm.entry_problem if where[0] == "scripts" else sm.tombstone_problem)(where[1], item)
+        if problem:
+            assert remote_value == value  # never rewritten by a machine that could not read it
+
+
+def test_mapping_from_a_newer_sm_is_read_but_never_written_over(two_good_scripts, invoke):
+    gh = two_good_scripts
+    data = corrupt_remote(gh, ("version",), 2)
+    before = gh.revisions(mapping_gist(gh))
+    synced = invoke("sync")
+    assert synced.exit_code == 1 and "newer sm" in synced.stderr and "upgrade sm" in synced.stderr
+    assert gh.revisions(mapping_gist(gh)) == before and remote_mapping(gh) == data
+
+
+# ══ 4. a deleted mapping gist heals ═════════════════════════════════════════════════════════════════════
+
+
+@pytest.mark.slow
+def test_deleted_mapping_gist_is_recreated_and_found_by_a_new_machine(machines, tmp_path, gh_server):
+    a, b = machines("A"), machines("B")
+    a("add", "keep", write_script(tmp_path, "keep", "print('kept')"))
+    old = mapping_gist(gh_server)
+    del gh_server.gists[old]  # deleted in the browser
+    synced = a("sync")
+    assert f"The mapping gist {old} was deleted on GitHub; recreated it" in synced.stderr
+    new = mapping_gist(gh_server)
+    assert new != old and "keep" in remote_mapping(gh_server)["scripts"]
+    assert "was deleted on GitHub" in a("doctor", check=False).stdout
+    b("sync")
+    assert "keep" in b.mapping()["scripts"]
+    assert len([g for g in gh_server.gists if "sm-mapping.json" in gh_server.gist_files(g)]) == 1
+
+
+def test_a_read_on_a_fresh_machine_creates_no_mapping_gist(machines, gh_server):
+    a = machines("A")
+    a("sync")
+    listed = a("list", "--json")
+    assert json.loads(listed.stdout) == [] and gh_server.gists == {}
+
+
+# ══ 5. a lost answer to a create leaves no orphan ═══════════════════════════════════════════════════════
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"status": 502}, id="502 before the write: retried"),
+        pytest.param({"status": 502, "after": True}, id="502 after the write: adopted"),
+        pytest.param({"reset": True, "after": True}, id="connection dropped after the write: adopted"),
+        pytest.param({"status": 504, "after": True, "times": 2}, id="lost twice: adopted once"),
+    ],
+)
+def test_lost_create_answer_gives_exactly_one_gist(github_env, llm, invoke, fault):
+    llm.queue(reply("print('once')"))
+    github_env.inject("POST", "/gists", **fault)
+    result = invoke("create", "once", "print once")
+    assert result.exit_code == 0, result.output
+    (gist_id,) = script_gists(github_env)
+    assert sm.read_mapping()["scripts"]["once"]["gist_id"] == gist_id
+    assert len([g for g in github_env.gists if "sm-mapping.json" in github_env.gist_files(g)]) == 1
+
+
+def test_lost_mapping_gist_create_is_adopted(github_env, tmp_path, invoke):
+    github_env.inject("POST", "/gists", status=502, after=True, times=2)  # the script's gist, then the mapping's
+    path = tmp_path / "a.py"
+    path.write_text(script_code("print(1)"))
+    assert invoke("add", "a", str(path)).exit_code == 0
+    assert len(github_env.gists) == 2
+    assert sm.read_sync_state()["gist_id"] == mapping_gist(github_env)
+
+
+def test_create_that_github_never_takes_names_the_way_to_publish_the_draft(
+    github_env, llm, invoke, sm_env, monkeypatch
+):
+    monkeypatch.setenv("SM_RETRY_BUDGET", "1.5")
+    llm.queue(reply("print('kept')"))
+    github_env.inject("POST", "/gists", status=503, times=20)
+    result = invoke("create", "kept", "print kept")
+    assert result.exit_code == 1 and github_env.gists == {}
+    draft = sm_env / "drafts" / "kept.py"
+    assert f"publish it with `sm add kept {draft}`" in result.stderr
+    assert github_env.count("POST", "/gists") >= 2  # a 5xx before the write is retried
+    github_env.clear_faults()
+    published = invoke("add", "kept", str(draft))  # without paying the model again
+    assert published.exit_code == 0 and len(llm.requests) == 1
+
+
+# ══ 6. values that start with a dash ════════════════════════════════════════════════════════════════════
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", ["-x", "--help", "--msg", "-", "a b", "--msg=y"])
+def test_values_that_look_like_options_reach_the_script(machines, tmp_path, gh_server, value):
+    a = machines("A")
+    path = tmp_path / "echoer.py"
+    path.write_text(script_code("print(repr(args.msg))", ["msg"]))
+    a("add", "echoer", str(path))
+    ran = a("run", "echoer", f"msg={value}")
+    assert ran.stdout == f"{value!r}\n"
+
+
+# ══ 7. a read-only SM_HOME is found out first ═══════════════════════════════════════════════════════════
+
+
+@pytest.mark.parametrize("how", ["home under a file", "cache is a file", "home in /proc"])
+def test_unwritable_home_fails_before_the_model_and_github(github_env, llm, invoke, monkeypatch, tmp_path, how):
+    if how == "home under a file":
+        (tmp_path / "plain-file").write_text("x")
+        home = tmp_path / "plain-file" / "sm"
+    elif how == "cache is a file":
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "cache").write_text("not a folder")
+    else:
+        home = "/proc/sm-home"
+    monkeypatch.setenv("SM_HOME", str(home))
+    llm.queue(reply("print(1)"))
+    result = invoke("create", "ro", "print one")
+    assert result.exit_code == 1, result.output
+    assert "sm cannot write to" in result.stderr and "Nothing was generated or uploaded." in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert llm.requests == [] and github_env.gists == {}
+
+
+# ══ 8. an edit on one machine reaches the other without `sm sync` ═══════════════════════════════════════
+
+
+@pytest.mark.slow
+def test_background_refresh_brings_an_edit_from_another_machine(machines, tmp_path, gh_server):
+    a, b = machines("A"), machines("B")
+    a("add", "greet", write_script(tmp_path, "greet", "print('v1')"))
+    b("sync")
+    assert b("run", "greet").stdout == "v1\n"
+
+    # A edits (as `sm edit` does after the model): a new revision of the same gist, pinned in A's mapping
+    path = tmp_path / "greet.py"
+    path.write_text(script_code("print('v2')"))
+    gist = a.mapping()["scripts"]["greet"]["gist_id"]
+    gh_server.external_edit(gist, "greet.py", path.read_text())
+    data = a.mapping()
+    entry = data["scripts"]["greet"]
+    a("rollback", "greet", gh_server.revisions(gist)[0], "--yes")
+    assert a.mapping()["scripts"]["greet"]["revision"] != entry["revision"]
+    v2 = a.mapping()["scripts"]["greet"]["revision"]
+
+    # B's next run still runs its pin, and refreshes in the background: nothing of it in the script's output
+    first = b("run", "greet", SM_REFRESH_SECONDS="0")
+    assert first.stdout == "v1\n" and "sm:" not in first.stderr
+    deadline = time.monotonic() + 30
+    while b.mapping()["scripts"]["greet"]["revision"] != v2:
+        log = (
+            (b.home / "sm.log").read_text()
+            if (b.home / "sm.log").exists()
+            else f"no sm.log in {sorted(p.name for p in b.home.iterdir())}"
+        )
+        assert time.monotonic() < deadline, f"the background refresh never brought the new pin; {log}"
+        time.sleep(0.1)
+    assert b("run", "greet").stdout == "v2\n"
+    assert not (b.home / "sm.log").exists() or "Error" not in (b.home / "sm.log").read_text()
