@@ -109,11 +109,12 @@ def test_missing_model_key_names_the_variable(github_env, invoke, monkeypatch, m
     assert_for_people(message)
 
 
-def test_failed_validation_lists_the_problems_for_a_person(github_env, llm, invoke):
+@pytest.mark.parametrize("preview", [[], ["-p"]])
+def test_failed_validation_lists_the_problems_for_a_person(github_env, llm, invoke, preview):
     llm.queue(*[reply("print('never reads it')")] * 4)
-    result = invoke("create", "bad", "Use {{thing}}")
+    result = invoke("create", "bad", "Use {{thing}}", *preview, input="")
     assert result.exit_code == 1
-    message = result.stderr.removeprefix("Error: ")
+    message = result.stderr.strip().splitlines()[-1].removeprefix("Error: ")  # after the preview's status line
     assert "placeholder {{thing}} must be declared as parameter 'thing'" in message
     assert "Nothing was uploaded" in message
     assert_for_people(message)
