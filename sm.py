@@ -105,6 +105,10 @@ class OfflineError(GitHubError):
 class AnswerLost(GitHubError):
     """A write reached GitHub, but its answer did not come back: it may or may not have happened."""
 
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
 
 class MappingError(SmError):
     """The local mapping file is unreadable or inconsistent."""
@@ -144,6 +148,21 @@ DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
     ("GEMINI_API_KEY", "google:gemini-2.5-pro"),
     ("GROQ_API_KEY", "groq:openai/gpt-oss-120b"),
 )
+# Servers that speak OpenAI's protocol (vLLM, llama.cpp, LM Studio...) mostly offer Chat Completions only,
+# not the Responses API that `openai:` uses, so an OPENAI_BASE_URL without a chosen model means `openai-chat:`.
+COMPATIBLE_DEFAULT = ("OPENAI_BASE_URL", "openai-chat:gpt-5.1")
+# What each provider sm ships needs from the environment: any one of the variables, and how to say it.
+MODEL_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "openai": (
+        ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+        "Set OPENAI_API_KEY, or OPENAI_BASE_URL for an OpenAI-compatible server",
+    ),
+    "anthropic": (("ANTHROPIC_API_KEY",), "Set ANTHROPIC_API_KEY"),
+    "google": (("GOOGLE_API_KEY", "GEMINI_API_KEY"), "Set GOOGLE_API_KEY"),
+    "groq": (("GROQ_API_KEY",), "Set GROQ_API_KEY"),
+    "ollama": (("OLLAMA_BASE_URL",), "Set OLLAMA_BASE_URL to the server's URL (for example http://localhost:11434/v1)"),
+}
+MODEL_SETTINGS["openai-chat"] = MODEL_SETTINGS["openai-responses"] = MODEL_SETTINGS["openai"]
 
 
 def home_dir() -> str:
@@ -267,15 +286,31 @@ def resolve_model(explicit: str | None) -> str:
         return explicit
     if env := os.environ.get("SM_MODEL", "").strip():
         return env
-    for var, model in DEFAULT_MODELS:
-        if os.environ.get(var):
-            return model
+    if found := default_model():
+        return found[0]
     choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
     raise ConfigError(
         f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
         f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
         f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
     )
+
+
+def default_model() -> tuple[str, str] | None:
+    """(model, the variable that chose it) when neither --model nor SM_MODEL is set, or None."""
+    for var, model in (COMPATIBLE_DEFAULT, *DEFAULT_MODELS):
+        if os.environ.get(var, "").strip():
+            return model, var
+    return None
+
+
+def model_setup_problem(model: str) -> tuple[str, str] | None:
+    """What the model's provider lacks in the environment, as (what is missing, what to do), or None."""
+    needs, fix = MODEL_SETTINGS.get(model.partition(":")[0], ((), ""))
+    if not needs or any(os.environ.get(var, "").strip() for var in needs):
+        return None
+    missing = f"{needs[0]} is not set" if len(needs) == 1 else f"neither {' nor '.join(needs)} is set"
+    return missing, f"{fix}, or choose another model with SM_MODEL or --model."
 
 
 def now_iso() -> str:
@@ -379,7 +414,14 @@ PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
 
 
 def placeholders(prompt: str) -> list[str]:
-    """`{{word}}` names in order of first appearance."""
+    """`{{word}}` names in order of first appearance; a `{{...}}` that is not a valid name is refused."""
+    found = dict.fromkeys(re.findall(r"\{\{.*?\}\}", prompt, re.S))
+    if bad := [m for m in found if not re.fullmatch(PLACEHOLDER_PATTERN, m)]:
+        verb = "is not a valid parameter name" if len(bad) == 1 else "are not valid parameter names"
+        raise UsageProblem(
+            f"{' and '.join(bad)} {verb}: write a parameter as {{{{name}}}}, with letters, digits, _ and -, "
+            "starting with a letter."
+        )
     return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
 
 
@@ -921,7 +963,11 @@ class GitHub:
                 connect = isinstance(e, httpx2.ConnectError)  # refused: nothing reached GitHub
                 if method == "POST" and not connect:
                     # GitHub may have created the gist before the connection dropped: create_gist looks first
-                    raise AnswerLost(f"the connection to {_host(full)} dropped ({_short(e)})") from e
+                    raise AnswerLost(
+                        f"The connection to {_host(full)} dropped before GitHub answered ({_short(e)}); the change "
+                        "may or may not have been made.",
+                        reason=f"the connection dropped: {_short(e)}",
+                    ) from e
                 # A refused connection usually means offline: give up sooner, and retry without a warning.
                 if attempt < (3 if connect else 6) and time.monotonic() + wait < deadline:
                     kind = (
@@ -1052,7 +1098,7 @@ class GitHub:
             try:
                 resp = self.request("POST", "/gists", json_body=body)
             except AnswerLost as e:
-                lost = str(e)
+                lost = e.reason
             else:
                 if resp.status_code == 201:
                     return resp.json()
@@ -1145,7 +1191,8 @@ def _host(url: str) -> str:
 
 
 def _short(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    """The first line of an exception, without its full stop: callers put it inside their own sentence."""
+    return (str(e).splitlines() or [""])[0].strip().rstrip(".") or type(e).__name__
 
 
 def gist_file(gist: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
@@ -1299,10 +1346,10 @@ def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         backup = f"{path}.bak"
-        way_out = f"restore {backup}, or " if os.path.exists(backup) else ""
+        source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
         raise MappingError(
-            f"{path} is corrupt ({e}) and was left untouched: repair it, {way_out}move it away and run "
-            "`sm sync --from-remote`."
+            f"{path} is corrupt ({_short(e)}) and was left untouched: repair it, or run `sm sync --from-remote` "
+            f"to set it aside and rebuild it from {source}."
         ) from e
     return check_mapping(data, str(path))
 
@@ -1965,7 +2012,9 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
             return out
         problems = script_problems(out.code, out.params, required)
         if problems:
-            raise ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
+            retry = ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
+            retry.problems = problems  # for the user, should the model give up (see model_errors)
+            raise retry
         return out
 
     return agent
@@ -2113,33 +2162,99 @@ class Draft:
 
 @contextlib.contextmanager
 def model_errors(model: Any) -> Iterator[None]:
-    """Turn PydanticAI's exceptions into one actionable line."""
+    """Turn PydanticAI's exceptions into one actionable line, in sm's words rather than the library's."""
     from pydantic_ai import exceptions as x
 
     label = model if isinstance(model, str) else getattr(model, "model_name", "the model")
     try:
         yield
     except x.UserError as e:
-        raise ConfigError(f"Model {label}: {_short(e)}") from e
-    except x.ModelHTTPError as e:
-        if e.status_code in (401, 403):
-            raise GenerationError(
-                f"Model {label} rejected the API key ({e.status_code}): check the provider's key variable."
-            ) from e
-        raise GenerationError(
-            f"Model {label} failed with HTTP {e.status_code}: {_api_message(e)}. Try again later."
+        raise ConfigError(_setup_message(label, str(e))) from e
+    except ImportError as e:  # a provider whose package sm does not ship (mistral:, cohere:, bedrock:...)
+        if "pip install" not in str(e):
+            raise
+        raise ConfigError(
+            f"Model {label} needs a provider package sm does not include: choose an openai, anthropic, google, "
+            "groq or ollama model, or an OpenAI-compatible server (SM_MODEL=openai-chat:NAME with OPENAI_BASE_URL)."
         ) from e
     except x.ModelAPIError as e:
-        raise GenerationError(
-            f"Model {label} could not be reached: {_short(e)}. Check the network or the base URL."
-        ) from e
+        raise GenerationError(_api_error_message(label, e)) from e
     except x.UnexpectedModelBehavior as e:
-        cause = f" Last problem: {_short(e.__cause__)}" if e.__cause__ else ""
+        problems = _answer_problems(e.__cause__)
+        what = f". The last answer: {'; '.join(problems)}." if problems else f" ({_for_people(str(e))})."
         raise GenerationError(
-            f"Model {label} did not produce a valid script ({_short(e)}).{cause} Nothing was uploaded."
+            f"Model {label} did not produce a valid script{what} Nothing was uploaded: try again, "
+            "rephrase the prompt, or choose another model with --model."
         ) from e
     except x.AgentRunError as e:
-        raise GenerationError(f"Model {label}: {_short(e)}") from e
+        raise GenerationError(f"Model {label} stopped: {_for_people(str(e))}. Nothing was uploaded.") from e
+
+
+def _setup_message(label: str, text: str) -> str:
+    """A model that cannot start (no key, unknown name), said without the library's advice to programmers."""
+    if problem := model_setup_problem(label):
+        return f"Model {label} cannot be used: {problem[0]}. {problem[1]}"
+    if var := re.search(r"Set the `([A-Z][A-Z0-9_]*)` environment variable", text):  # providers sm has no table for
+        return (
+            f"Model {label} cannot be used: {var[1]} is not set. Set {var[1]}, or choose another model with SM_MODEL."
+        )
+    if text.startswith("Unknown model"):
+        return (
+            f"Unknown model {label!r}: write it as PROVIDER:NAME, for example openai:gpt-5.1, "
+            "anthropic:claude-sonnet-4-5, or openai-chat:NAME for an OpenAI-compatible server."
+        )
+    return f"Model {label} cannot be used: {_for_people(text)}. Check SM_MODEL or --model."
+
+
+def _for_people(text: str) -> str:
+    """The library's first line without its sentences for programmers (code, links to its docs) or final stop."""
+    sentences = re.split(r"(?<=\.)\s+", (text.splitlines() or [""])[0])
+    return " ".join(s for s in sentences if not re.search(r"\w\(|https?://", s)).rstrip(". ") or "no details"
+
+
+def _api_error_message(label: str, e: Any) -> str:
+    """A failed model request; "try again later" only for what passes on its own (rate limits, outages)."""
+    from pydantic_ai import exceptions as x
+
+    prefix, status = label.partition(":")[0], getattr(e, "status_code", None)
+    what = f"HTTP {status}: {_api_message(e)}" if status else _api_message(e)
+    if isinstance(e, x.ModelAuthenticationError) or status in (401, 403):
+        key = MODEL_SETTINGS.get(prefix, (("the provider's API key variable",), ""))[0][0]
+        return f"Model {label} rejected the API key ({what}): check {key}."
+    if isinstance(e, x.ModelNotFoundError) or status == 404:
+        if prefix in ("openai", "openai-responses"):  # the Responses API, which compatible servers rarely offer
+            return (
+                f"Model {label} was not found ({what}). For an OpenAI-compatible server, "
+                "set SM_MODEL=openai-chat:NAME with a model it serves."
+            )
+        return f"Model {label} was not found ({what}): set SM_MODEL={prefix}:NAME with a model it serves."
+    if isinstance(e, x.ModelQuotaExceededError):
+        return f"Model {label} has no quota left ({what}): check the account's plan or billing."
+    if isinstance(e, x.ModelContextWindowExceededError):
+        return (
+            f"The request is too long for model {label} ({what}): shorten it, or choose a model with a larger context."
+        )
+    if isinstance(e, x.ModelRateLimitError) or status == 429:
+        return f"Model {label} is rate limited ({what}). Try again later."
+    if isinstance(e, (x.ModelConnectionError, x.ModelRequestTimeout)) and not status:
+        return f"Model {label} could not be reached ({what}): check the network or the base URL, then try again."
+    if (
+        isinstance(e, (x.ModelUnavailableError, x.ModelServerError))
+        or status in (408, 409, 425)
+        or (status or 0) >= 500
+    ):
+        return f"Model {label} failed ({what}). Try again later."
+    return f"Model {label} refused the request ({what}): check SM_MODEL and the provider's settings."
+
+
+def _answer_problems(cause: Any) -> list[str]:
+    """What was wrong with the model's last answer, in words a user can read (never the text sent to the model)."""
+    if problems := getattr(cause, "problems", None):  # set by make_agent's validator
+        return list(problems)
+    if callable(errors := getattr(cause, "errors", None)):  # pydantic's ValidationError: the answer's shape
+        with contextlib.suppress(Exception):
+            return [f"{'.'.join(map(str, e['loc'])) or 'the answer'}: {e['msg'].lower()}" for e in errors()]
+    return ["it was not a script in the expected form"] if cause is not None else []
 
 
 def _api_message(e: Any) -> str:
@@ -2147,7 +2262,7 @@ def _api_message(e: Any) -> str:
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
         if isinstance(inner.get("message"), str):
-            return inner["message"]
+            return _short(Exception(inner["message"]))
     return _short(e)
 
 
@@ -2352,6 +2467,10 @@ def edit_in_editor(code: str, filename: str) -> str:
     import tempfile
     from pathlib import Path
 
+    # An editor without a terminal waits for keys nobody can type (vim with piped output hangs for good).
+    if not (isatty(sys.stdin) and isatty(sys.stdout)):
+        piped = "input" if not isatty(sys.stdin) else "output"
+        raise ConfigError(f":edit needs a terminal, and this review's {piped} is piped: describe the change instead.")
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
         editor = next((e for e in ("sensible-editor", "nano", "vim", "vi") if which(e)), None)
@@ -2360,10 +2479,8 @@ def edit_in_editor(code: str, filename: str) -> str:
     with tempfile.TemporaryDirectory(prefix="sm-edit-") as tmp:
         path = Path(tmp) / filename
         path.write_text(code, encoding="utf-8")
-        # With piped answers, the editor must not read them: they are sm's.
-        stdin = None if interactive() else subprocess.DEVNULL
         try:
-            proc = subprocess.Popen([*shlex.split(editor), str(path)], stdin=stdin)
+            proc = subprocess.Popen([*shlex.split(editor), str(path)])
         except (OSError, ValueError) as e:
             raise ConfigError(f"Cannot start the editor {editor!r} ({_short(e)}): check VISUAL and EDITOR.") from e
         status = wait_ignoring_ctrl_c(proc)
@@ -2899,9 +3016,13 @@ def fast_run(argv: Sequence[str]) -> None:
 
 
 def read_prompt(prompt: str) -> str:
+    if prompt == "-" and interactive():  # a terminal waiting in silence looks like a hang
+        sys.stderr.write("Type the prompt, end with Ctrl-D\n")
+        sys.stderr.flush()
     text = sys.stdin.read() if prompt == "-" else prompt
     if not text.strip():
         raise UsageProblem("The prompt is empty: describe the script you want.")
+    placeholders(text)  # a malformed {{...}} is refused here, before GitHub or the model is asked anything
     return text.strip()
 
 
@@ -2996,6 +3117,7 @@ def cmd_edit(
     gh = github()
     gh.check_token()
     check_owner(gh, entry)
+    check_gist_exists(gh, entry)
     code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     try:
@@ -3094,6 +3216,22 @@ def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
             f"{entry['script_name']} is {owner}'s gist: only they can change it. "
             f"`sm run {entry['script_name']} --latest` follows their changes."
         )
+
+
+def check_gist_exists(gh: GitHub, entry: dict[str, Any]) -> None:
+    """One request before the model is paid: a gist deleted on GitHub cannot take a new revision."""
+    try:
+        gh.get_gist(entry["gist_id"])
+    except GitHubError as e:
+        if e.status != 404:
+            raise
+        name, file = entry["script_name"], entry["filename"]
+        keep = f"save the code with `sm show {name} > {file}`, store it again with `sm add {name} {file} --force`, or "
+        raise GitHubError(
+            f"The gist of {name} ({entry['gist_id']}) no longer exists on GitHub, or this token cannot see it; "
+            f"nothing was changed: {keep if verified_cache(entry) else ''}forget it with `sm rm {name}`.",
+            404,
+        ) from e
 
 
 def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
@@ -3243,6 +3381,8 @@ def build_cli() -> click.Group:
             except KeyboardInterrupt:
                 click.echo("Interrupted.", err=True)
                 ctx.exit(130)
+            except BrokenPipeError:
+                ctx.exit(closed_stdout())
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
             except Exception as e:
@@ -3966,12 +4106,11 @@ def doctor_checks() -> list[dict[str, Any]]:
             "Set SM_MODEL, e.g. openai:gpt-5.1, or a provider key such as OPENAI_API_KEY.",
         )
     else:
-        source = (
-            "SM_MODEL"
-            if os.environ.get("SM_MODEL", "").strip()
-            else next(v for v, _ in DEFAULT_MODELS if os.environ.get(v))
-        )
-        add("model", "ok", f"{model} (from {source})")
+        source = "SM_MODEL" if os.environ.get("SM_MODEL", "").strip() else (default_model() or ("", ""))[1]
+        if problem := model_setup_problem(model):
+            add("model", "fail", f"{model} (from {source}), but {problem[0]}", problem[1])
+        else:
+            add("model", "ok", f"{model} (from {source})")
 
     import tempfile
 
@@ -4260,12 +4399,25 @@ def fast_list_json(argv: Sequence[str]) -> bool:
     return True
 
 
+def closed_stdout() -> int:
+    """The reader of stdout went away (`sm list | head -1`): a normal end, as for git. Stop without a word,
+    and with the status of a process ended by SIGPIPE (128 + 13), so that `set -o pipefail` sees it as git's."""
+    with contextlib.suppress(OSError, ValueError):  # what is still buffered goes nowhere, not into an error at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    fast_run(argv)
-    if fast_list_json(argv):
-        return
-    build_cli().main(args=argv, prog_name="sm")
+    try:
+        fast_run(argv)
+        if fast_list_json(argv):
+            return
+        build_cli().main(args=argv, prog_name="sm")
+    except BrokenPipeError:
+        sys.exit(closed_stdout())
 
 
 if __name__ == "__main__":

@@ -344,6 +344,7 @@ def doctor_json(invoke):
 
 def test_doctor_all_good(github_env, invoke, monkeypatch, added):
     monkeypatch.setenv("SM_MODEL", "openai:gpt-5.1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # doctor checks that the model's key is set
     result, report, checks = doctor_json(invoke)
     assert result.exit_code == 0 and report["ok"] is True
     assert [c["check"] for c in report["checks"]] == [

@@ -236,6 +236,7 @@ def test_ctrl_c_while_editing_belongs_to_the_editor(tmp_path, monkeypatch):
         "p = pathlib.Path(sys.argv[1]); p.write_text(p.read_text() + '# edited\\n')\n"
     )
     monkeypatch.setenv("VISUAL", f"{sys.executable} {editor}")
+    monkeypatch.setattr(sm, "isatty", lambda stream: True)  # an editor needs a terminal
     review = Review(chat(V1), [":edit", ""])
     assert review.final.code.endswith("# edited\n")
 
@@ -401,6 +402,7 @@ def test_create_preview_edit_with_editor(github_env, llm, invoke, monkeypatch, t
     )
     monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.setattr(sm, "isatty", lambda stream: True)  # an editor needs a terminal
     llm.queue(V1)
     result = invoke("create", "greet", "Greet {{name}}", "-p", input=":edit\n\n")
     assert result.exit_code == 0, result.output
@@ -413,6 +415,7 @@ def test_create_preview_edit_with_editor(github_env, llm, invoke, monkeypatch, t
 
 def test_create_preview_missing_editor_is_one_line(github_env, llm, invoke, monkeypatch):
     monkeypatch.setenv("EDITOR", "/nonexistent/editor")
+    monkeypatch.setattr(sm, "isatty", lambda stream: True)  # an editor needs a terminal
     llm.queue(V1)
     result = invoke("create", "greet", "Greet {{name}}", "-p", input=":edit\n\n")
     assert result.exit_code == 0, result.output
