@@ -2349,8 +2349,8 @@ def cached_path(entry: dict[str, Any]) -> Path:
 def verified_cache(entry: dict[str, Any]) -> str | None:
     """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
 
-    The copy is read through no symlink, and only if it is a regular file of this user that nobody else
-    can write: a file someone else could swap between this check and uv reading it is fetched again.
+    The copy is read through no symlink, and only if it is a regular file of this user that no other user
+    can write; anything else is fetched again.
     """
     import stat
 
