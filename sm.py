@@ -3304,7 +3304,12 @@ def build_cli() -> click.Group:
     @click.option(
         "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
     )
-    @click.option("-y", "--yes", is_flag=True, help="Trust a new revision or a foreign gist without asking.")
+    @click.option(
+        "-y",
+        "--yes",
+        is_flag=True,
+        help="Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
+    )
     @click.option("-f", "--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
     @click.option(
         "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
