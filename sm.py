@@ -186,7 +186,7 @@ def mapping_path() -> Path:
 
 
 def cache_folder() -> str:
-    return os.path.join(home_dir(), "cache")
+    return home_path("cache")
 
 
 def cache_dir() -> Path:
@@ -195,13 +195,85 @@ def cache_dir() -> Path:
     return Path(cache_folder())
 
 
+def home_path(*parts: str) -> str:
+    """$SM_HOME/PARTS, resolved, and refused unless it stays inside $SM_HOME.
+
+    Every path that holds something from GitHub or a mapping entry (a gist id, a file name, a revision) is
+    made here, before anything reads, writes, removes or runs it: `..`, an absolute part or a symlink cannot
+    lead out of $SM_HOME.
+    """
+    home = os.path.realpath(home_dir())
+    try:
+        path = os.path.realpath(os.path.join(home, *parts))
+    except ValueError:  # a NUL byte
+        path = ""
+    if not path.startswith(home.rstrip(os.sep) + os.sep):
+        raise IntegrityError(
+            f"Refusing the path {_clip(os.path.join(*parts), 80)}: it leads outside {home}. It came from a mapping "
+            "entry or a gist; remove that entry (`sm rm NAME`) or fix it in the mapping gist."
+        )
+    return path
+
+
+def private_dir(folder: Path | str) -> None:
+    """Create `folder` and its missing parents with mode 0700; a looser $SM_HOME itself is tightened to 0700.
+    What sm keeps (code, drafts, logs, the mapping) is nobody else's to read."""
+    target = parent = os.fspath(folder)
+    missing = []
+    while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+    with contextlib.suppress(OSError):
+        if target == home_dir() and os.stat(target).st_mode & 0o077:
+            os.chmod(target, 0o700)
+
+
+def private_opener(path: str, flags: int) -> int:
+    """An `opener` for open(): mode 0600 (also for a file that exists), and never through a symlink."""
+    fd = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def api_url() -> str:
     url = (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-    if not url.startswith(("https://", "http://")):
-        raise ConfigError(
-            f"SM_GITHUB_API_URL must start with https:// (got {url!r}); GitHub Enterprise: https://HOST/api/v3."
-        )
+    if problem := url_problem(url, "SM_GITHUB_API_URL"):
+        raise ConfigError(problem)
     return url
+
+
+def url_problem(url: str, what: str) -> str | None:
+    """Why sm will not send requests to `url`, or None: https only, so the token never travels in clear text."""
+    if url.startswith("https://"):
+        return None
+    if not url.startswith("http://"):
+        return f"{what} must start with https:// (got {url!r}); GitHub Enterprise: https://HOST/api/v3."
+    if http_allowance(url):
+        return None
+    return (
+        f"{what} must use https:// (got {url!r}): over http:// the token would travel in clear text. "
+        "Plain http is allowed only for loopback hosts, or with SM_ALLOW_HTTP=1."
+    )
+
+
+def http_allowance(url: str) -> str | None:
+    """Why plain http may be used for `url`: a loopback host (a local test server), or SM_ALLOW_HTTP=1."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    with contextlib.suppress(ValueError):
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return "a loopback host"
+    if os.environ.get("SM_ALLOW_HTTP") == "1":
+        return "SM_ALLOW_HTTP=1"
+    return None
 
 
 def check_name(name: str) -> str:
@@ -354,10 +426,11 @@ def which(cmd: str) -> str | None:
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file, and a
+    symlink at `path` is replaced, never written through."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -452,6 +525,17 @@ def read_metadata(code: str) -> dict[str, Any]:
     if not isinstance(meta.get("requires-python"), str):
         raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
     return meta
+
+
+# A PEP 508 requirement: NAME[extras], then version specifiers or `@ URL`, then an optional `; marker`.
+# Checked before a dependency reaches pip's command line (uv checks them itself).
+_REQ_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_REQ_SPEC = r"(?:~=|===|==|!=|<=|>=|<|>)[ \t]*[A-Za-z0-9_.*+!-]+"
+REQUIREMENT_PATTERN = (
+    rf"[ \t]*{_REQ_NAME}[ \t]*(?:\[[ \t]*(?:{_REQ_NAME}(?:[ \t]*,[ \t]*{_REQ_NAME})*)?[ \t]*\])?[ \t]*"
+    rf"(?:@[ \t]*[^\s;]+[ \t]*|\(?[ \t]*{_REQ_SPEC}(?:[ \t]*,[ \t]*{_REQ_SPEC})*[ \t]*\)?[ \t]*)?"
+    r"(?:;[^\x00-\x1f]*)?"
+)
 
 
 def _option_strings(tree: ast.AST) -> set[str]:
@@ -722,13 +806,37 @@ SECRET_PATTERNS = (
     ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
     ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
-    ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+    # A key block, not the bare marker that code checking for keys contains: the base64 body must follow
+    # (after optional PEM headers, also as the \n escapes of a string literal).
+    (
+        "a private key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*"
+        r"(?:[A-Za-z-]+: [^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/]{40}[A-Za-z0-9+/=\s\\]*",
+    ),
 )
+# AWS's documentation uses key ids ending in EXAMPLE and secret keys ending in EXAMPLEKEY (AKIAIOSFODNN7EXAMPLE,
+# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY): placeholders, not secrets.
+EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
+# Two string literals that Python joins, across spaces, line breaks or a `+`: a token split this way
+# ("ghp_abc" "def…") is found once they are joined.
+SPLIT_STRING = r"""(?<=[A-Za-z0-9_/+=-])["']\s*\+?\s*(?:\\\n\s*)?["'](?=[A-Za-z0-9_/+=-])"""
 
 
 def find_secrets(text: str) -> list[tuple[str, int]]:
     """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
-    hits = {(kind, text.count("\n", 0, m.start()) + 1) for kind, rx in SECRET_PATTERNS for m in re.finditer(rx, text)}
+    hits = set()
+    cuts = [(m.start(), m.end()) for m in re.finditer(SPLIT_STRING, text)]
+    joined = re.sub(SPLIT_STRING, "", text) if cuts else text
+    for kind, rx in SECRET_PATTERNS:
+        for m in re.finditer(rx, joined):
+            if m.group().rstrip().endswith(EXAMPLE_SUFFIXES):
+                continue
+            pos = m.start()
+            for start, end in cuts:  # back to a position in `text`: add what was cut before the match
+                if start > pos:
+                    break
+                pos += end - start
+            hits.add((kind, text.count("\n", 0, pos) + 1))
     return sorted(hits, key=lambda h: (h[1], h[0]))
 
 
@@ -743,6 +851,35 @@ def check_secrets(text: str, filename: str, *, public: bool) -> None:
             "Read secrets from the environment instead, or keep the gist secret (no --public)."
         )
     log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
+
+
+def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
+    """Scan everything a gist upload carries: each file's name and content, and the description."""
+    for fname, text in files.items():
+        check_secrets(fname, "a file name", public=public)
+        check_secrets(text, fname, public=public)
+    if description:
+        check_secrets(description, "the description", public=public)
+
+
+def check_prompt(text: str, *, yes: bool) -> None:
+    """A prompt goes to the model's provider: one that looks like it holds a credential is sent only when the
+    user says so (asked on a terminal, --yes otherwise)."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if yes:
+        log.warning("The prompt contains %s; sending it to the model because of --yes.", found)
+        return
+    if not interactive():
+        raise ValidationFailed(
+            f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
+            "from the environment), or pass --yes to send it anyway."
+        )
+    import click
+
+    if not click.confirm(f"The prompt contains {found}. Send it to the model anyway?", default=False, err=True):
+        raise Cancelled("Nothing was sent to the model.")
 
 
 def python_satisfies(spec: str, version: Sequence[int]) -> bool:
@@ -928,6 +1065,22 @@ class GitHub:
         self._sleep = sleep
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
         self.login: str | None = None  # set by check_token()
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    @staticmethod
+    def gist_path(gist_id: str, *rest: str) -> str:
+        """/gists/ID[/REST...]: an id from a mapping, a gist or the environment reaches no URL unless it looks
+        like GitHub's (`ID?x=/../..` would otherwise become a query string)."""
+        for part, pattern in ((gist_id, GIST_ID_PATTERN), *((r, r"[A-Za-z0-9_-]+") for r in rest)):
+            if type(part) is not str or not re.fullmatch(pattern, part):
+                raise IntegrityError(
+                    f"Refusing the gist id or revision {_clip(part)}: GitHub's gist ids are 20-32 hex characters "
+                    "(or digits, for old gists). Check the mapping entry or SM_MAPPING_GIST it came from."
+                )
+        return "/".join(("/gists", gist_id, *rest))
 
     def close(self) -> None:
         self._client.close()
@@ -1136,13 +1289,14 @@ class GitHub:
     def get_gist(self, gist_id: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
         """The gist, or (None, etag) when it has not changed since `etag`."""
         headers = {"If-None-Match": etag} if etag else None
-        resp = self.call("GET", f"/gists/{gist_id}", what=f"Gist {gist_id}", headers=headers, ok=(200, 304))
+        resp = self.call("GET", self.gist_path(gist_id), what=f"Gist {gist_id}", headers=headers, ok=(200, 304))
         if resp.status_code == 304:
             return None, etag
         return resp.json(), resp.headers.get("etag")
 
     def get_revision(self, gist_id: str, sha: str) -> dict[str, Any]:
-        return self.call("GET", f"/gists/{gist_id}/{sha}", what=f"Gist {gist_id} at revision {sha[:8]}").json()
+        path = self.gist_path(gist_id, sha)
+        return self.call("GET", path, what=f"Gist {gist_id} at revision {sha[:8]}").json()
 
     def update_gist(
         self, gist_id: str, files: dict[str, str | None] | None = None, description: str | None = None
@@ -1152,10 +1306,10 @@ class GitHub:
             body["files"] = {n: (None if c is None else {"content": c}) for n, c in files.items()}
         if description is not None:
             body["description"] = description
-        return self.call("PATCH", f"/gists/{gist_id}", json_body=body, what=f"Updating gist {gist_id}").json()
+        return self.call("PATCH", self.gist_path(gist_id), json_body=body, what=f"Updating gist {gist_id}").json()
 
     def delete_gist(self, gist_id: str) -> None:
-        self.call("DELETE", f"/gists/{gist_id}", what=f"Deleting gist {gist_id}")
+        self.call("DELETE", self.gist_path(gist_id), what=f"Deleting gist {gist_id}")
 
     def paginate(self, path: str, what: str) -> Iterator[dict[str, Any]]:
         url: str | None = path
@@ -1168,6 +1322,8 @@ class GitHub:
         """A file's full content; GitHub truncates inline content past 1 MB, so use raw_url then."""
         if not file.get("truncated") and file.get("content") is not None:
             return file["content"]
+        if problem := url_problem(str(file.get("raw_url")), "A gist file's raw_url"):
+            raise GitHubError(problem)
         resp = self.call("GET", file["raw_url"], what=f"Raw file {file.get('filename')}")
         return resp.text
 
@@ -1228,7 +1384,7 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
     history = gist.get("history") or []
     if history:
         return history[0]["version"]
-    commits = gh.call("GET", f"/gists/{gist['id']}/commits?per_page=1", what="Gist history").json()
+    commits = gh.call("GET", gh.gist_path(gist["id"], "commits") + "?per_page=1", what="Gist history").json()
     return commits[0]["version"]
 
 
@@ -1390,7 +1546,7 @@ def check_home() -> None:
     home = home_dir()
     for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
+            private_dir(folder)
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as e:
@@ -1408,8 +1564,8 @@ def mapping_lock() -> Iterator[None]:
     import fcntl
 
     home = sm_home()
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / "mapping.lock", "a+") as lock:
+    private_dir(home)
+    with open(home / "mapping.lock", "a+", opener=private_opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -1436,8 +1592,8 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
     import fcntl
 
     folder = sm_home() / "claims"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "a+") as claim:
+    private_dir(folder)
+    with open(folder / f"{name}.lock", "a+", opener=private_opener) as claim:
         try:
             fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -2097,8 +2253,10 @@ class Draft:
         exclude_newer: bool = True,
         repin: str | None = None,
         changes: Sequence[dict[str, Any]] = (),
+        screen: Callable[[str], None] = lambda request: None,
     ):
         self.model, self.model_name, self.filename = model, model_name, filename
+        self.screen = screen  # raises for a change request that must not go to the model (check_prompt)
         self.origin = origin
         self.required = list(required)
         self.description = description  # the user's --description wins over the model's
@@ -2371,6 +2529,7 @@ def review_loop(
             if action == "quit":
                 raise Cancelled("Quit: nothing was uploaded.")
             if action == "change":
+                draft.screen(arg)
                 with streaming(console, f"Revising {name} with {draft.model_name}") as on_partial:
                     revised = draft.revise(arg, candidate, on_partial=on_partial)
                 previous, candidate, rejected_edit = candidate, revised, None
@@ -2625,9 +2784,20 @@ class GrowingCode:
 # Standard library only: `sm run` must reach exec without paying for click, pydantic or httpx2.
 
 
+def entry_path(entry: dict[str, Any], *parts: str) -> str:
+    """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
+    # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
+    if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
+        raise IntegrityError(
+            f"Refusing to use the mapping entry {_clip(entry.get('script_name'))}: {problem}. Remove it with "
+            "`sm rm NAME`, or fix it in your mapping gist and run `sm sync`."
+        )
+    return home_path("cache", entry["gist_id"], *parts)
+
+
 def cached_file(entry: dict[str, Any]) -> str:
     # One stable path per gist, so uv reuses the script's environment between runs.
-    return os.path.join(cache_folder(), entry["gist_id"], entry["filename"])
+    return entry_path(entry, entry["filename"])
 
 
 def cached_path(entry: dict[str, Any]) -> Path:
@@ -2637,10 +2807,19 @@ def cached_path(entry: dict[str, Any]) -> Path:
 
 
 def verified_cache(entry: dict[str, Any]) -> str | None:
-    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path)."""
+    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
+
+    The copy is read through no symlink, and only if it is a regular file of this user that no other user
+    can write; anything else is fetched again.
+    """
+    import stat
+
     path = cached_file(entry)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
             data = f.read()
     except OSError:
         return None
@@ -2649,12 +2828,13 @@ def verified_cache(entry: dict[str, Any]) -> str | None:
 
 def store_cache(entry: dict[str, Any], content: str) -> Path:
     path = cached_path(entry)
-    atomic_write(path, content, mode=0o644)
+    atomic_write(path, content)
     return path
 
 
-def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> str:
-    """The pinned revision's code, refused unless its sha256 is the one the user accepted."""
+def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
+    one the user accepted."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
     content = gh.file_content(gist_file(gist, entry["filename"]))
     if sha256_text(content) != entry["sha256"]:
@@ -2662,19 +2842,46 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> str:
             f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
             f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
         )
-    return content
+    return gist, content
 
 
-def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> Path:
+def load_pinned(
+    entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust | None
+) -> tuple[Path | None, str]:
+    """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
+
+    Only code this machine may run is cached (and so reaches `sm run`'s fast path): a gist of yours, or a pin
+    recorded as accepted here. Someone else's gist at any other pin arrived through sync: `trust` reviews it
+    first; without `trust` (show, the base of a diff) its code is returned but not cached (path None).
+    """
+    from pathlib import Path
+
     if path := verified_cache(entry):
         log.debug("cache hit: %s", path)
-        return cached_path(entry)
+        return Path(path), Path(path).read_text(encoding="utf-8")
     if cached_path(entry).exists():
         log.warning(
             "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
         )
     gh = gh_factory()
-    return store_cache(entry, fetch_pinned(gh, entry))
+    gist, code = fetch_pinned(gh, entry)
+    if not known_pin(gh, entry, gist):
+        if trust is None:
+            return None, code
+        review_pin(gh, entry, gist, code, trust)
+    return store_cache(entry, code), code
+
+
+def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust) -> Path:
+    """The path of the pinned code, ready to run (see load_pinned)."""
+    path, _ = load_pinned(entry, gh_factory, trust)
+    assert path is not None  # with `trust`, the code is cached or refused
+    return path
+
+
+def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
+    """The pinned code, to read: shown or diffed, never run from here."""
+    return load_pinned(entry, gh_factory, None)[1]
 
 
 # -- code that is not the pinned revision runs only after the user has seen it ----------------------
@@ -2683,7 +2890,9 @@ Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
 
 
 def head_meta_path(entry: dict[str, Any]) -> Path:
-    return cache_dir() / entry["gist_id"] / ".head.json"
+    from pathlib import Path
+
+    return Path(entry_path(entry, ".head.json"))
 
 
 def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
@@ -2696,20 +2905,30 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict
     gist, new_etag = gh.get_gist(entry["gist_id"], etag)
     if gist is None:
         log.debug("gist head unchanged (304): running the pinned revision")
-        return entry, ensure_cached(entry, lambda: gh)
+        return entry, ensure_cached(entry, lambda: gh, trust)
     head = latest_revision(gh, gist)
     atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
     if head == entry["revision"]:
-        return entry, ensure_cached(entry, lambda: gh)
+        return entry, ensure_cached(entry, lambda: gh, trust)
     new_code = gh.file_content(gist_file(gist, entry["filename"]))
-    old_code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
     question = f"{entry['script_name']}: the gist's newest revision {head[:8]} is not the pinned {entry['revision'][:8]}. Trust and run this revision?"
-    if not trust(question, change_text(old_code, new_code, f"pinned {entry['revision'][:8]}", f"latest {head[:8]}")):
+    text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
+    if not trust(question, text):
         raise IntegrityError(
             f"Not running {entry['script_name']}: revision {head[:8]} was not trusted. Review it and rerun with --yes."
         )
     new_entry = repin(entry, head, new_code)
-    return new_entry, store_cache(new_entry, new_code)
+    return new_entry, cached_path(new_entry)
+
+
+def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, rev: str, label: str) -> str:
+    """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
+    or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
+    if not known_pin(gh, entry, gist):
+        summary = trust_summary(gist, entry["filename"], code, rev, declared_params(code), me=gh.login)
+        return "\n".join(summary) + "\n\n" + code
+    pinned = pinned_code(entry, lambda: gh)
+    return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
 
 
 def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
@@ -2725,6 +2944,7 @@ def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> di
         "params": params,
         **changes,
     }
+    record_accepted(new_entry)
     store_cache(new_entry, code)
     put_entry(new_entry)
     return new_entry
@@ -2739,7 +2959,7 @@ def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
         return rev
     found = [
         c["version"]
-        for c in gh.paginate(f"/gists/{gist_id}/commits?per_page=100", what="Gist history")
+        for c in gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Gist history")
         if c["version"].startswith(rev)
     ]
     if len(found) != 1:
@@ -2757,21 +2977,118 @@ def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> t
     """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
     sha = resolve_revision(gh, entry["gist_id"], rev)
     if sha == entry["revision"]:
-        path = ensure_cached(entry, lambda: gh)
+        path = ensure_cached(entry, lambda: gh, trust)
         return path, path.read_text(encoding="utf-8")
-    code = revision_code(gh, entry, sha)
-    pinned = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    gist = gh.get_revision(entry["gist_id"], sha)
+    code = gh.file_content(gist_file(gist, entry["filename"]))
     question = f"{entry['script_name']}: run revision {sha[:8]} instead of the pinned {entry['revision'][:8]}?"
-    if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
+    if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
         raise IntegrityError(f"Not running {entry['script_name']} at {sha[:8]}: not trusted. Rerun with --yes.")
+    record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
     path = revision_path(entry, sha)
-    atomic_write(path, code, mode=0o644)
+    atomic_write(path, code)
     return path, code
 
 
 def revision_path(entry: dict[str, Any], sha: str) -> Path:
     """Where a revision other than the pinned one is kept for a one-off run."""
-    return cache_dir() / entry["gist_id"] / f"rev-{sha}" / entry["filename"]
+    from pathlib import Path
+
+    if not re.fullmatch(REVISION_PATTERN, sha):
+        raise IntegrityError(f"Refusing the revision {_clip(sha)}: GitHub's are 40 hex characters.")
+    return Path(entry_path(entry, f"rev-{sha}", entry["filename"]))
+
+
+# -- trust per machine ------------------------------------------------------------------------------
+# Anyone who can write your mapping gist can write your own gists too, so a pin at a gist you own is
+# yours wherever it was set. A pin at someone else's gist is trusted only where it was reviewed:
+# $SM_HOME/trusted.json records the (gist, revision, sha256) this machine's user accepted, and is
+# never synced, so a pin swapped in the mapping gist is reviewed before it first runs here.
+
+
+def trust_record_path() -> Path:
+    from pathlib import Path
+
+    return Path(home_path("trusted.json"))
+
+
+def accepted_pins() -> dict[str, str]:
+    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+    try:
+        data = json.loads(trust_record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    accepted = data.get("accepted") if isinstance(data, dict) else None
+    return accepted if isinstance(accepted, dict) else {}
+
+
+def pin_key(entry: dict[str, Any]) -> str:
+    return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
+
+
+def is_accepted(entry: dict[str, Any]) -> bool:
+    return pin_key(entry) in accepted_pins()
+
+
+def record_accepted(entry: dict[str, Any]) -> None:
+    """Remember, on this machine only, that its user accepted the code the entry pins."""
+    accepted = accepted_pins()
+    if pin_key(entry) not in accepted:
+        accepted[pin_key(entry)] = now_iso()
+        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
+
+
+def gist_owner(gist: dict[str, Any]) -> str | None:
+    """The login of a gist's owner: `owner`, or `user` on old gists; anonymous gists have neither."""
+    for field in ("owner", "user"):
+        who = gist.get(field)
+        if isinstance(who, dict) and isinstance(who.get("login"), str):
+            return who["login"]
+    return None
+
+
+def my_login(gh: GitHub) -> str | None:
+    """The token user's login: asked of GitHub (GET /user) once, then remembered in sync.json."""
+    if gh.login:
+        return gh.login
+    if isinstance(login := read_sync_state().get("login"), str):
+        gh.login = login
+        return login
+    if not gh.has_token:
+        return None
+    gh.check_token()
+    if gh.login:
+        # Not under mapping_lock, which may already be held by a caller (flock does not nest): at worst a
+        # sync running at this very moment keeps its own copy of the state, and the login is asked again.
+        write_sync_state({**read_sync_state(), "login": gh.login})
+    return gh.login
+
+
+def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
+    """May the entry's pinned code run here without a review? Yes for a gist you own, and for a pin that
+    was accepted on this machine; `gist` is the pinned gist's JSON, as GitHub answered it."""
+    if is_accepted(entry):
+        return True
+    owner = gist_owner(gist)
+    return owner is not None and owner == my_login(gh)
+
+
+def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, trust: Trust) -> None:
+    """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
+    like a gist run by its URL; recorded once trusted."""
+    name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
+    summary = trust_summary(gist, entry["filename"], code, entry["revision"], declared_params(code), me=gh.login)
+    question = (
+        f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
+        "on this machine. Trust and run it?"
+    )
+    if not trust(question, "\n".join(summary) + "\n\n" + code):
+        raise IntegrityError(
+            f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
+            f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
+            "Review it, then rerun with --yes."
+        )
+    record_accepted(entry)
 
 
 def adopt_gist(
@@ -2786,39 +3103,45 @@ def adopt_gist(
 ) -> tuple[dict[str, Any], str]:
     """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
-    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it.
+    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
+    revision is recorded as trusted on this machine.
     """
     gist, _ = gh.get_gist(gist_id)
     assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
     if not filename and choose is not None:
-        python = [n for n in gist.get("files") or {} if n.endswith(".py")]
+        python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
         filename = choose(python) if len(python) > 1 else None
     file = gist_file(gist, filename)
-    fname = file["filename"]
+    fname = file.get("filename")
+    if problem := filename_problem(fname):
+        raise IntegrityError(f"Gist {gist_id}: {problem}, so sm will not store or run it.")
     if not fname.endswith(".py"):
         raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
     code = gh.file_content(file)
     params = read_params(code, f"{fname} in gist {gist_id}")
     revision = latest_revision(gh, gist)
-    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
-    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
-    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
-        raise IntegrityError(f"Not trusted: {fname} from gist {gist_id}. Review it, then rerun with --yes.")
+    owner = gist_owner(gist) or "an unknown owner"
     now = now_iso()
     entry = {
         "script_name": None,
-        "gist_id": gist["id"],
+        "gist_id": gist_id,
         "filename": fname,
         "created_at": now,
         "updated_at": now,
         "revision": revision,
         "sha256": sha256_text(code),
-        "description": " ".join((gist.get("description") or "").split()),
+        "description": " ".join(str(gist.get("description") or "").split()),
         "params": params,
         "public": bool(gist.get("public")),
-        "html_url": gist.get("html_url", ""),
+        "html_url": str(gist.get("html_url") or ""),
         "owner": owner,
     }
+    if problem := entry_problem("unsaved", entry):
+        raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
+    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
+    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
+        raise IntegrityError(f"Not trusted: {fname} from gist {gist_id}. Review it, then rerun with --yes.")
+    record_accepted(entry)
     return entry, code
 
 
@@ -2832,7 +3155,7 @@ def trust_summary(
     me: str | None,
 ) -> list[str]:
     """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
-    owner = (gist.get("owner") or {}).get("login") or "an unknown owner"
+    owner = gist_owner(gist) or "an unknown owner"
     try:
         python = read_metadata(code)["requires-python"]
     except ValidationFailed:
@@ -2883,11 +3206,13 @@ def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
 def venv_path(script: Path) -> Path:
     """One venv per script: cache/<gist_id>/<file>, and its other revisions (cache/<gist_id>/rev-<sha>/<file>),
     share one; a candidate under review (a temporary file) shares one per file name."""
+    from pathlib import Path
+
     folder = script.parent
     if folder.name.startswith("rev-") and folder.parent.parent == cache_dir():
         folder = folder.parent
     key = folder.name if folder.parent == cache_dir() else "draft"
-    return sm_home() / "venvs" / f"{key}-{script.stem}"
+    return Path(home_path("venvs", f"{key}-{script.stem}"))
 
 
 def platform_python() -> str:
@@ -2901,10 +3226,11 @@ def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
     import venv
 
     python = venv_dir / "bin" / "python"
+    install = pip_install_command(python, deps)  # refused before anything is made
     stamp = venv_dir / "sm-deps.json"
     want = {"python": sys.version, "base": getattr(sys, "_base_executable", sys.executable), "dependencies": deps}
-    venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+") as lock:
+    private_dir(venv_dir.parent)
+    with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+", opener=private_opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one script must not build its venv at the same time
         with contextlib.suppress(OSError, ValueError):
             if json.loads(stamp.read_text(encoding="utf-8")) == want and python.exists():
@@ -2918,17 +3244,28 @@ def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
                 f"Could not create a venv in {venv_dir} ({_short(e)}): install uv, or your system's python3-venv package."
             ) from e
         if deps:
-            cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *deps]
-            log.debug("pip: %s", " ".join(cmd))
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            log.debug("pip: %s", " ".join(install))
+            proc = subprocess.run(install, capture_output=True, text=True)
             if proc.returncode:
                 last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
                 raise ConfigError(
                     f"pip could not install {', '.join(deps)}: {last}. With uv installed, sm uses uv instead."
                 )
         # Written last: a venv whose install failed or was interrupted has no stamp and is rebuilt next time.
-        atomic_write(stamp, json.dumps(want), mode=0o644)
+        atomic_write(stamp, json.dumps(want))
     return python
+
+
+def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
+    """pip's command line for a script's dependencies: each must be a PEP 508 requirement, and they all come
+    after `--`, so that none is taken for an option such as `--index-url=...`."""
+    for dep in deps:
+        if not re.fullmatch(REQUIREMENT_PATTERN, dep):
+            raise ValidationFailed(
+                f"Refusing the dependency {_clip(dep, 60)}: it is not a PEP 508 requirement (NAME[extras] "
+                "[version specifiers or @ URL] [; marker]), so pip is not given it."
+            )
+    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--", *deps]
 
 
 def exec_script(argv: list[str]) -> None:
@@ -3044,17 +3381,21 @@ def cmd_create(
     model_obj: Any = None,
     preview: bool = False,
     ask: Callable[[str], str] | None = None,
+    yes: bool = False,
 ) -> dict[str, Any]:
     check_name(name)
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
     check_home()
+    check_prompt(prompt, yes=yes)
     if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
         raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
     gh = github()
     gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
     with claim_name(name, replace=force, gh=gh) as existing:
-        return make_new(name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask)
+        return make_new(
+            name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask, yes
+        )
 
 
 def make_new(
@@ -3069,6 +3410,7 @@ def make_new(
     model_obj: Any,
     preview: bool,
     ask: Callable[[str], str] | None,
+    yes: bool,
 ) -> dict[str, Any]:
     """The model's part of `create`, while NAME is claimed: write (and review) the script, then upload it."""
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
@@ -3082,6 +3424,7 @@ def make_new(
         required=placeholders(prompt),
         description=description,
         exclude_newer=exclude_newer,
+        screen=functools.partial(check_prompt, yes=yes),
     )
     if preview:
         final = review(
@@ -3108,17 +3451,19 @@ def cmd_edit(
     preview: bool = False,
     model_obj: Any = None,
     ask: Callable[[str], str] | None = None,
+    yes: bool = False,
 ) -> dict[str, Any]:
     """Change a stored script through the model; the result becomes a new revision of the same gist."""
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
+    check_prompt(prompt, yes=yes)
     entry = lookup(name)
     check_home()
     gh = github()
     gh.check_token()
     check_owner(gh, entry)
     check_gist_exists(gh, entry)
-    code = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    code = pinned_code(entry, lambda: gh)
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     try:
         tool = read_metadata(code).get("tool") or {}
@@ -3138,6 +3483,7 @@ def cmd_edit(
         exclude_newer=False,
         # uv resolves as of the pinned time: move it to now, or a newly added package may not exist yet
         repin=now_iso() if "exclude-newer" in (tool.get("uv") or {}) else None,
+        screen=functools.partial(check_prompt, yes=yes),
     )
     current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
     console = stderr_console()
@@ -3168,7 +3514,9 @@ def check_answers_source(prompt: str, preview: bool) -> None:
 
 def keep_draft(e: SmError, name: str, code: str, *, new: bool = True) -> None:
     """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
-    draft = sm_home() / "drafts" / f"{name}.py"
+    from pathlib import Path
+
+    draft = Path(home_path("drafts", f"{name}.py"))
     atomic_write(draft, code)
     then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
     e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
@@ -3186,7 +3534,7 @@ def upload_new(
     params: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     filename = f"{name}.py"
-    check_secrets(code, filename, public=public)
+    check_upload({filename: code}, description, public=public)
     gist = gh.create_gist({filename: code}, description, public=public)
     entry = {
         "script_name": name,
@@ -3201,6 +3549,7 @@ def upload_new(
         "public": public,
         "html_url": gist.get("html_url", ""),
     }
+    record_accepted(entry)
     store_cache(entry, code)
     put_entry(entry)
     if replaced:
@@ -3237,7 +3586,7 @@ def check_gist_exists(gh: GitHub, entry: dict[str, Any]) -> None:
 def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
     """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
     check_owner(gh, entry)
-    check_secrets(final.code, entry["filename"], public=bool(entry.get("public")))
+    check_upload({entry["filename"]: final.code}, final.description, public=bool(entry.get("public")))
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
     updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
     history = [h.get("version") for h in gist.get("history") or []]
@@ -3255,8 +3604,7 @@ def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
     if rev:
         gh = github()
         return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
-    path = ensure_cached(entry, github)
-    return path.read_text(encoding="utf-8")
+    return pinned_code(entry, github)
 
 
 def cmd_run(
@@ -3280,7 +3628,7 @@ def cmd_run(
             params = entry.get("params")
         else:
             build_script_args(params, req.pairs)  # bad parameters fail before any network request
-            path = ensure_cached(entry, github)
+            path = ensure_cached(entry, github, trust)
         args = build_script_args(params, req.pairs)
     else:
         if save := opts.get("save"):
@@ -3296,7 +3644,7 @@ def cmd_run(
             log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
         else:  # beside, not over, the pinned copy of a name that may use the same gist
             path = revision_path(entry, entry["revision"])
-            atomic_write(path, code, mode=0o644)
+            atomic_write(path, code)
     exec_script(uv_command(path, args + req.passthrough))
 
 
@@ -3311,7 +3659,7 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
             "deletions": (c.get("change_status") or {}).get("deletions", 0),
             "pinned": c["version"] == entry["revision"],
         }
-        for c in gh.paginate(f"/gists/{entry['gist_id']}/commits?per_page=100", what=f"History of {name}")
+        for c in gh.paginate(gh.gist_path(entry["gist_id"], "commits") + "?per_page=100", what=f"History of {name}")
     ]
 
 
@@ -3323,11 +3671,11 @@ def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
     check_owner(gh, entry)
     sha = resolve_revision(gh, entry["gist_id"], rev)
     code = revision_code(gh, entry, sha)
-    pinned = ensure_cached(entry, lambda: gh).read_text(encoding="utf-8")
+    pinned = pinned_code(entry, lambda: gh)
     question = f"{name}: make revision {sha[:8]} the newest and pin it?"
     if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
         raise IntegrityError(f"{name} was not rolled back to {sha[:8]}: not trusted. Rerun with --yes.")
-    check_secrets(code, entry["filename"], public=bool(entry.get("public")))
+    check_upload({entry["filename"]: code}, None, public=bool(entry.get("public")))
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
     return repin(entry, latest_revision(gh, gist), code)
 
@@ -3393,6 +3741,9 @@ def build_cli() -> click.Group:
 
     ctx_settings = {"help_option_names": ["-h", "--help"]}
     json_flag = click.option("--json", "as_json", is_flag=True, help="Print the mapping entry as JSON on stdout.")
+    prompt_yes = click.option(
+        "-y", "--yes", is_flag=True, help="Send a prompt that looks like it holds a secret without asking."
+    )
 
     def echo_entry(entry: dict[str, Any], as_json: bool, status: str) -> None:
         """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
@@ -3431,6 +3782,7 @@ def build_cli() -> click.Group:
         is_flag=True,
         help="Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.",
     )
+    @prompt_yes
     @json_flag
     def create(
         name: str,
@@ -3441,6 +3793,7 @@ def build_cli() -> click.Group:
         force: bool,
         no_exclude_newer: bool,
         preview: bool,
+        yes: bool,
         as_json: bool,
     ) -> None:
         """Ask the model for a script and store it in a new secret gist.
@@ -3464,6 +3817,7 @@ def build_cli() -> click.Group:
             force=force,
             exclude_newer=not no_exclude_newer,
             preview=preview,
+            yes=yes,
         )
         echo_entry(entry, as_json, f"Created {name}: {entry.get('html_url') or entry['gist_id']}")
 
@@ -3477,8 +3831,9 @@ def build_cli() -> click.Group:
         is_flag=True,
         help="Watch the change being written, then review it as with `create --preview` before uploading.",
     )
+    @prompt_yes
     @json_flag
-    def edit(name: str, prompt: str, model: str | None, preview: bool, as_json: bool) -> None:
+    def edit(name: str, prompt: str, model: str | None, preview: bool, yes: bool, as_json: bool) -> None:
         """Change a script in plain words and store the result as a new revision of its gist.
 
         The model gets the current code and PROMPT (- reads stdin); the result is checked like
@@ -3488,7 +3843,7 @@ def build_cli() -> click.Group:
         sm edit gists "Also print each gist's URL"
         sm edit gists "Sort by creation date, newest first" --preview
         """
-        entry = cmd_edit(name, prompt, model=model, preview=preview)
+        entry = cmd_edit(name, prompt, model=model, preview=preview, yes=yes)
         url = entry.get("html_url") or entry["gist_id"]
         echo_entry(entry, as_json, f"Updated {name} to revision {entry['revision'][:8]}: {url}")
 
@@ -3503,7 +3858,12 @@ def build_cli() -> click.Group:
     @click.option(
         "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
     )
-    @click.option("-y", "--yes", is_flag=True, help="Trust a new revision or a foreign gist without asking.")
+    @click.option(
+        "-y",
+        "--yes",
+        is_flag=True,
+        help="Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
+    )
     @click.option("-f", "--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
     @click.option(
         "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
@@ -3910,6 +4270,7 @@ def cmd_add(
         )
         entry = {**entry, "script_name": name}
         entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+        check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
         store_cache(entry, code)
         put_entry(entry)
     if existing:
@@ -3945,6 +4306,7 @@ def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any
                 f"Gist {entry['gist_id']} is also registered as {', '.join(others)}: "
                 "remove those names first, or drop --purge."
             )
+        GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
         approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
         purge_gist(github(), entry)
     delete_entry(name)
@@ -3982,8 +4344,12 @@ def drop_local_copies(entry: dict[str, Any]) -> None:
 
     if any(e["gist_id"] == entry["gist_id"] for e in read_mapping()["scripts"].values()):
         return
-    shutil.rmtree(cache_dir() / entry["gist_id"], ignore_errors=True)
-    venv = venv_path(cached_path(entry))
+    try:
+        folder, venv = entry_path(entry), venv_path(cached_path(entry))
+    except IntegrityError as e:  # a malformed entry: sm never stored anything for it, so nothing is removed
+        log.debug("no local copies to remove: %s", e)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(venv, ignore_errors=True)
     venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
 
@@ -4020,14 +4386,36 @@ def doctor_checks() -> list[dict[str, Any]]:
             f"Install uv: {UV_INSTALL_HINT}.",
         )
 
-    gh = None
+    try:  # https only: the token must not travel in clear text
+        url = api_url()
+    except ConfigError as e:
+        url = None
+        add("API", "fail", str(e), "Use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise.")
+    else:
+        if url.startswith("https://"):
+            add("API", "ok", f"{url} (https)")
+        elif (allowed := http_allowance(url)) == "a loopback host":
+            add("API", "ok", f"{url}: plain http, allowed for {allowed}")
+        else:
+            add(
+                "API",
+                "warn",
+                f"{url}: plain http, allowed by {allowed}: the token travels in clear text",
+                "Use https://.",
+            )
+
+    gh, token = None, None
     try:
         token, source = find_token()
     except ConfigError:
         add("token", "fail", f"none in {', '.join(TOKEN_VARS)}, and no `gh auth token`", TOKEN_FIX)
-        add("token scope", "skip", "needs a token")
     else:
         add("token", "ok", f"from {source}")
+    if token is None:
+        add("token scope", "skip", "needs a token")
+    elif url is None:
+        add("token scope", "skip", "needs an https SM_GITHUB_API_URL")
+    else:
         gh = GitHub(token, retry_budget=5)
         try:
             scopes = gh.check_token()
@@ -4116,7 +4504,7 @@ def doctor_checks() -> list[dict[str, Any]]:
 
     home = sm_home()
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)
         with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
             pass
         add("SM_HOME", "ok", f"{home} is writable")
@@ -4211,11 +4599,10 @@ def self_record_path() -> Path:
 
 def cmd_self_publish() -> dict[str, Any]:
     files = self_files()
-    for fname, text in files.items():
-        check_secrets(text, fname, public=False)
+    description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
+    check_upload(files, description, public=False)
     gh = github()
     gh.check_token()
-    description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
     record: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         record = json.loads(self_record_path().read_text(encoding="utf-8"))
@@ -4246,23 +4633,15 @@ def cmd_self_publish() -> dict[str, Any]:
 
 
 def complete_script_names(ctx: Any, param: Any, incomplete: str) -> list[Any]:
-    from click.shell_completion import CompletionItem
-
     try:
         scripts = read_mapping()["scripts"]
     except SmError:
         return []
-    return [
-        CompletionItem(n, help=scripts[n].get("description") or None)
-        for n in sorted(scripts)
-        if n.startswith(incomplete)
-    ]
+    return [completion_item(n, scripts[n].get("description")) for n in sorted(scripts) if n.startswith(incomplete)]
 
 
 def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
     """`key=` for each parameter of the script being run that is not given yet."""
-    from click.shell_completion import CompletionItem
-
     given = list(ctx.params.get("args") or ())
     if "--" in given or "=" in incomplete or incomplete.startswith("-"):
         return []
@@ -4272,10 +4651,21 @@ def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
         return []
     done = {norm_key(w.partition("=")[0]) for w in given}
     return [
-        CompletionItem(f"{p['name']}=", help=p.get("help") or None)
+        completion_item(f"{p['name']}=", p.get("help"))
         for p in (entry or {}).get("params") or []
         if norm_key(p["name"]).startswith(norm_key(incomplete)) and norm_key(p["name"]) not in done
     ]
+
+
+def completion_item(value: str, help_text: Any) -> Any:
+    """Names and parameters may have come through sync: bash inserts completions into the command line as
+    they are, so each value is shell-quoted (sm's own names need no quotes), and its help is one plain line."""
+    import shlex
+
+    from click.shell_completion import CompletionItem
+
+    text = "".join(c if c.isprintable() else " " for c in help_text) if isinstance(help_text, str) else ""
+    return CompletionItem(shlex.quote(value), help=" ".join(text.split()) or None)
 
 
 def register_completions() -> None:
@@ -4357,8 +4747,8 @@ def setup_logging(verbose: bool, *, console: bool = True) -> None:
 
     class LogFile(logging.handlers.RotatingFileHandler):
         def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
-            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-            return super()._open()
+            private_dir(Path(self.baseFilename).parent)
+            return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private_opener)
 
         def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
             pass

@@ -349,6 +349,7 @@ def test_doctor_all_good(github_env, invoke, monkeypatch, added):
     assert result.exit_code == 0 and report["ok"] is True
     assert [c["check"] for c in report["checks"]] == [
         "uv",
+        "API",
         "token",
         "token scope",
         "mapping",

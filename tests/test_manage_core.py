@@ -142,9 +142,14 @@ PAT = "github_pat_" + "11ABCDEFG0" * 3 + "_" + "x" * 59
 OPENAI = "sk-proj-" + "Ab3_-" * 12
 OPENAI_LEGACY = "sk-" + "T3BlbkFJ" * 6
 ANTHROPIC = "sk-ant-api03-" + "Zz9_" * 20
-AWS_ID = "AKIA" + "IOSFODNN7EXAMPLE"
-AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"
-PRIVATE_KEY = "-----BEGIN " + "OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"
+AWS_ID = "AKIA" + "Q7XZ4R2N6M8P3K5W"  # not AWS's documented example keys: those are no secret (see test_security)
+AWS_SECRET = "Zq8/Lm3+Rt7Vw2Xy" + "Kp4Hn6Jb1Cd5Fg9Ts0Ue2Wa7"
+PRIVATE_KEY = (
+    "-----BEGIN "
+    + "OPENSSH PRIVATE KEY-----\n"
+    + "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" * 2
+    + "\n-----END OPENSSH PRIVATE KEY-----"
+)
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
         "script_name": "hi",
         "gist_id": "a" * 32,
         "filename": "hi.py",
-        "revision": "1" * 40,
+        "revision": "c" * 40,
         "params": [],
         "sha256": sm.sha256_text("print('hi')\n"),
         "updated_at": "2026-01-01T00:00:00.000000Z",
