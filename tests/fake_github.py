@@ -285,7 +285,7 @@ class FakeGitHub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.raw_host_url = f"http://localhost:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-github", daemon=True
         )
         self._thread.start()
         return self
