@@ -2037,7 +2037,7 @@ class StatusLine:
 
         text = self.steps[-1] if self.steps else ""
         if (left := self.wait_until - time.monotonic()) > 0:
-            text = f"Waiting {left:.0f} s for GitHub ({self.why})… Ctrl-C stops"
+            text = f"Waiting {int(left) + 1} s for GitHub ({self.why})… Ctrl-C stops"
         if self.spinner is None:
             self.spinner = Spinner("dots")
         self.spinner.update(text=text)
@@ -2421,28 +2421,25 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
     """sm's own tables in the PEP 723 block, as (first line, end line, label) for code_rows: [tool.sm], and
     [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
     runs, so they are never folded away."""
-    blocks = script_blocks(code)
     try:
         uv = (read_metadata(code).get("tool") or {}).get("uv") or {}
     except ValidationFailed:
         return []
-    ours = lambda table: (
-        table == "tool.sm" or table.startswith("tool.sm.") or (table == "tool.uv" and set(uv) <= {"exclude-newer"})
-    )  # noqa: E731
-    top = code.count("\n", 0, blocks[0].start()) + 1  # the line after `# /// script`
-    lines = blocks[0].group("content").splitlines()
-    spans: list[list[Any]] = []
+    ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
+    block = script_blocks(code)[0]
+    top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
+    spans: list[tuple[int, int, list[str]]] = []
     inside = False
-    for i, line in enumerate(lines):
+    for i, line in enumerate(block.group("content").splitlines(), start=top):
         if header := re.fullmatch(r"#\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*", line):
-            table = header.group(1).replace('"', "").replace(" ", "")
-            inside = ours(table)
-            if inside and not (spans and spans[-1][1] == top + i):
-                spans.append([top + i, top + i, []])
-            if inside and (name := f"[{'.'.join(table.split('.')[:2])}]") not in spans[-1][2]:
-                spans[-1][2].append(name)
+            table = ".".join(header.group(1).replace('"', "").replace(" ", "").split(".")[:2])
+            inside = table in ours
+            if inside and not (spans and spans[-1][1] == i):
+                spans.append((i, i, []))
+            if inside and f"[{table}]" not in spans[-1][2]:
+                spans[-1][2].append(f"[{table}]")
         if inside:
-            spans[-1][1] = top + i + 1
+            spans[-1] = (spans[-1][0], i + 1, spans[-1][2])
     return [(a, b, f"# {' '.join(names)} … {b - a} lines of sm's metadata, :meta shows them") for a, b, names in spans]
 
 
@@ -3480,8 +3477,8 @@ def build_cli() -> click.Group:
         else:
             for r in rows:
                 params = " ".join(p["name"] for p in r.get("params") or [])
-                line = f"{r['script_name']}\t{r.get('description', '')}\t{params}\t{r.get('updated_at', '')}"
-                click.echo("\t".join(visible(cell, one_line=True) for cell in line.split("\t")))
+                cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
+                click.echo("\t".join(visible(str(cell), one_line=True) for cell in cells))
 
     @cli.command(context_settings=ctx_settings)
     @click.option(
@@ -3678,7 +3675,7 @@ def make_trust(yes: bool) -> Trust:
             click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
             return False
         try:
-            return click.confirm(fit(question, console.width), default=False, err=True)
+            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
         except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
             click.echo("", err=True)
             return False
