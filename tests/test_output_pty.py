@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 
 import pytest
@@ -40,7 +41,14 @@ def terminal(*args, env, size=(20, 60), color=True):
     full_env.update(env, TERM="xterm-256color", SM_RETRY_BUDGET="30")
     if not color:
         full_env["NO_COLOR"] = "1"
-    child = pexpect.spawn(sys.executable, [str(ROOT / "sm.py"), *args], env=full_env, cwd=str(ROOT), dimensions=size)
+    child = pexpect.spawn(
+        sys.executable,
+        [str(ROOT / "sm.py"), *args],
+        env=full_env,
+        cwd=str(ROOT),
+        dimensions=size,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even when pytest runs in the background
+    )
     child.timeout = 30
     child.logfile_read = screen = io.BytesIO()
     try:
