@@ -1966,15 +1966,14 @@ def code_rows(
     rows: list[Any] = []
     i = 0
     while i < len(lines):
+        line, end = lines[i], i + 1
         if i in folded:
             end, label = folded[i]
-            rows.append(Text.assemble(" " * gutter, (label, "dim")))
-            i = end
-            continue
-        for n, piece in enumerate(_cut(lines[i], room, room - 1)):
+            line = Text(label, style="dim")
+        for n, piece in enumerate(_cut(line, room, room - 1)):
             lead = f"{start + i:>{digits}} " if numbers and not n else " " * gutter
             rows.append(Text.assemble((lead + (WRAP_MARK if n else ""), "dim"), piece))
-        i += 1
+        i = end
     return rows
 
 
@@ -2251,7 +2250,7 @@ def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, r
         raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
     args = build_script_args(candidate.params, req.pairs) + req.passthrough
     say(console, f"$ {shlex.join(['uv', 'run', '--script', filename, *args])}")
-    code = run_code(candidate.code, filename, args, lambda line: say(console, line))
+    code = run_code(candidate.code, filename, args, lambda line: console.out(visible(line), highlight=False))
     say(console, f"exit code {code}" + (" (stopped)" if code == 130 else ""))
 
 
@@ -2380,7 +2379,8 @@ def ended_line(console: Any) -> Iterator[None]:
 
 
 def say(console: Any, text: str) -> None:
-    console.out(visible(text), highlight=False)
+    """A message in the review; on a terminal, wrapped between words."""
+    console.out(fit(visible(text), console.width) if console.is_terminal else visible(text), highlight=False)
 
 
 def show_script(console: Any, candidate: Candidate, filename: str) -> None:
@@ -2440,7 +2440,7 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
                 spans[-1][2].append(f"[{table}]")
         if inside:
             spans[-1] = (spans[-1][0], i + 1, spans[-1][2])
-    return [(a, b, f"# {' '.join(names)} … {b - a} lines of sm's metadata, :meta shows them") for a, b, names in spans]
+    return [(a, b, f"# {' '.join(names)} … {b - a} lines, :meta shows them") for a, b, names in spans]
 
 
 def show_facts(console: Any, candidate: Candidate) -> None:

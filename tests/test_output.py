@@ -122,7 +122,7 @@ def test_metadata_is_folded_into_one_line():
     out = io.StringIO()
     sm.show_script(Console(file=out, width=100), sm.Candidate(code, "Greets", sm.params_from_code(code)), "greet.py")
     text = out.getvalue()
-    assert "# [tool.sm] [tool.uv] … 13 lines of sm's metadata, :meta shows them" in text
+    assert "# [tool.sm] [tool.uv] … 13 lines, :meta shows them" in text
     assert "prompt = " not in text and "exclude-newer" not in text
     assert "# dependencies = []" in text and "print(args.name)" in text
 

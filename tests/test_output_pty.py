@@ -250,7 +250,7 @@ def test_review_folds_metadata_and_pages_the_whole_script(review_env, tmp_path):
         child.sendline(":quit")
         assert finish(child) == 1
     text = text_of(screen)
-    assert "# [tool.sm] [tool.uv] … " in text and "lines of sm's metadata, :meta shows them" in text
+    assert "# [tool.sm] [tool.uv] … " in text and "lines, :meta shows them" in text
     assert "print('V1', args.name)" in text
     whole = re.sub(r"\x1b\[[0-9;]*m", "", paged.read_text())  # everything, metadata unfolded, for the pager
     assert 'prompt = "Greet {{name}}"' in whole and "exclude-newer" in whole and "print('V1', args.name)" in whole
