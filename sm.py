@@ -115,7 +115,8 @@ class IntegrityError(SmError):
 
 
 class Cancelled(SmError):
-    """The user left an interactive review (:quit, Ctrl-C, end of input); nothing was uploaded."""
+    """The user declined (a trust question) or left a review (:quit, Ctrl-C, end of input): nothing ran or was
+    uploaded. Not an error: the CLI prints it without "Error:", with its own exit code."""
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
@@ -2519,8 +2520,17 @@ class GrowingCode:
             status += f" (attempt {self.attempt}: fixing what the last one got wrong)"
         self.spinner.update(text=status)
         if self.code:
-            rows = code_rows(self.code, "python", options.max_width, color=colour(console), numbers=True)
             room = max(3, console.size.height - 2)  # a live region taller than the screen cannot be redrawn
+            lines = self.code.splitlines()
+            first = max(0, len(lines) - room)  # highlighting only what can show keeps up with a long script
+            rows = code_rows(
+                "\n".join(lines[first:]),
+                "python",
+                options.max_width,
+                color=colour(console),
+                numbers=True,
+                start=first + 1,
+            )
             tail = Text("\n").join(rows[-room:])
             tail.no_wrap = True
             yield tail

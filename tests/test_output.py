@@ -76,6 +76,17 @@ def test_wide_characters_are_cut_by_their_width():
     assert joined(rows) == "s = '" + "日本" * 40 + "'"
 
 
+def test_the_live_preview_wraps_long_lines_too():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, color_system=None, width=60, height=20)
+    view = sm.GrowingCode("Writing greet.py", started=0)
+    view.update(sm.Candidate(f"import os\n{PADDED}\n{ESC_LINE}", "", []), attempt=1)
+    console.print(view)
+    text = re.sub(r"\n *↪", "", out.getvalue())
+    assert PADDED in text and "#^[[2K^[[1Gimport sys" in text and "\x1b[2K" not in text
+    assert all(len(row) <= 60 for row in out.getvalue().splitlines())
+
+
 def render(rows, width=60):
     out = io.StringIO()
     Console(file=out, force_terminal=True, color_system="256", width=width).print(*rows, soft_wrap=True)
