@@ -3660,7 +3660,7 @@ def build_cli() -> click.Group:
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:
-            click.echo(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}", err=True)
+            click.echo(visible(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}"), err=True)
             click.echo(result["install"])
 
     return cli
