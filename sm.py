@@ -123,7 +123,8 @@ class IntegrityError(SmError):
 
 
 class Cancelled(SmError):
-    """The user left an interactive review (:quit, Ctrl-C, end of input); nothing was uploaded."""
+    """The user declined (a trust question) or left a review (:quit, Ctrl-C, end of input): nothing ran or was
+    uploaded. Not an error: the CLI prints it without "Error:", with its own exit code."""
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
@@ -953,9 +954,10 @@ def split_pair(pair: str) -> tuple[str, str]:
 
 
 def describe_params(params: Sequence[dict[str, Any]]) -> str:
+    """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
     if not params:
         return "This script takes no parameters."
-    parts = []
+    lines = ["Parameters:"]
     for p in params:
         flag = (
             "required"
@@ -964,8 +966,8 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
             if p.get("default") is not None
             else "optional"
         )
-        parts.append(f"{p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
-    return "Parameters: " + "; ".join(parts) + "."
+        lines.append(f"  {p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
+    return "\n".join(visible(line, one_line=True) for line in lines)
 
 
 class RunRequest:
@@ -1031,7 +1033,8 @@ def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
         f"{new_label} dependencies",
     )
     code = unified_diff(old, new, old_label, new_label)
-    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n")
+    warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
+    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1132,6 +1135,7 @@ class GitHub:
                     )
                     say = log.debug if connect else log.warning
                     say("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
+                    status_wait(wait, kind)
                     self._sleep(wait)
                     continue
                 raise OfflineError(
@@ -1148,6 +1152,7 @@ class GitHub:
             if time.monotonic() + wait > deadline or attempt >= 8:
                 return resp  # out of patience: the caller turns it into a clear error
             log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
+            status_wait(wait, resp.status_code)
             self._sleep(wait)
 
     def _space_mutation(self) -> None:
@@ -2425,6 +2430,275 @@ def _api_message(e: Any) -> str:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Terminal output
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# A terminal shows what sm prints; it never obeys it. Text from outside (code, diffs, descriptions,
+# file names, owners, parameters, GitHub's messages) passes through visible() on every path, and long
+# lines are wrapped behind a marker, never cut at the screen's edge: what a person is asked to trust
+# is all of what runs. Waits show one status line on stderr. None of it is drawn off a terminal.
+
+# What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
+# a line), DEL, C1 controls, and the Unicode controls that reorder or break what is displayed (bidi
+# embeddings, overrides, isolates and marks, as in "Trojan Source", CVE-2021-42574).
+CONTROL_PATTERN = (
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
+)
+WRAP_MARK = "↪"  # starts the screen rows that continue a line too long for the screen
+
+
+def visible(text: str, *, one_line: bool = False) -> str:
+    """`text` with its control characters shown, as `cat -v` does: ESC as ^[, DEL as ^?, C1 as M-^[,
+    and bidi controls as <U+202E>. Newlines and tabs stay, unless `one_line`."""
+    return re.sub(r"[\t\n\r]|" + CONTROL_PATTERN if one_line else CONTROL_PATTERN, _shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    n = ord(match.group())
+    if n < 0x20 or n == 0x7F:
+        return "^" + chr(n ^ 0x40)
+    if n < 0xA0:
+        return "M-^" + chr((n - 0x80) ^ 0x40)
+    return f"<U+{n:04X}>"
+
+
+def fit(text: str, width: int) -> str:
+    """Text wrapped between words to the screen's width (a terminal would break it mid-word)."""
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(
+            line,
+            max(20, width - 1),
+            break_long_words=False,
+            break_on_hyphens=False,
+            subsequent_indent=" " * (len(line) - len(line.lstrip()) + 2),
+        )
+        for line in text.splitlines()
+    )
+
+
+def terminal_width(stream: Any) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def control_count(text: str) -> int:
+    return len(re.findall(CONTROL_PATTERN, text))
+
+
+def control_warning(text: str, what: str) -> list[str]:
+    """One line for a trust summary when `text` holds characters a terminal would act on."""
+    if not (n := control_count(text)):
+        return []
+    return [
+        f"Warning: {what} contains {n} control character{'s' if n > 1 else ''}, shown as ^X, M-^X or <U+XXXX>: "
+        "a terminal would act on them instead of showing them."
+    ]
+
+
+def colour(console: Any) -> bool:
+    return console.is_terminal and console.color_system is not None and not console.no_color
+
+
+@functools.cache
+def syntax_theme(name: str) -> Any:
+    """SM_THEME names any Pygments style; the default uses the terminal's own colours, and its own
+    foreground for plain text, so it reads on light and dark backgrounds alike."""
+    from pygments.token import Comment, Error, Generic, Keyword, Name, Number, Operator, String, Token
+    from rich.style import Style
+    from rich.syntax import ANSISyntaxTheme, PygmentsSyntaxTheme, SyntaxTheme
+
+    if name:
+        from pygments.styles import get_style_by_name
+        from pygments.util import ClassNotFound
+
+        try:
+            pygments = PygmentsSyntaxTheme(get_style_by_name(name))
+        except ClassNotFound:
+            log.warning("SM_THEME=%s is not a Pygments style (see `pygmentize -L styles`); using sm's colours.", name)
+        else:
+
+            class Foreground(SyntaxTheme):  # the terminal's background stays: lines are not padded to the edge
+                def get_style_for_token(self, token_type: Any) -> Any:
+                    s = pygments.get_style_for_token(token_type)
+                    return Style(color=s.color, bold=s.bold, dim=s.dim, italic=s.italic, underline=s.underline)
+
+                def get_background_style(self) -> Any:
+                    return Style.null()
+
+            return Foreground()
+    return ANSISyntaxTheme(
+        {
+            Token: Style(),
+            Comment: Style(dim=True),
+            Keyword: Style(color="magenta"),
+            Operator.Word: Style(color="magenta"),
+            Name.Builtin: Style(color="cyan"),
+            Name.Exception: Style(color="cyan"),
+            Name.Function: Style(color="blue"),
+            Name.Class: Style(color="blue", bold=True),
+            Name.Decorator: Style(color="magenta"),
+            String: Style(color="green"),
+            Number: Style(color="cyan"),
+            Generic.Deleted: Style(color="red"),
+            Generic.Inserted: Style(color="green"),
+            Generic.Heading: Style(bold=True),
+            Generic.Subheading: Style(color="cyan"),
+            Error: Style(),
+        }
+    )
+
+
+def code_rows(
+    text: str,
+    lexer: str,
+    width: int,
+    *,
+    color: bool,
+    numbers: bool = False,
+    start: int = 1,
+    folds: Sequence[tuple[int, int, str]] = (),
+) -> list[Any]:
+    """Code or a diff as screen rows no wider than `width`: made visible, highlighted when `color`, and
+    each line too long for the screen continued on the next rows behind ↪, so no part of it is hidden.
+    With `numbers`, lines are numbered from `start`. `folds` are (first, end, label) ranges of lines,
+    0-based, each shown as one dim row."""
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    shown = visible(text).expandtabs(4)
+    if color:
+        theme = syntax_theme(os.environ.get("SM_THEME", "").strip())
+        lines = Syntax(shown, lexer, theme=theme).highlight(shown).split("\n")
+    else:
+        lines = Text(shown).split("\n")
+    digits = len(str(start + len(lines) - 1)) if numbers else 0
+    gutter = digits + 1 if numbers else 0
+    room = max(2, width - gutter)
+    folded = {first: (end, label) for first, end, label in folds}
+    rows: list[Any] = []
+    i = 0
+    while i < len(lines):
+        line, end = lines[i], i + 1
+        if i in folded:
+            end, label = folded[i]
+            line = Text(label, style="dim")
+        for n, piece in enumerate(_cut(line, room, room - 1)):
+            lead = f"{start + i:>{digits}} " if numbers and not n else " " * gutter
+            rows.append(Text.assemble((lead + (WRAP_MARK if n else ""), "dim"), piece))
+        i = end
+    return rows
+
+
+def _cut(line: Any, first: int, rest: int) -> list[Any]:
+    """`line` (a rich Text) in pieces of at most `first` cells, then `rest` cells each."""
+    from rich.cells import get_character_cell_size
+
+    offsets: list[int] = []
+    used, room = 0, first
+    for i, char in enumerate(line.plain):
+        size = get_character_cell_size(char)
+        if used and used + size > room:
+            offsets.append(i)
+            used, room = 0, rest
+        used += size
+    return list(line.divide(offsets)) if offsets else [line]
+
+
+def print_rows(console: Any, rows: Sequence[Any], *, page: bool = False) -> None:
+    """Rows from code_rows() on the console; with `page`, through the pager when they are taller than
+    the screen and a person is there to scroll (less -R, as git does: it quits at once if they fit)."""
+    from rich.text import Text
+
+    if page and len(rows) > console.size.height - 2 and interactive():
+        with console.capture() as captured:
+            console.print(Text("\n").join(rows), soft_wrap=True)
+        if run_pager(captured.get(), console.file):
+            return
+    console.print(Text("\n").join(rows), soft_wrap=True)
+
+
+def run_pager(text: str, out: Any) -> bool:
+    """Show text through $PAGER, or less; False when there is none that starts."""
+    import shlex
+    import subprocess
+
+    command = shlex.split(os.environ.get("PAGER", "")) or (["less", "-R"] if which("less") else [])
+    if not command:
+        return False
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX")}  # git's default: colours, and no screen wipe
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=out, env=env, text=True, encoding="utf-8")
+    except (OSError, ValueError):
+        return False
+    wait_ignoring_ctrl_c(proc, text)
+    return True
+
+
+class StatusLine:
+    """sm's one status line on stderr: a spinner and the step it is waiting on, or GitHub's wait."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.live: Any = None
+        self.wait_until, self.why = 0.0, ""
+        self.spinner: Any = None  # made on first use: rich is not imported before something is drawn
+
+    def __rich__(self) -> Any:
+        from rich.spinner import Spinner
+
+        text = self.steps[-1] if self.steps else ""
+        if (left := self.wait_until - time.monotonic()) > 0:
+            text = f"Waiting {int(left) + 1} s for GitHub ({self.why})… Ctrl-C stops"
+        if self.spinner is None:
+            self.spinner = Spinner("dots")
+        self.spinner.update(text=text)
+        return self.spinner
+
+
+STATUS = StatusLine()
+
+
+@contextlib.contextmanager
+def status_line(step: str) -> Iterator[None]:
+    """Show `step` ("Uploading greet.py…") on the status line while the block waits; a block inside
+    another one shows its own step, then gives the line back. Nothing at all when stderr is no terminal."""
+    if not isatty(sys.stderr):
+        yield
+        return
+    STATUS.steps.append(step)
+    live = None
+    if STATUS.live is None:
+        from rich.live import Live
+
+        # stdout stays where it is; warnings written to stderr appear above the line
+        live = STATUS.live = Live(STATUS, console=stderr_console(), transient=True, redirect_stdout=False)
+        live.start()
+    try:
+        yield
+    finally:
+        STATUS.steps.pop()
+        if live is not None:
+            live.stop()
+            STATUS.live = None
+            STATUS.wait_until = 0.0
+
+
+def status_step(step: str) -> None:
+    """The block under way has moved on to `step` (until it ends)."""
+    if STATUS.steps:
+        STATUS.steps[-1] = step
+
+
+def status_wait(seconds: float, why: int | str) -> None:
+    """GitHub asked sm to wait (a status code, or what failed): the status line counts it down."""
+    STATUS.why = "rate limit" if why in (403, 429) else f"it answered {why}" if isinstance(why, int) else why
+    STATUS.wait_until = time.monotonic() + seconds
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Preview loop
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # `create --preview` and `edit --preview`: watch the script being written, then review it until it
@@ -2438,6 +2712,8 @@ Enter, n or no accepts and uploads. Any other text asks the model for that chang
   :edit              edit the code in $VISUAL or $EDITOR
   :run key=value ... run this version locally with uv (arguments after -- go to the script as they are)
   :diff              show what the last change did
+  :code              show the whole script, through the pager when it is taller than the screen
+  :meta              show sm's own [tool.sm] and [tool.uv] metadata, folded into one line elsewhere
   :quit              leave without uploading (Ctrl-C and end of input do too)"""
 ANSWER_COMMANDS = {
     "edit": "edit",
@@ -2446,6 +2722,10 @@ ANSWER_COMMANDS = {
     "r": "run",
     "diff": "diff",
     "d": "diff",
+    "code": "code",
+    "c": "code",
+    "meta": "meta",
+    "m": "meta",
     "quit": "quit",
     "q": "quit",
     "exit": "quit",
@@ -2517,10 +2797,11 @@ def review_loop(
     name = draft.filename
     previous = before
     rejected_edit: str | None = None  # an edit that failed validation, reopened by the next :edit
-    show_script(console, candidate, name)
     if previous:
-        show_diff(console, previous, candidate, name)
-    say(console, "Enter accepts, text asks for a change; :edit :run :diff :quit, :help for more.")
+        show_change(console, previous, candidate, name)
+    else:
+        show_script(console, candidate, name)
+    say(console, "Enter accepts, text asks for a change; :edit :run :diff :code :quit, :help for more.")
     while True:
         action, arg = parse_answer(ask(QUESTION))
         try:
@@ -2533,8 +2814,7 @@ def review_loop(
                 with streaming(console, f"Revising {name} with {draft.model_name}") as on_partial:
                     revised = draft.revise(arg, candidate, on_partial=on_partial)
                 previous, candidate, rejected_edit = candidate, revised, None
-                show_script(console, candidate, name)
-                show_diff(console, previous, candidate, name)
+                show_change(console, previous, candidate, name)
             elif action == "edit":
                 edited = edit_code(rejected_edit or candidate.code, name)
                 if edited == candidate.code:
@@ -2548,8 +2828,7 @@ def review_loop(
                     say(console, f"The edited code was not taken: {e}. The next :edit reopens your edit.")
                     continue
                 previous, candidate, rejected_edit = candidate, revised, None
-                show_script(console, candidate, name)
-                show_diff(console, previous, candidate, name)
+                show_change(console, previous, candidate, name)
             elif action == "run":
                 try_candidate(console, candidate, name, arg, run_code)
             elif action == "diff":
@@ -2557,6 +2836,10 @@ def review_loop(
                     say(console, "There is no earlier version yet: ask for a change first.")
                 else:
                     show_diff(console, previous, candidate, name)
+            elif action == "code":
+                show_code(console, candidate.code, name)
+            elif action == "meta":
+                show_code(console, candidate.code, name, only_meta=True)
             elif action == "help":
                 say(console, REVIEW_HELP)
             elif action == "yes":
@@ -2583,7 +2866,7 @@ def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, r
         raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
     args = build_script_args(candidate.params, req.pairs) + req.passthrough
     say(console, f"$ {shlex.join(['uv', 'run', '--script', filename, *args])}")
-    code = run_code(candidate.code, filename, args, lambda line: console.out(line, highlight=False))
+    code = run_code(candidate.code, filename, args, lambda line: console.out(visible(line), highlight=False))
     say(console, f"exit code {code}" + (" (stopped)" if code == 130 else ""))
 
 
@@ -2648,87 +2931,171 @@ def edit_in_editor(code: str, filename: str) -> str:
         return path.read_text(encoding="utf-8")
 
 
-def wait_ignoring_ctrl_c(proc: Any) -> int:
-    """Like git: while the editor runs, Ctrl-C is the editor's to handle, not a reason to end the review."""
+def wait_ignoring_ctrl_c(proc: Any, text: str | None = None) -> int:
+    """Like git: while the editor or the pager runs, Ctrl-C is its to handle, not a reason to end the review.
+    `text` goes to the process's stdin."""
     import signal
     import threading
 
+    def finish() -> int:
+        if text is None:
+            return proc.wait()
+        proc.communicate(text)  # a pager that quits early is fine: communicate() ignores the broken pipe
+        return proc.returncode
+
     if threading.current_thread() is not threading.main_thread():
-        return proc.wait()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # set after the fork: the editor keeps its own
+        return finish()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # set after the fork: the child keeps its own
     try:
-        return proc.wait()
+        return finish()
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def answer_reader(console: Any) -> Callable[[str], str]:
-    """ask(question) → answer: line editing on a terminal, else one line of stdin (EOFError at its end)."""
-    if interactive():
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401  (arrow keys and history in input())
+    """ask(question) → answer. On a terminal the question is the prompt of a readline line, so editing it
+    (Ctrl-U, arrows, the history of this review's answers) never erases the question; otherwise one line of
+    stdin (EOFError at its end). A message after Ctrl-C or Ctrl-D starts on a line of its own."""
+    if interactive() and isatty(sys.stdout):  # input() uses readline only when both are the terminal
+        try:
+            import readline
+        except ImportError:
+            readline = None
+        else:
+            readline.clear_history()  # Up recalls earlier answers of this review, nothing else
+        bold = readline is not None and colour(console)
 
-        return lambda question: console.input(f"[bold]{question}[/]")
+        def ask_line(question: str) -> str:
+            # \001 and \002 tell readline that the escapes between them take no room on the screen
+            with ended_line(console):
+                return input(f"\001\033[1m\002{question}\001\033[0m\002" if bold else question)
+
+        return ask_line
 
     def ask(question: str) -> str:
         console.out(question, end="", highlight=False)
-        line = sys.stdin.readline()
-        if not line:
-            console.out("", highlight=False)
-            raise EOFError
+        with ended_line(console):
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
         answer = line.rstrip("\r\n")
-        console.out(answer, highlight=False)  # echoed, so a log of the review reads like a conversation
+        if not interactive():
+            say(console, answer)  # echoed, so a log of the review reads like a conversation
         return answer
 
     return ask
 
 
+@contextlib.contextmanager
+def ended_line(console: Any) -> Iterator[None]:
+    """Ctrl-C or end of input at a question: end its line, so what is said next starts on a new one."""
+    try:
+        yield
+    except (KeyboardInterrupt, EOFError):
+        console.out("", highlight=False)
+        raise
+
+
 def say(console: Any, text: str) -> None:
-    console.out(text, highlight=False)
+    """A message in the review; on a terminal, wrapped between words."""
+    console.out(fit(visible(text), console.width) if console.is_terminal else visible(text), highlight=False)
 
 
 def show_script(console: Any, candidate: Candidate, filename: str) -> None:
-    """The code, then its parameters, dependencies and description."""
+    """The code, with sm's own metadata folded into one line, then its parameters, dependencies and description."""
+    show_code(console, candidate.code, filename, fold=True)
+    show_facts(console, candidate)
+
+
+def show_change(console: Any, old: Candidate, new: Candidate, filename: str) -> None:
+    """After a change: what changed first, then the facts; :code shows the whole script."""
+    show_diff(console, old, new, filename)
+    show_facts(console, new)
+
+
+def show_code(console: Any, code: str, filename: str, *, fold: bool = False, only_meta: bool = False) -> None:
+    """The code under review, numbered: whole, with sm's metadata folded (fold), or only that metadata (only_meta).
+    On a terminal, long lines wrap behind ↪ and code taller than the screen goes through the pager."""
+    spans = metadata_folds(code)
+    first, text, folds = 1, code.rstrip("\n"), spans if fold else []
+    if only_meta:
+        if not spans:
+            say(console, f"{filename} has no [tool.sm] or [tool.uv] metadata.")
+            return
+        start, end = spans[0][0], spans[-1][1]
+        first, text, folds = start + 1, "\n".join(code.splitlines()[start:end]), []
+    if not console.is_terminal:
+        rows = code_rows(text, "python", sys.maxsize, color=False, folds=folds)
+        say(console, f"--- {filename} ---\n" + "\n".join(r.plain for r in rows) + f"\n--- end of {filename} ---")
+        return
+    from rich.text import Text
+
+    console.rule(Text(visible(filename, one_line=True), style="bold"), align="left", style="dim")
+    rows = code_rows(text, "python", console.width, color=colour(console), numbers=True, start=first, folds=folds)
+    print_rows(console, rows, page=True)
+
+
+def metadata_folds(code: str) -> list[tuple[int, int, str]]:
+    """sm's own tables in the PEP 723 block, as (first line, end line, label) for code_rows: [tool.sm], and
+    [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
+    runs, so they are never folded away."""
+    try:
+        uv = (read_metadata(code).get("tool") or {}).get("uv") or {}
+    except ValidationFailed:
+        return []
+    ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
+    block = script_blocks(code)[0]
+    top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
+    spans: list[tuple[int, int, list[str]]] = []
+    inside = False
+    for i, line in enumerate(block.group("content").splitlines(), start=top):
+        if header := re.fullmatch(r"#\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*", line):
+            table = ".".join(header.group(1).replace('"', "").replace(" ", "").split(".")[:2])
+            inside = table in ours
+            if inside and not (spans and spans[-1][1] == i):
+                spans.append((i, i, []))
+            if inside and f"[{table}]" not in spans[-1][2]:
+                spans[-1][2].append(f"[{table}]")
+        if inside:
+            spans[-1] = (spans[-1][0], i + 1, spans[-1][2])
+    return [(a, b, f"# {' '.join(names)} … {b - a} lines, :meta shows them") for a, b, names in spans]
+
+
+def show_facts(console: Any, candidate: Candidate) -> None:
+    """Parameters, dependencies and description: a table on a terminal, lines otherwise."""
     deps = read_metadata(candidate.code).get("dependencies") or []
     dep_text = ", ".join(deps) if deps else "none (standard library only)"
     if not console.is_terminal:
-        say(console, f"--- {filename} ---\n{candidate.code.rstrip()}\n--- end of {filename} ---")
         for p in candidate.params:
             flags = "required" if p.get("required") else f"default {p['default']!r}" if "default" in p else "optional"
             say(console, f"Parameter --{p['name']} ({flags}): {p.get('help', '')}")
         say(console, f"Dependencies: {dep_text}\nDescription: {candidate.description}")
         return
-    from rich.panel import Panel
-    from rich.syntax import Syntax
     from rich.table import Table
     from rich.text import Text
 
-    code = Syntax(candidate.code.rstrip("\n"), "python", line_numbers=True, word_wrap=True, background_color="default")
-    console.print(Panel(code, title=Text(filename, style="bold"), title_align="left"))
     if candidate.params:
         table = Table(title="Parameters", title_justify="left", header_style="bold")
         for col in ("name", "required", "default", "help"):
             table.add_column(col)
         for p in candidate.params:
             cells = (f"--{p['name']}", "yes" if p.get("required") else "no", p.get("default") or "", p.get("help", ""))
-            table.add_row(*(Text(c) for c in cells))
+            table.add_row(*(Text(visible(c, one_line=True)) for c in cells))
         console.print(table)
     else:
         console.print(Text.assemble(("Parameters: ", "bold"), "none"))
-    console.print(Text.assemble(("Dependencies: ", "bold"), dep_text))
-    console.print(Text.assemble(("Description: ", "bold"), candidate.description))
+    console.print(Text.assemble(("Dependencies: ", "bold"), visible(dep_text, one_line=True)))
+    console.print(Text.assemble(("Description: ", "bold"), visible(candidate.description, one_line=True)))
 
 
 def show_diff(console: Any, old: Candidate, new: Candidate, filename: str) -> None:
-    diff = unified_diff(old.code, new.code, f"{filename} (before)", f"{filename} (after)")
+    diff = unified_diff(old.code, new.code, f"{filename} (before)", f"{filename} (after)").rstrip("\n")
     if not diff:
         say(console, "No differences.")
     elif console.is_terminal:
-        from rich.syntax import Syntax
-
-        console.print(Syntax(diff.rstrip("\n"), "diff", background_color="default"))
+        print_rows(console, code_rows(diff, "diff", console.width, color=colour(console)), page=True)
     else:
-        say(console, diff.rstrip("\n"))
+        say(console, diff)
 
 
 @contextlib.contextmanager
@@ -2761,20 +3128,29 @@ class GrowingCode:
         self.code, self.attempt = getattr(partial, "code", "") or "", attempt
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
-        from rich.panel import Panel
-        from rich.syntax import Syntax
+        from rich.text import Text
 
         status = f"{self.what}… {time.monotonic() - self.started:.1f} s"
+        if self.code:
+            status += f", {len(self.code.splitlines())} lines"
         if self.attempt > 1:
             status += f" (attempt {self.attempt}: fixing what the last one got wrong)"
         self.spinner.update(text=status)
         if self.code:
+            room = max(3, console.size.height - 2)  # a live region taller than the screen cannot be redrawn
             lines = self.code.splitlines()
-            room = max(3, console.size.height - 4)  # a live region taller than the screen cannot be redrawn
-            tail = lines[-room:]
-            first = len(lines) - len(tail) + 1
-            code = Syntax("\n".join(tail), "python", line_numbers=True, start_line=first, background_color="default")
-            yield Panel(code, title=f"{len(lines)} lines", title_align="left")
+            first = max(0, len(lines) - room)  # highlighting only what can show keeps up with a long script
+            rows = code_rows(
+                "\n".join(lines[first:]),
+                "python",
+                options.max_width,
+                color=colour(console),
+                numbers=True,
+                start=first + 1,
+            )
+            tail = Text("\n").join(rows[-room:])
+            tail.no_wrap = True
+            yield tail
         yield self.spinner
 
 
@@ -2897,27 +3273,32 @@ def head_meta_path(entry: dict[str, Any]) -> Path:
 
 def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
     """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
-    try:
-        meta = json.loads(head_meta_path(entry).read_text())
-    except (OSError, ValueError):
-        meta = {}
-    etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
-    gist, new_etag = gh.get_gist(entry["gist_id"], etag)
-    if gist is None:
-        log.debug("gist head unchanged (304): running the pinned revision")
-        return entry, ensure_cached(entry, lambda: gh, trust)
-    head = latest_revision(gh, gist)
-    atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
-    if head == entry["revision"]:
-        return entry, ensure_cached(entry, lambda: gh, trust)
-    new_code = gh.file_content(gist_file(gist, entry["filename"]))
-    question = f"{entry['script_name']}: the gist's newest revision {head[:8]} is not the pinned {entry['revision'][:8]}. Trust and run this revision?"
+    name, pinned = entry["script_name"], entry["revision"][:8]
+    with status_line(f"Asking GitHub for the newest revision of {name}…"):
+        try:
+            meta = json.loads(head_meta_path(entry).read_text())
+        except (OSError, ValueError):
+            meta = {}
+        etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
+        gist, new_etag = gh.get_gist(entry["gist_id"], etag)
+        head = new_code = None
+        if gist is not None:
+            head = latest_revision(gh, gist)
+            atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
+            if head != entry["revision"]:
+                new_code = gh.file_content(gist_file(gist, entry["filename"]))
+    if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
+        log.debug("gist head is the pinned revision: running it")
+        return entry, ensure_cached(entry, lambda: gh, trust)  # outside the status line: it may ask
+    question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
     text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
     if not trust(question, text):
-        raise IntegrityError(
-            f"Not running {entry['script_name']}: revision {head[:8]} was not trusted. Review it and rerun with --yes."
+        raise Cancelled(
+            f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
         )
-    new_entry = repin(entry, head, new_code)
+    with status_line(f"Pinning {name} at revision {head[:8]}…"):
+        new_entry = repin(entry, head, new_code)
+    log.warning("%s is now pinned at revision %s.", name, head[:8])
     return new_entry, cached_path(new_entry)
 
 
@@ -2929,6 +3310,27 @@ def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
+
+
+def latest_or_pinned(entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+    """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
+    name, pinned = entry["script_name"], entry["revision"][:8]
+    try:
+        return follow_latest(github(), entry, trust)
+    except KeyboardInterrupt:  # the status line says Ctrl-C stops the retries
+        raise Cancelled(f"Stopped: nothing ran. `sm run {name}` runs the pinned revision {pinned}.", 130) from None
+    except GitHubError as e:
+        if not github_down(e):
+            raise
+        if not trust(f"{e} Run the pinned revision {pinned} of {name} instead?", ""):
+            raise GitHubError(f"{e} `sm run {name}` runs the pinned revision {pinned}.", e.status) from e
+    log.warning("GitHub did not answer: running the pinned revision %s of %s, not a newer one.", pinned, name)
+    return entry, ensure_cached(entry, github, trust)
+
+
+def github_down(e: GitHubError) -> bool:
+    """GitHub could not answer (offline, failing, rate-limited), as opposed to answering no."""
+    return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
 
 
 def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
@@ -2946,6 +3348,7 @@ def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> di
     }
     record_accepted(new_entry)
     store_cache(new_entry, code)
+    status_step("Syncing mapping…")
     put_entry(new_entry)
     return new_entry
 
@@ -2975,15 +3378,20 @@ def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
 
 def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
     """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
-    sha = resolve_revision(gh, entry["gist_id"], rev)
+    name, rev_pinned = entry["script_name"], entry["revision"][:8]
+    with status_line(f"Fetching revision {rev} of {name}…"):
+        sha = resolve_revision(gh, entry["gist_id"], rev)
+        if sha != entry["revision"]:
+            gist = gh.get_revision(entry["gist_id"], sha)
+            code = gh.file_content(gist_file(gist, entry["filename"]))
     if sha == entry["revision"]:
         path = ensure_cached(entry, lambda: gh, trust)
         return path, path.read_text(encoding="utf-8")
-    gist = gh.get_revision(entry["gist_id"], sha)
-    code = gh.file_content(gist_file(gist, entry["filename"]))
-    question = f"{entry['script_name']}: run revision {sha[:8]} instead of the pinned {entry['revision'][:8]}?"
+    question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
     if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
-        raise IntegrityError(f"Not running {entry['script_name']} at {sha[:8]}: not trusted. Rerun with --yes.")
+        raise Cancelled(
+            f"Nothing ran: revision {sha[:8]} was not trusted. `sm run {name}` still runs the pinned revision {rev_pinned}."
+        )
     record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
     path = revision_path(entry, sha)
     atomic_write(path, code)
@@ -3100,13 +3508,15 @@ def adopt_gist(
     choose: Callable[[list[str]], str] | None = None,
     read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
     verb: str = "Run",
+    declined: str = "Nothing ran",
 ) -> tuple[dict[str, Any], str]:
     """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
     `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
     revision is recorded as trusted on this machine.
     """
-    gist, _ = gh.get_gist(gist_id)
+    with status_line(f"Fetching gist {gist_id}…"):
+        gist, _ = gh.get_gist(gist_id)
     assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
     if not filename and choose is not None:
         python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
@@ -3117,9 +3527,10 @@ def adopt_gist(
         raise IntegrityError(f"Gist {gist_id}: {problem}, so sm will not store or run it.")
     if not fname.endswith(".py"):
         raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
-    code = gh.file_content(file)
-    params = read_params(code, f"{fname} in gist {gist_id}")
-    revision = latest_revision(gh, gist)
+    with status_line(f"Fetching {fname}…"):
+        code = gh.file_content(file)
+        params = read_params(code, f"{fname} in gist {gist_id}")
+        revision = latest_revision(gh, gist)
     owner = gist_owner(gist) or "an unknown owner"
     now = now_iso()
     entry = {
@@ -3140,7 +3551,7 @@ def adopt_gist(
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
     summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
     if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
-        raise IntegrityError(f"Not trusted: {fname} from gist {gist_id}. Review it, then rerun with --yes.")
+        raise Cancelled(f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.")
     record_accepted(entry)
     return entry, code
 
@@ -3168,6 +3579,7 @@ def trust_summary(
         f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
         f"Dependencies: {', '.join(deps) or 'none'}; requires-python {python}",
         f"Parameters: {', '.join(p['name'] for p in params or []) or 'none declared'}",
+        *control_warning(code, "the code"),
     ]
     if owner != me:
         lines.append(
@@ -3391,7 +3803,8 @@ def cmd_create(
     if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
         raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
     gh = github()
-    gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
+    with status_line("Checking the GitHub token…"):
+        gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
     with claim_name(name, replace=force, gh=gh) as existing:
         return make_new(
             name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask, yes
@@ -3434,10 +3847,13 @@ def make_new(
             ask=ask or answer_reader(console),
         )
     else:
-        with console.status(f"Writing {name}.py with {model_name}…", spinner="dots"):
+        with status_line(f"Writing {name}.py with {model_name}…"):
             final = draft.final(draft.write(prompt))
     try:
-        return upload_new(gh, name, final.code, final.description, public=public, created=created, replaced=existing)
+        with status_line(f"Uploading {name}.py…"):
+            return upload_new(
+                gh, name, final.code, final.description, public=public, created=created, replaced=existing
+            )
     except (GitHubError, ValidationFailed) as e:  # refused by GitHub or by the secret scan: keep the work
         keep_draft(e, name, final.code)
         raise
@@ -3460,9 +3876,10 @@ def cmd_edit(
     entry = lookup(name)
     check_home()
     gh = github()
-    gh.check_token()
-    check_owner(gh, entry)
-    check_gist_exists(gh, entry)
+    with status_line(f"Fetching {name}…"):
+        gh.check_token()
+        check_owner(gh, entry)
+        check_gist_exists(gh, entry)
     code = pinned_code(entry, lambda: gh)
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
     try:
@@ -3496,10 +3913,11 @@ def cmd_edit(
             before=current,
         )
     else:
-        with console.status(f"Revising {entry['filename']} with {model_name}…", spinner="dots"):
+        with status_line(f"Revising {entry['filename']} with {model_name}…"):
             final = draft.final(draft.revise(prompt, current))
     try:
-        return upload_revision(gh, entry, final)
+        with status_line(f"Uploading {entry['filename']}…"):
+            return upload_revision(gh, entry, final)
     except (GitHubError, ValidationFailed) as e:
         keep_draft(e, name, final.code, new=False)
         raise
@@ -3551,6 +3969,7 @@ def upload_new(
     }
     record_accepted(entry)
     store_cache(entry, code)
+    status_step("Syncing mapping…")
     put_entry(entry)
     if replaced:
         log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
@@ -3602,8 +4021,9 @@ def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict
 
 def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
     if rev:
-        gh = github()
-        return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
+        with status_line(f"Fetching {entry['script_name']}…"):
+            gh = github()
+            return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
     return pinned_code(entry, github)
 
 
@@ -3624,7 +4044,7 @@ def cmd_run(
             if (declared := declared_params(code)) is not None:
                 params = declared
         elif opts.get("latest"):
-            entry, path = follow_latest(github(), entry, trust)
+            entry, path = latest_or_pinned(entry, trust)
             params = entry.get("params")
         else:
             build_script_args(params, req.pairs)  # bad parameters fail before any network request
@@ -3640,7 +4060,8 @@ def cmd_run(
         if save:
             entry = {**entry, "script_name": save}
             path = store_cache(entry, code)
-            put_entry(entry)
+            with status_line("Syncing mapping…"):
+                put_entry(entry)
             log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
         else:  # beside, not over, the pinned copy of a name that may use the same gist
             path = revision_path(entry, entry["revision"])
@@ -3651,37 +4072,42 @@ def cmd_run(
 def cmd_history(name: str) -> list[dict[str, Any]]:
     entry = lookup(name)
     gh = github()
-    return [
-        {
-            "version": c["version"],
-            "committed_at": c.get("committed_at"),
-            "additions": (c.get("change_status") or {}).get("additions", 0),
-            "deletions": (c.get("change_status") or {}).get("deletions", 0),
-            "pinned": c["version"] == entry["revision"],
-        }
-        for c in gh.paginate(gh.gist_path(entry["gist_id"], "commits") + "?per_page=100", what=f"History of {name}")
-    ]
+    with status_line(f"Fetching the history of {name}…"):
+        return [
+            {
+                "version": c["version"],
+                "committed_at": c.get("committed_at"),
+                "additions": (c.get("change_status") or {}).get("additions", 0),
+                "deletions": (c.get("change_status") or {}).get("deletions", 0),
+                "pinned": c["version"] == entry["revision"],
+            }
+            for c in gh.paginate(gh.gist_path(entry["gist_id"], "commits") + "?per_page=100", what=f"History of {name}")
+        ]
 
 
 def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
     """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
-    gh.check_token()
-    check_owner(gh, entry)
-    sha = resolve_revision(gh, entry["gist_id"], rev)
-    code = revision_code(gh, entry, sha)
+    with status_line(f"Fetching revision {rev} of {name}…"):
+        gh.check_token()
+        check_owner(gh, entry)
+        sha = resolve_revision(gh, entry["gist_id"], rev)
+        code = revision_code(gh, entry, sha)
     pinned = pinned_code(entry, lambda: gh)
     question = f"{name}: make revision {sha[:8]} the newest and pin it?"
     if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
-        raise IntegrityError(f"{name} was not rolled back to {sha[:8]}: not trusted. Rerun with --yes.")
+        raise Cancelled(f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.")
     check_upload({entry["filename"]: code}, None, public=bool(entry.get("public")))
-    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
-    return repin(entry, latest_revision(gh, gist), code)
+    with status_line(f"Uploading {entry['filename']}…"):
+        gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
+        return repin(entry, latest_revision(gh, gist), code)
 
 
 def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
-    return sync(github(), from_remote=from_remote)
+    gh = github()
+    with status_line("Syncing mapping…"):
+        return sync(gh, from_remote=from_remote)
 
 
 def describe_changes(changes: dict[str, dict[str, list[str]]]) -> list[str]:
@@ -3699,14 +4125,24 @@ def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
 
 def list_rows(pull: bool = True) -> list[dict[str, Any]]:
     if pull and not read_sync_state().get("gist_id"):
-        try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
+        with status_line("Fetching your scripts from GitHub…"):
+            try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
     scripts = read_mapping()["scripts"]
     return [scripts[n] for n in sorted(scripts)]
 
 
 def rows_json(rows: list[dict[str, Any]]) -> str:
     """Indented for people on a terminal; compact (and several times faster to write) for programs."""
-    return json.dumps(rows, ensure_ascii=False, indent=2 if isatty(sys.stdout) else None)
+    return json_text(rows, indent=2 if isatty(sys.stdout) else None)
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """JSON for stdout. On a terminal, text that holds characters a terminal would act on is written with
+    \\u escapes instead: the same data, nothing for the terminal to obey."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    if isatty(sys.stdout) and visible(text) != text:
+        text = json.dumps(data, indent=indent)
+    return text
 
 
 def build_cli() -> click.Group:
@@ -3719,13 +4155,13 @@ def build_cli() -> click.Group:
             try:
                 return super().invoke(ctx)
             except UsageProblem as e:
-                raise click.UsageError(redact(str(e))) from e
-            except Cancelled as e:  # leaving a review on purpose is not an error: one line, its own status
-                click.echo(str(e), err=True)
+                raise click.UsageError(shown(e)) from e
+            except Cancelled as e:  # declining or leaving a review is not an error: no "Error:", its own status
+                click.echo(shown(e), err=True)
                 ctx.exit(e.exit_code)
             except SmError as e:
                 errors_log.error("%s", e)
-                raise click.ClickException(redact(str(e))) from e
+                raise click.ClickException(shown(e)) from e
             except KeyboardInterrupt:
                 click.echo("Interrupted.", err=True)
                 ctx.exit(130)
@@ -3739,6 +4175,11 @@ def build_cli() -> click.Group:
                     raise
                 raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
 
+    def shown(e: Exception) -> str:
+        """An error's message: secrets masked, made visible, wrapped between words on a terminal."""
+        text = visible(redact(str(e)))
+        return fit(text, terminal_width(sys.stderr) - len("Error: ")) if isatty(sys.stderr) else text
+
     ctx_settings = {"help_option_names": ["-h", "--help"]}
     json_flag = click.option("--json", "as_json", is_flag=True, help="Print the mapping entry as JSON on stdout.")
     prompt_yes = click.option(
@@ -3748,9 +4189,9 @@ def build_cli() -> click.Group:
     def echo_entry(entry: dict[str, Any], as_json: bool, status: str) -> None:
         """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
         if as_json:
-            click.echo(json.dumps(entry, indent=2, ensure_ascii=False))
+            click.echo(json_text(entry))
             return
-        click.echo(status, err=True)
+        click.echo(visible(status), err=True)
         click.echo(run_line(entry["script_name"], entry.get("params") or []))
 
     register_completions()
@@ -3915,13 +4356,12 @@ def build_cli() -> click.Group:
         """
         rows = cmd_history(name)
         if as_json:
-            click.echo(json.dumps(rows, indent=2))
+            click.echo(json_text(rows))
             return
         for r in rows:
             mark = "*" if r["pinned"] else " "
-            click.echo(
-                f"{mark} {r['version'][:12]}  {(r['committed_at'] or '')[:19].replace('T', ' ')}  +{r['additions']} -{r['deletions']}"
-            )
+            line = f"{mark} {r['version'][:12]}  {(r['committed_at'] or '')[:19].replace('T', ' ')}  +{r['additions']} -{r['deletions']}"
+            click.echo(visible(line, one_line=True))
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name")
@@ -3940,22 +4380,25 @@ def build_cli() -> click.Group:
 
     @cli.command(name="list", context_settings=ctx_settings)
     @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
-    def list_scripts(as_json: bool) -> None:
-        """List your scripts.
+    @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
+    def list_scripts(as_json: bool, wide: bool) -> None:
+        """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
 
         \b
         sm list
+        sm list --wide
         sm list --json | jq -r '.[].script_name'
         """
         rows = list_rows()
         if as_json:
             click.echo(rows_json(rows))
         elif isatty(sys.stdout):
-            print_table(rows)
+            print_table(rows, wide=wide)
         else:
             for r in rows:
                 params = " ".join(p["name"] for p in r.get("params") or [])
-                click.echo(f"{r['script_name']}\t{r.get('description', '')}\t{params}\t{r.get('updated_at', '')}")
+                cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
+                click.echo("\t".join(visible(str(cell), one_line=True) for cell in cells))
 
     @cli.command(context_settings=ctx_settings)
     @click.option(
@@ -3971,10 +4414,10 @@ def build_cli() -> click.Group:
         """
         changes = cmd_sync(from_remote)
         if as_json:
-            click.echo(json.dumps(changes, indent=2))
+            click.echo(json_text(changes))
         else:
             for line in describe_changes(changes):
-                click.echo(line)
+                click.echo(visible(line, one_line=True))
 
     @cli.command(context_settings=ctx_settings)
     @click.argument("name", shell_complete=complete_script_names)
@@ -3992,7 +4435,7 @@ def build_cli() -> click.Group:
         entry = lookup(name)
         code = script_code(entry, rev)
         if as_json:
-            click.echo(json.dumps({**entry, "code": code}, indent=2, ensure_ascii=False))
+            click.echo(json_text({**entry, "code": code}))
         else:
             print_code(code)
 
@@ -4079,7 +4522,8 @@ def build_cli() -> click.Group:
         sm doctor
         sm doctor --json | jq '.checks[] | select(.status == "fail")'
         """
-        checks = doctor_checks()
+        with status_line("Checking…"):
+            checks = doctor_checks()
         ok = all(c["status"] != "fail" for c in checks)
         if as_json:
             click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
@@ -4121,33 +4565,40 @@ def build_cli() -> click.Group:
         sm self publish
         uv tool install git+https://gist.github.com/ID.git      # on the other machine
         """
-        result = cmd_self_publish()
+        with status_line("Publishing sm…"):
+            result = cmd_self_publish()
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:
-            click.echo(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}", err=True)
+            click.echo(visible(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}"), err=True)
             click.echo(result["install"])
 
     return cli
 
 
 def make_trust(yes: bool) -> Trust:
-    """Show what is about to run on stderr; ask on a terminal, take --yes, refuse otherwise."""
+    """Show what is about to run on stderr, all of it: made visible, long lines wrapped, never paged or cut.
+    Then ask on a terminal, take --yes, or refuse."""
     import click
 
     def trust(question: str, text: str) -> bool:
-        if use_color(sys.stderr):
-            from rich.syntax import Syntax
-
-            stderr_console().print(Syntax(text, "diff" if "\n@@ " in text else "python"))
-        else:
-            click.echo(text, err=True)
+        console = stderr_console()
+        question = visible(question, one_line=True)
+        if text and console.is_terminal:
+            lexer = "diff" if "\n@@ " in text else "python"
+            print_rows(console, code_rows(text.rstrip("\n"), lexer, console.width, color=colour(console)))
+        elif text:
+            click.echo(visible(text), err=True)
         if yes:
             return True
         if not interactive():
-            click.echo(f"{question} [not a terminal: rerun with --yes to trust it]", err=True)
+            click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
             return False
-        return click.confirm(question, default=False, err=True)
+        try:
+            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
+        except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
+            click.echo("", err=True)
+            return False
 
     return trust
 
@@ -4155,24 +4606,61 @@ def make_trust(yes: bool) -> Trust:
 def choose_file(names: list[str]) -> str:
     import click
 
+    shown = ", ".join(visible(n, one_line=True) for n in names)
     if not interactive():
-        raise UsageProblem(f"The gist holds several Python files ({', '.join(names)}): choose one with --file.")
-    return click.prompt("Which file?", type=click.Choice(names), err=True)
+        raise UsageProblem(f"The gist holds several Python files ({shown}): choose one with --file.")
+    return click.prompt(f"Which file? ({shown})", type=click.Choice(names), show_choices=False, err=True)
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    """`sm list` on a terminal: one line per script, as `gh gist list` does, the description (then the
+    parameters) cut with … to fit; names are never cut. `wide`: every column in full, wrapped."""
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=None, header_style="bold")
-    for col in ("name", "description", "parameters", "updated"):
-        table.add_column(col)
-    for r in rows:
-        params = ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or [])
-        table.add_row(
-            r["script_name"], r.get("description", ""), params, (r.get("updated_at") or "")[:16].replace("T", " ")
+    header = ("name", "description", "parameters", "updated")
+    cells = [
+        tuple(
+            visible(cell, one_line=True)
+            for cell in (
+                r["script_name"],
+                r.get("description") or "",
+                ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
+                (r.get("updated_at") or "")[:16].replace("T", " "),
+            )
         )
-    Console().print(table)
+        for r in rows
+    ]
+    console = Console()
+    if wide:
+        table = Table(box=None, header_style="bold")
+        for col in header:
+            table.add_column(col)
+        for row in cells:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+        return
+    natural = [max(cell_len(row[i]) for row in [header, *cells]) for i in range(4)]
+    widths = [natural[0], 0, min(natural[2], 24), natural[3]]
+    for drop in (None, 3, 2):  # too narrow: drop the date, then the parameters, before the description goes
+        if drop:
+            widths[drop] = 0
+        widths[1] = console.width - sum(widths) - 2 * sum(1 for w in widths if w)
+        if widths[1] >= 12:
+            break
+    widths[1] = min(max(widths[1], 0), natural[1])
+    for n, row in enumerate([header, *cells]):
+        line = Text(style="bold" if n == 0 else "")
+        for cell, width in zip(row, widths, strict=True):
+            if width:
+                piece = Text(cell)
+                piece.truncate(width, overflow="ellipsis", pad=True)
+                line.append_text(piece + Text("  "))
+        line.rstrip()
+        line.truncate(console.width, overflow="ellipsis")
+        console.print(line, soft_wrap=True)
 
 
 # -- Managing scripts: add, rm, rename, doctor, self publish, completion ---------------------------
@@ -4186,13 +4674,14 @@ def use_color(stream: Any) -> bool:
 
 
 def print_code(code: str, *, err: bool = False) -> None:
-    """Highlighted on a colour terminal; otherwise the exact bytes."""
+    """On a terminal: control characters made visible, highlighted when colour is on, long lines wrapped
+    behind ↪, and through the pager when taller than the screen. Otherwise the exact bytes."""
     stream = sys.stderr if err else sys.stdout
-    if use_color(stream):
+    if isatty(stream):
         from rich.console import Console
-        from rich.syntax import Syntax
 
-        Console(stderr=err).print(Syntax(code, "python", line_numbers=False))
+        console = Console(stderr=err)
+        print_rows(console, code_rows(code.rstrip("\n"), "python", console.width, color=colour(console)), page=not err)
     else:
         stream.flush()
         stream.buffer.write(code.encode("utf-8"))
@@ -4253,8 +4742,9 @@ def cmd_add(
         params = checked_params(code, source)
         desc = " ".join((description or describe_code(code)).split())
         gh = github()
-        gh.check_token()
-        with claim_name(name, replace=force, gh=gh) as existing:
+        with status_line("Checking the GitHub token…"):
+            gh.check_token()
+        with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
             return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
     try:
         gist_id = parse_gist_ref(source)  # a typo fails here, before any network
@@ -4266,13 +4756,20 @@ def cmd_add(
     gh.check_token()
     with claim_name(name, replace=force, gh=gh) as existing:
         entry, code = adopt_gist(
-            gh, gist_id, trust, filename=filename, read_params=checked_params, verb=f"Adopt as {name}:"
+            gh,
+            gist_id,
+            trust,
+            filename=filename,
+            read_params=checked_params,
+            verb=f"Adopt as {name}:",
+            declined="Nothing was added",
         )
         entry = {**entry, "script_name": name}
         entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
         store_cache(entry, code)
-        put_entry(entry)
+        with status_line("Syncing mapping…"):
+            put_entry(entry)
     if existing:
         log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])
     return entry
@@ -4308,8 +4805,10 @@ def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any
             )
         GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
         approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
-        purge_gist(github(), entry)
-    delete_entry(name)
+        with status_line(f"Deleting gist {entry['gist_id']}…"):
+            purge_gist(github(), entry)
+    with status_line("Syncing mapping…"):
+        delete_entry(name)
     drop_local_copies(entry)
     return entry
 
@@ -4357,7 +4856,8 @@ def drop_local_copies(entry: dict[str, Any]) -> None:
 def cmd_rename(old: str, new: str) -> dict[str, Any]:
     check_name(new)
     lookup(old)  # for the did-you-mean
-    return rename_entry(old, new)
+    with status_line("Syncing mapping…"):
+        return rename_entry(old, new)
 
 
 # -- doctor -----------------------------------------------------------------------------------------
@@ -4742,8 +5242,13 @@ def setup_logging(verbose: bool, *, console: bool = True) -> None:
 
     class Redact(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = redact(record.getMessage()), None
+            record.msg, record.args = visible(redact(record.getMessage())), None
             return True
+
+    class Stderr(logging.StreamHandler):  # sys.stderr as it is at each write: a status line redirects it
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
 
     class LogFile(logging.handlers.RotatingFileHandler):
         def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
@@ -4754,7 +5259,7 @@ def setup_logging(verbose: bool, *, console: bool = True) -> None:
             pass
 
     redactor = Redact()
-    stderr = logging.StreamHandler(sys.stderr)
+    stderr = Stderr()
     stderr.setFormatter(OneLine())
     stderr.addFilter(redactor)
     stderr.addFilter(lambda record: record.name != errors_log.name)

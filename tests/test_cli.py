@@ -222,8 +222,8 @@ def test_run_refuses_altered_remote(created, invoke, github_env, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["greet", "colour=red"], "Unknown parameter 'colour'. Parameters: name=… (required: the name)"),
-        (["greet"], "Missing required parameter name. Parameters: name="),
+        (["greet", "colour=red"], "Unknown parameter 'colour'. Parameters:\n  name=… (required: the name)"),
+        (["greet"], "Missing required parameter name. Parameters:\n  name="),
         (["greet", "oops"], "Expected key=value"),
         (["gret", "name=x"], "Unknown script 'gret'. Did you mean greet?"),
         (["nothing"], "Unknown script 'nothing'. See `sm list`."),

@@ -169,8 +169,8 @@ def test_build_script_args(pairs, argv):
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
-        (["colour=red", "prefix=x"], "Unknown parameter 'colour'. Parameters: prefix="),
-        ([], "Missing required parameter prefix. Parameters: prefix="),
+        (["colour=red", "prefix=x"], "Unknown parameter 'colour'. Parameters:\n  prefix="),
+        ([], "Missing required parameter prefix. Parameters:\n  prefix="),
         (["prefix"], "Expected key=value, got 'prefix'"),
     ],
 )

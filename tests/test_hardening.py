@@ -106,7 +106,10 @@ def test_running_your_own_gist_by_id_leaves_the_pinned_copy(created, invoke, git
 def test_run_help_after_name_lists_the_scripts_parameters(created, invoke):
     result = invoke("run", "greet", "-h")
     assert result.exit_code == 0
-    assert " run [OPTIONS] NAME [ARGS]" in result.stdout and "Parameters: name=… (required: the name)." in result.stdout
+    assert (
+        " run [OPTIONS] NAME [ARGS]" in result.stdout
+        and "Parameters:\n  name=… (required: the name)\n" in result.stdout
+    )
     assert result.execs == []
 
 

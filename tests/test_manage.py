@@ -151,12 +151,12 @@ def test_add_adopts_a_gist_pinned_at_its_current_revision(bobs_gist, invoke, git
 def test_add_gist_asks_first_and_refuses_without_a_terminal(bobs_gist, invoke, github_env, monkeypatch):
     result = invoke("add", "hi", bobs_gist)
     assert result.exit_code == 1
-    assert "not a terminal: rerun with --yes" in result.stderr and "Not trusted: hello.py" in result.stderr
+    assert "not a terminal: rerun with --yes" in result.stderr and "Nothing was added: hello.py" in result.stderr
     assert sm.read_mapping()["scripts"] == {}
 
     monkeypatch.setattr(sm, "interactive", lambda: True)
     declined = invoke("add", "hi", bobs_gist, input="n\n")
-    assert declined.exit_code == 1 and "Not trusted" in declined.stderr
+    assert declined.exit_code == 1 and "was not trusted" in declined.stderr
     assert sm.read_mapping()["scripts"] == {}
     accepted = invoke("add", "hi", bobs_gist, input="y\n")
     assert accepted.exit_code == 0, accepted.output
