@@ -310,6 +310,9 @@ def entry_problem(name: Any, entry: Any) -> str | None:
         return "the name is not a valid script name"
     if type(entry) is not dict:
         return f"the entry is a {type(entry).__name__}, not an object"
+    if entry.get("script_name") != name and not (name == "unsaved" and entry.get("script_name") is None):
+        # every change is stored under entry["script_name"]: a mismatch would land it on another script
+        return f"script_name is {_clip(entry.get('script_name'))}, not the name it is stored under"
     for field, pattern in (("gist_id", GIST_ID_PATTERN), ("revision", REVISION_PATTERN), ("sha256", SHA256_PATTERN)):
         value = entry.get(field)
         if type(value) is not str or not re.fullmatch(pattern, value):
@@ -320,10 +323,24 @@ def entry_problem(name: Any, entry: Any) -> str | None:
         if entry.get(field) is not None and type(entry[field]) is not str:
             return f"{field} is not a string ({_clip(entry[field])})"
     params = entry.get("params")
-    if params is not None and not (
-        type(params) is list and all(type(p) is dict and type(p.get("name")) is str for p in params)
-    ):
+    if params is not None and (type(params) is not list or any(map(param_problem, params))):
         return "params is not a list of parameters"
+    return None
+
+
+PARAM_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
+
+
+def param_problem(param: Any) -> str | None:
+    """Parameter names end up on command lines, in help and in completion: printable names only."""
+    if type(param) is not dict or type(param.get("name")) is not str:
+        return "not a parameter"
+    if not re.fullmatch(PARAM_NAME_PATTERN, param["name"]):
+        return f"the parameter name {_clip(param['name'])} is not a plain name"
+    if param.get("help") is not None and type(param["help"]) is not str:
+        return "help is not a string"
+    if param.get("default") is not None and type(param["default"]) not in (str, int, float, bool):
+        return "default is not a plain value"
     return None
 
 
@@ -652,7 +669,11 @@ def replace_metadata(code: str, meta: dict[str, Any]) -> str:
 
 def param_dict(p: Any) -> dict[str, Any]:
     d = p if isinstance(p, dict) else p.model_dump()
-    out = {"name": d["name"], "help": d.get("help") or "", "required": bool(d.get("required"))}
+    out = {
+        "name": d["name"],
+        "help": d["help"] if isinstance(d.get("help"), str) else "",
+        "required": bool(d.get("required")),
+    }
     if d.get("default") is not None:
         out["default"] = str(d["default"])
     return out
@@ -1445,6 +1466,7 @@ def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, A
             f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
             "`sm sync --from-remote` to restore it from GitHub."
         )
+    data.pop(QUARANTINE, None)  # sm's own in-memory key: never taken from a file
     if type(data.get("version", MAPPING_VERSION)) is not int:
         _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
         data["version"] = MAPPING_VERSION
@@ -1505,7 +1527,7 @@ def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
         raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         backup = f"{path}.bak"
         source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
         raise MappingError(
@@ -1561,6 +1583,11 @@ def check_home() -> None:
             ) from e
     if os.path.isdir(mapping_file()):
         raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
+    if (version := read_mapping()["version"]) > MAPPING_VERSION:
+        raise MappingError(
+            f"{mapping_file()} was written by a newer sm (mapping version {version}): {UPGRADE_HINT}. "
+            "Nothing was generated or uploaded."
+        )
 
 
 @contextlib.contextmanager
@@ -1594,6 +1621,25 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
     """Hold NAME while a script is made for it: parallel sm processes on this machine stop at once, and a
     name already taken here or on GitHub (one conditional request) is refused before the model is paid.
     Yields the entry being replaced (replace=True), or None."""
+    with hold_name(name):
+        local = read_mapping()
+        existing = local["scripts"].get(name)
+        taken = existing is not None or _quarantined(local, name)
+        if not taken and gh is not None:
+            remote = remote_mapping(gh)
+            existing = remote["scripts"].get(name)
+            taken = existing is not None or _quarantined(remote, name)
+        if taken and not replace:
+            raise UsageProblem(
+                f"A script named {name!r} already exists: use --force to replace it, `sm edit {name}` to change "
+                "it, or choose another name."
+            )
+        yield existing
+
+
+@contextlib.contextmanager
+def hold_name(name: str) -> Iterator[None]:
+    """This process alone may give NAME a new entry until the block ends (create, add, rename, run --save)."""
     import fcntl
 
     folder = sm_home() / "claims"
@@ -1605,30 +1651,30 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
             raise UsageProblem(
                 f"Another sm is creating {name!r} right now: wait for it to finish, or choose another name."
             ) from None
-        existing = read_mapping()["scripts"].get(name)
-        if existing is None and gh is not None:
-            existing = remote_entry(gh, name)
-        if existing is not None and not replace:
-            raise UsageProblem(
-                f"A script named {name!r} already exists: use --force to replace it, `sm edit {name}` to change "
-                "it, or choose another name."
-            )
-        yield existing
+        yield
 
 
-def remote_entry(gh: GitHub, name: str) -> dict[str, Any] | None:
-    """NAME in the mapping on GitHub, if it is there (a read: never creates the mapping gist)."""
+def _quarantined(data: dict[str, Any], name: str) -> bool:
+    """A malformed entry still holds its name: sm will not give the name to another script behind its back."""
+    return name in (data.get(QUARANTINE) or {}).get("scripts", {})
+
+
+def remote_mapping(gh: GitHub) -> dict[str, Any]:
+    """GitHub's mapping as it is now, for a check (one conditional request; a read never creates the gist).
+    Empty when there is none yet or GitHub cannot be asked: the next sync then keeps both sides of a clash."""
     state = read_sync_state()
-    if not state.get("gist_id") or os.environ.get("SM_MAPPING_GIST"):
-        return None  # never synced here: the first sync merges, and a clash is kept under another name
     try:
-        text = pull_remote(gh, dict(state))
+        chosen = chosen_mapping_gist()
+        if chosen and chosen != state.get("gist_id"):
+            state = {"gist_id": chosen}
+        elif not state.get("gist_id"):
+            state = {"gist_id": find_mapping_gist(gh)}  # never synced here: the user's gists say where it is
+            if not state["gist_id"]:
+                return empty_mapping()
+        return decode_remote(pull_remote(gh, dict(state)), REMOTE_FILE, quiet=True)
     except SmError as e:
-        log.debug("could not check %s against GitHub's mapping: %s", name, e)
-        return None
-    with contextlib.suppress(SmError, ValueError):
-        return check_mapping(json.loads(text), REMOTE_FILE, quiet=True)["scripts"].get(name)
-    return None
+        log.debug("could not check GitHub's mapping: %s", e)
+        return empty_mapping()
 
 
 def put_entry(entry: dict[str, Any]) -> None:
@@ -1653,7 +1699,7 @@ def delete_entry(name: str) -> dict[str, Any]:
 
 def rename_entry(old: str, new: str) -> dict[str, Any]:
     """Move an entry to a new name in one locked write; the old name leaves a tombstone, as in delete_entry."""
-    with locked_mapping() as data:
+    with hold_name(new), locked_mapping() as data:  # not while a create or add is making a script called `new`
         scripts = data["scripts"]
         if old not in scripts:
             raise UsageProblem(f"Unknown script {old!r}. See `sm list`.")
@@ -1773,6 +1819,7 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     names = set()
     for side in (base, local, remote):
         names |= side["scripts"].keys() | side["tombstones"].keys()
+    held = {n for side in (local, remote) for items in (side.get(QUARANTINE) or {}).values() for n in items}
     scripts: dict[str, Any] = {}
     stones: dict[str, Any] = {}
     renames: list[dict[str, Any]] = []
@@ -1795,7 +1842,9 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
             (scripts if pick[0] == "entry" else stones)[name] = pick[1]
     for entry in renames:  # both kept: the later one moves to the first free NAME-2, NAME-3, ...
         old = entry["script_name"]
-        new = next(f"{old[:60]}-{i}" for i in range(2, 10_000) if f"{old[:60]}-{i}" not in names | scripts.keys())
+        new = next(
+            f"{old[:60]}-{i}" for i in range(2, 10_000) if f"{old[:60]}-{i}" not in names | held | scripts.keys()
+        )
         scripts[new] = {**entry, "script_name": new}
         names.add(new)
         notes.append(
@@ -1892,8 +1941,10 @@ def encode_mapping(data: dict[str, Any]) -> str:
 def decode_remote(text: str, where: str, *, quiet: bool = False) -> dict[str, Any]:
     try:
         data = json.loads(text)
-    except ValueError as e:
-        raise MappingError(f"{where} is not valid JSON ({e}); fix or delete that gist file, then run `sm sync`.") from e
+    except (ValueError, RecursionError) as e:
+        raise MappingError(
+            f"{where} is not valid JSON ({_short(e)}); fix or delete that gist file, then run `sm sync`."
+        ) from e
     if not isinstance(data, dict):
         raise MappingError(
             f"{where} is not an sm mapping (expected an object); fix that gist file, then run `sm sync`."
@@ -1905,19 +1956,39 @@ def base_path() -> Path:
     return sm_home() / "sync-base.json"
 
 
-def read_base() -> dict[str, Any]:
-    """The mapping both sides agreed on at the last completed sync: the common ancestor for merge3.
-    (Before sync-base.json existed, the snapshot of GitHub's copy played that part.)"""
-    for path in (base_path(), remote_snapshot_path()):
+def read_base(gist_id: str) -> dict[str, Any]:
+    """The mapping both sides agreed on at the last completed sync with mapping gist `gist_id`: the common
+    ancestor for merge3. A base from another mapping gist (SM_MAPPING_GIST changed, the gist was recreated)
+    is no ancestor at all: then every difference is a conflict, and conflicts keep both sides."""
+    with contextlib.suppress(OSError, ValueError, RecursionError, MappingError):
+        saved = json.loads(base_path().read_text(encoding="utf-8"))
+        if type(saved) is dict and saved.get("gist_id") == gist_id:
+            return check_mapping(saved.get("mapping"), "the last synced mapping", quiet=True)
+        return empty_mapping()
+    # Before sync-base.json existed, the snapshot of GitHub's copy played its part.
+    if read_sync_state().get("gist_id") == gist_id:
         with contextlib.suppress(OSError, MappingError):
-            return decode_remote(path.read_text(encoding="utf-8"), "the last synced mapping", quiet=True)
+            return decode_remote(
+                remote_snapshot_path().read_text(encoding="utf-8"), "the last synced mapping", quiet=True
+            )
     return empty_mapping()
+
+
+def chosen_mapping_gist() -> str | None:
+    """SM_MAPPING_GIST as a gist id: the variable may hold an id or any gist URL people copy."""
+    if not (text := os.environ.get("SM_MAPPING_GIST", "").strip()):
+        return None
+    if re.fullmatch(GIST_ID_PATTERN, text):
+        return text
+    if not text.startswith(("https://", "http://")) or (gist_id := gist_ref(text)) is None:
+        raise ConfigError(f"SM_MAPPING_GIST is not a gist ID or URL ({_clip(text)}): fix or unset it.")
+    return gist_id
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
     """SM_MAPPING_GIST, else the oldest of the user's gists holding sm-mapping.json."""
-    if env := os.environ.get("SM_MAPPING_GIST", "").strip():
-        return env
+    if chosen := chosen_mapping_gist():
+        return chosen
     found = mapping_gists(gh)
     return found[0] if found else None
 
@@ -1935,7 +2006,7 @@ def mapping_gists(gh: GitHub) -> list[str]:
 def create_mapping_gist(gh: GitHub, data: dict[str, Any]) -> str:
     """Create the mapping gist holding `data`. Two machines may do this at once: both then settle on the
     oldest, and the one that lost deletes its own (its entries are still in its local mapping, and merge in)."""
-    gist = gh.create_gist({REMOTE_FILE: encode_mapping(with_quarantined(data))}, REMOTE_DESCRIPTION, public=False)
+    gist = gh.create_gist({REMOTE_FILE: encode_mapping(_plain(data))}, REMOTE_DESCRIPTION, public=False)
     oldest = (mapping_gists(gh) or [gist["id"]])[0]
     if oldest != gist["id"]:
         log.debug("another machine created the mapping gist first: using %s", oldest)
@@ -1973,7 +2044,7 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
     with mapping_lock():
         local = recover_local() if from_remote else read_mapping()
         state = read_sync_state()
-        chosen = os.environ.get("SM_MAPPING_GIST", "").strip()
+        chosen = chosen_mapping_gist()
         if chosen and chosen != state.get("gist_id"):
             state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
         if not state.get("gist_id"):
@@ -1989,15 +2060,31 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
             state = replace_lost_mapping_gist(gh, state, local)
             text = pull_remote(gh, state)
         remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
+        if local["version"] > MAPPING_VERSION:
+            raise MappingError(
+                f"{mapping_path()} was written by a newer sm (mapping version {local['version']}): {UPGRADE_HINT}."
+            )
         if remote["version"] > MAPPING_VERSION:
             raise MappingError(
                 f"The mapping gist {state['gist_id']} was written by a newer sm (mapping version "
                 f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
             )
-        base = read_base()
+        # --from-remote: the recovered copy counts as this machine's last synced state, so GitHub wins wherever
+        # it has something; names only the backup knows are kept (a missing name is not a removal).
+        base = local if from_remote else read_base(state["gist_id"])
         final, notes = merge3(base, local, remote)
-        for note in notes:
-            log.warning("%s", note)
+        notes += [
+            f"{name} now runs gist {entry['gist_id']}, not {local['scripts'][name]['gist_id']}: changed on another "
+            "machine (see `sm sync` there)."
+            for name, entry in final["scripts"].items()
+            if name in local["scripts"] and local["scripts"][name]["gist_id"] != entry["gist_id"]
+        ]
+        if os.environ.get("SM_BACKGROUND"):  # nobody sees a background sync: keep its notes for the next one
+            state["unseen_notes"] = (state.get("unseen_notes") or []) + notes
+        else:
+            notes = (state.pop("unseen_notes", None) or []) + notes
+            for note in notes:
+                log.warning("%s", note)
         on_github = text
         if _plain(for_github(final, base, remote)) != _plain(remote):
             final, on_github = push_until_settled(gh, state, remote, final, base)
@@ -2005,7 +2092,7 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
         if _plain(final) != _plain(local):
             write_mapping({**final, QUARANTINE: local.get(QUARANTINE) or {}})
         # After the local write, so the base never runs ahead of this machine's mapping.
-        atomic_write(base_path(), encode_mapping(_plain(final)))
+        atomic_write(base_path(), json.dumps({"gist_id": state["gist_id"], "mapping": _plain(final)}) + "\n")
         atomic_write(remote_snapshot_path(), on_github)
         write_sync_state({**state, "pending": False, "last_sync": now_iso()})
         return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final), "notes": notes}
@@ -2023,8 +2110,7 @@ def for_github(merged: dict[str, Any], base: dict[str, Any], remote: dict[str, A
     for section, items in (remote.get(QUARANTINE) or {}).items():
         for name, raw in items.items():
             if _state(merged, name) == _state(base, name):  # this machine has no change of its own to make there
-                out["scripts"].pop(name, None)
-                out["tombstones"].pop(name, None)
+                out[section].pop(name, None)
                 kept.setdefault(section, {})[name] = raw
     out[QUARANTINE] = kept
     return out
@@ -2037,11 +2123,12 @@ def replace_lost_mapping_gist(gh: GitHub, state: dict[str, Any], local: dict[str
     found = mapping_gists(gh)
     if lost in found:
         raise GitHubError(f"The mapping gist {lost} is listed but cannot be read (404): check the token's gist scope.")
+    by = "this machine's mapping"
     if found:
         log.warning(
             "The mapping gist %s is gone from GitHub; using %s, which another machine recreated.", lost, found[0]
         )
-        new = found[0]
+        new, by = found[0], "another machine's mapping"
     else:
         new = create_mapping_gist(gh, local)
         log.warning(
@@ -2051,7 +2138,7 @@ def replace_lost_mapping_gist(gh: GitHub, state: dict[str, Any], local: dict[str
             new,
             len(local["scripts"]),
         )
-    return {"login": state.get("login"), "gist_id": new, "replaced": {"gist_id": lost, "at": now_iso()}}
+    return {"login": state.get("login"), "gist_id": new, "replaced": {"gist_id": lost, "at": now_iso(), "from": by}}
 
 
 def push_until_settled(
@@ -3686,7 +3773,10 @@ def exec_script(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     refresh_in_background()
-    os.execv(argv[0], argv)
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:  # a uv for another machine, a half-written upgrade, an argument list too long
+        raise ConfigError(f"Could not start {argv[0]} ({e.strerror or e}): reinstall it, or check PATH.") from e
 
 
 def refresh_in_background() -> None:
@@ -3707,8 +3797,11 @@ def refresh_in_background() -> None:
     if time.time() - last < interval:
         return
     try:
-        os.close(os.open(stamp, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        fd = os.open(stamp, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        try:
+            os.utime(fd)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        finally:
+            os.close(fd)
         pid = os.fork()
     except OSError:
         return
@@ -3755,7 +3848,8 @@ def fast_run(argv: Sequence[str]) -> None:
         cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
     except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
-    exec_script(cmd)
+    with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
+        exec_script(cmd)
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -4059,9 +4153,12 @@ def cmd_run(
         args = build_script_args(entry["params"], req.pairs)  # before anything is saved
         if save:
             entry = {**entry, "script_name": save}
-            path = store_cache(entry, code)
-            with status_line("Syncing mapping…"):
-                put_entry(entry)
+            with hold_name(save):
+                if save in read_mapping()["scripts"]:  # taken while the gist was being reviewed
+                    raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+                path = store_cache(entry, code)
+                with status_line("Syncing mapping…"):
+                    put_entry(entry)
             log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
         else:  # beside, not over, the pinned copy of a name that may use the same gist
             path = revision_path(entry, entry["revision"])
@@ -4941,9 +5038,15 @@ def doctor_checks() -> list[dict[str, Any]]:
         add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
     # Where sync keeps the mapping; until the first sync there is nothing to reach.
     state = read_sync_state()
-    gist_id = os.environ.get("SM_MAPPING_GIST") or state.get("gist_id")
+    try:
+        gist_id = chosen_mapping_gist() or state.get("gist_id")
+    except ConfigError as e:
+        add("mapping gist", "fail", str(e))
+        gist_id = None
     pending = "; local changes are waiting to sync" if state.get("pending") else ""
-    if not gist_id:
+    if gist_id is None and os.environ.get("SM_MAPPING_GIST"):
+        pass
+    elif not gist_id:
         add("mapping gist", "skip", "not set up yet: the first change or `sm sync` finds or creates it")
     elif gh is None:
         add("mapping gist", "skip", f"{gist_id}: needs a working token{pending}")
@@ -4964,8 +5067,8 @@ def doctor_checks() -> list[dict[str, Any]]:
                     f"{gist_id} holds no {REMOTE_FILE}",
                     "Unset SM_MAPPING_GIST, or point it at the right gist.",
                 )
-        except GitHubError as e:
-            if e.status == 404 and not os.environ.get("SM_MAPPING_GIST"):
+        except SmError as e:
+            if isinstance(e, GitHubError) and e.status == 404 and not os.environ.get("SM_MAPPING_GIST"):
                 add(
                     "mapping gist",
                     "warn",
@@ -4976,11 +5079,11 @@ def doctor_checks() -> list[dict[str, Any]]:
                 add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
     if replaced := state.get("replaced"):
         add(
-            "mapping gist",
-            "warn",
+            "mapping history",
+            "ok",
             f"the previous mapping gist {replaced.get('gist_id')} was deleted on GitHub; sync moved to {gist_id} "
-            f"on {str(replaced.get('at'))[:10]}, from this machine's mapping",
-            "Nothing to do; other machines find the new gist on their next sync.",
+            f"on {str(replaced.get('at'))[:10]}, recreated from {replaced.get('from') or 'this machine'}. "
+            "Other machines find the new gist on their next sync",
         )
 
     try:
@@ -5053,9 +5156,9 @@ def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
     for c in checks:
         mark, colour = DOCTOR_MARKS[c["status"]]
         mark = click.style(mark, fg=colour) if color and colour else mark
-        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
+        lines.append(f"{mark} {c['check']:<{width}}  {visible(str(c['detail']), one_line=True)}")
         if c["fix"] and c["status"] in ("fail", "warn"):
-            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
+            lines.append(f"  {'':<{width}}  fix: {visible(str(c['fix']), one_line=True)}")
     return "\n".join(lines)
 
 

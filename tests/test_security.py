@@ -108,7 +108,7 @@ def test_smuggled_mapping_gist_id_reaches_no_url(github_env, invoke):
     gist_id = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(sm.empty_mapping())})
     before = len(github_env.requests)
     result = invoke("sync", env={"SM_MAPPING_GIST": f"{gist_id}?x=/../../escape"})
-    assert result.exit_code == 1 and "Refusing the gist id" in result.stderr
+    assert result.exit_code == 1 and "SM_MAPPING_GIST is not a gist ID or URL" in result.stderr
     assert all("escape" not in r.path for r in github_env.requests[before:])
 
 
@@ -494,7 +494,9 @@ def test_completion_quotes_what_came_through_sync(sm_env):
         "description": "line one\nline\x1b[2K two",
         "params": [{"name": "x;id", "help": "evil\nhelp"}, {"name": "city"}],
     }
-    good = {**entry, "script_name": "good"}
+    good = {**entry, "script_name": "good", "params": [{"name": "city"}, {"name": "max_n", "help": "evil\nhelp"}]}
+    # a parameter name that is not a plain name quarantines its entry: it never reaches completion at all
+    assert sm.entry_problem("bad", {**entry, "script_name": "bad"}) == "params is not a list of parameters"
     sm_env.mkdir()
     (sm_env / "mapping.json").write_text(
         json.dumps({"version": 1, "scripts": {"a;touch pwned": entry, "good": good}, "tombstones": {}})
@@ -507,4 +509,4 @@ def test_completion_quotes_what_came_through_sync(sm_env):
         params = {"name": "good", "args": ()}
 
     args = {i.value: i.help for i in sm.complete_run_args(Ctx, None, "")}
-    assert args == {"'x;id='": "evil help", "city=": None}
+    assert args == {"max_n=": "evil help", "city=": None}

@@ -454,3 +454,222 @@ def test_background_refresh_brings_an_edit_from_another_machine(machines, tmp_pa
         time.sleep(0.1)
     assert b("run", "greet").stdout == "v2\n"
     assert not (b.home / "sm.log").exists() or "Error" not in (b.home / "sm.log").read_text()
+
+
+# ══ what an independent review found: each a way to lose or corrupt data ═══════════════════════════════
+
+
+@pytest.fixture
+def machine(github_env, monkeypatch, tmp_path):
+    """In-process machines: each has its own SM_HOME, all share one token and one GitHub."""
+
+    def use(name):
+        monkeypatch.setenv("SM_HOME", str(tmp_path / f"machine-{name}"))
+        monkeypatch.setattr(sm, "_warned", set())
+        return sm.GitHub(TOKEN)
+
+    return use
+
+
+def add(gh, name, body="print('hi')"):
+    return sm.upload_new(gh, name, script_code(body), f"script {name}", public=False, created=sm.now_iso())
+
+
+def edit(gh, entry, body):
+    code = script_code(body)
+    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
+    return sm.repin(entry, sm.latest_revision(gh, gist), code)
+
+
+def test_from_remote_recovery_never_undoes_what_github_has(machine, github_env):
+    gh = machine("A")
+    x = add(gh, "x", "print('v1')")
+    add(gh, "y")
+    add(gh, "z")
+    v2 = edit(gh, x, "print('v2')")
+    assert sm.delete_entry("z")["script_name"] == "z"
+    (sm.sm_home() / "mapping.json").write_text("{broken")
+    sm.sync(gh, from_remote=True)
+    remote = remote_mapping(github_env)
+    assert remote["scripts"]["x"]["revision"] == v2["revision"]  # the backup held v1: GitHub's v2 stays
+    assert "z" not in remote["scripts"] and "z" in remote["tombstones"]
+    assert sm.read_mapping()["scripts"]["x"]["revision"] == v2["revision"]
+
+
+def test_a_base_from_another_mapping_gist_is_no_ancestor(machine, github_env, monkeypatch):
+    gh = machine("A")
+    mine = add(gh, "tool", "print('mine')")
+    theirs_code = script_code("print('theirs')")
+    theirs = github_env.create_gist_direct("alice", {"tool.py": theirs_code})
+    other = {
+        "version": 1,
+        "tombstones": {},
+        "scripts": {
+            "tool": {
+                "script_name": "tool",
+                "gist_id": theirs,
+                "filename": "tool.py",
+                "revision": github_env.revisions(theirs)[0],
+                "sha256": sm.sha256_text(theirs_code),
+                "updated_at": "2026-01-01T00:00:00.000000Z",
+            }
+        },
+    }
+    chosen = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(other)}, "sm script mapping")
+    monkeypatch.setenv("SM_MAPPING_GIST", f"https://gist.github.com/alice/{chosen}")  # as people copy it
+    sm.sync(gh)
+    scripts = sm.read_mapping()["scripts"]
+    assert {scripts["tool"]["gist_id"], scripts["tool-2"]["gist_id"]} == {mine["gist_id"], theirs}
+
+
+def test_a_stale_machine_recreating_the_mapping_gist_reverts_nothing(machine, github_env):
+    x = add(machine("A"), "x", "print('v1')")
+    sm.sync(machine("B"))
+    v2 = edit(machine("A"), x, "print('v2')")
+    del github_env.gists[mapping_gist(github_env)]
+    sm.sync(machine("B"))  # B still has v1 and recreates the gist from it
+    gh = machine("A")
+    sm.sync(gh)
+    assert sm.read_mapping()["scripts"]["x"]["revision"] == v2["revision"]
+    sm.sync(machine("B"))
+    assert sm.read_mapping()["scripts"]["x"]["revision"] == v2["revision"]
+
+
+@pytest.mark.parametrize("value", [5, {"scripts": {"evil": {"gist_id": ".."}}}, "x"])
+def test_a_stray_quarantine_key_is_just_an_unknown_field(two_good_scripts, invoke, value):
+    gh = two_good_scripts
+    data = remote_mapping(gh)
+    data["_quarantined"] = value
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+    assert invoke("sync").exit_code == 0
+    assert "evil" not in json.dumps(remote_mapping(gh)["scripts"])
+    assert set(sm.read_mapping()["scripts"]) == {"good", "bad"}
+
+
+def test_deeply_nested_remote_json_is_one_line(two_good_scripts, invoke):
+    gh = two_good_scripts
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", "[" * 100_000 + "]" * 100_000)
+    result = invoke("sync")
+    assert result.exit_code == 1 and "is not valid JSON" in result.stderr
+
+
+def test_a_malformed_tombstone_never_takes_the_good_entry_of_its_name(two_good_scripts, invoke, tmp_path):
+    gh = two_good_scripts
+    data = remote_mapping(gh)
+    data["tombstones"]["good"] = "removed"
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+    path = tmp_path / "new.py"
+    path.write_text(script_code("print('new')"))
+    assert invoke("add", "new", str(path)).exit_code == 0  # any change: a push
+    remote = remote_mapping(gh)
+    assert "good" in remote["scripts"] and remote["tombstones"]["good"] == "removed"
+
+
+def test_a_name_held_by_a_malformed_entry_is_not_given_away(two_good_scripts, invoke, tmp_path):
+    gh = two_good_scripts
+    data = remote_mapping(gh)
+    data["scripts"]["held"] = {"script_name": "held", "updated_at": 5}
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+    path = tmp_path / "held.py"
+    path.write_text(script_code("print('held')"))
+    result = invoke("add", "held", str(path))
+    assert result.exit_code == 2 and "'held' already exists" in result.stderr
+    assert remote_mapping(gh)["scripts"]["held"] == {"script_name": "held", "updated_at": 5}
+
+
+def test_a_new_machine_checks_the_name_on_github_before_the_model(machine, github_env, llm, invoke):
+    add(machine("A"), "tool")
+    machine("B")  # never synced
+    result = invoke("create", "tool", "print something")
+    assert result.exit_code == 2 and "'tool' already exists" in result.stderr
+    assert llm.requests == []
+
+
+def test_a_newer_local_mapping_stops_create_and_is_never_pushed(github_env, llm, invoke, sm_env, tmp_path):
+    path = tmp_path / "a.py"
+    path.write_text(script_code("print(1)"))
+    assert invoke("add", "a", str(path)).exit_code == 0
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["version"] = 2
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    before = {g: github_env.revisions(g) for g in github_env.gists}
+    made = invoke("create", "b", "print two")
+    assert made.exit_code == 1 and "newer sm" in made.stderr and llm.requests == []
+    synced = invoke("sync")
+    assert synced.exit_code == 1 and "newer sm" in synced.stderr
+    assert {g: github_env.revisions(g) for g in github_env.gists} == before
+    assert remote_mapping(github_env)["version"] == 1
+
+
+def test_an_entry_stored_under_another_name_is_quarantined(created, invoke, sm_env, monkeypatch):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["other"] = data["scripts"]["greet"]  # renamed by hand: the key only
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    monkeypatch.delenv("GITHUB_PAT")
+    result = invoke("run", "other", "name=x")
+    assert result.exit_code == 2 and "script_name is 'greet', not the name it is stored under" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        {"name": "\x1b]0;owned\x07x", "help": "h", "required": True},
+        {"name": "a\nb", "help": "h"},
+        {"name": "ok", "help": 5},
+        {"name": "ok", "default": {"a": 1}},
+    ],
+)
+def test_malformed_parameters_quarantine_their_entry(param):
+    entry = {
+        "script_name": "a",
+        "gist_id": "a" * 32,
+        "filename": "a.py",
+        "revision": "1" * 40,
+        "sha256": "2" * 64,
+        "params": [{"name": "fine", "help": "", "required": False}, param],
+    }
+    assert sm.entry_problem("a", entry) == "params is not a list of parameters"
+
+
+def test_clash_notes_from_a_background_sync_are_shown_by_the_next_sync(machine, github_env, monkeypatch, caplog):
+    add(machine("A"), "first")
+    sm.sync(machine("B"))
+    add(machine("A"), "tool", "print('A')")
+    gh = machine("B")
+    github_env.inject("GET", f"/gists/{mapping_gist(github_env)}", status=404)
+    add(gh, "tool", "print('B')")  # B could not see A's tool (its sync after the upload failed)
+    monkeypatch.setenv("SM_BACKGROUND", "1")
+    sm.sync(gh)
+    assert sm.read_sync_state()["unseen_notes"]
+    monkeypatch.delenv("SM_BACKGROUND")
+    caplog.clear()
+    changes = sm.sync(gh)
+    assert any("'tool-2'" in note for note in changes["notes"])
+    assert "unseen_notes" not in sm.read_sync_state()
+
+
+def test_rename_waits_for_no_one_but_refuses_a_name_being_created(created, invoke):
+    with sm.hold_name("taken"):
+        result = invoke("rename", "greet", "taken")
+    assert result.exit_code == 2 and "Another sm is creating 'taken'" in result.stderr
+    assert invoke("rename", "greet", "taken").exit_code == 0
+
+
+def test_an_exec_that_fails_is_one_line(created, tmp_path, monkeypatch, sm_env):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "uv").write_bytes(b"\x7fELF not really")
+    (fake_bin / "uv").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "SM_RAISE_ERRORS"}
+    env.update(PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", SM_REFRESH_SECONDS="-1")
+    proc = subprocess.run([*SM, "run", "greet", "name=x"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, explain(proc)
+    assert "Could not start" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_shows_control_characters_from_github_visibly(github_env, invoke, monkeypatch):
+    monkeypatch.setenv("SM_MAPPING_GIST", "f" * 32)
+    github_env.inject("GET", "/gists/" + "f" * 32, status=403, body={"message": "no\x1b]0;pwned\x07 way"})
+    result = invoke("doctor")
+    assert "\x1b]0;pwned" not in result.output and "^[]0;pwned^G" in result.output
