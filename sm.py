@@ -25,11 +25,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+# The file reads from cheap to expensive, one banner per section, in dependency order:
+#   Errors · Secrets & logging · Paths & config · Fast paths · Script model · GitHub client · Mapping & sync ·
+#   Generation · Review UI · Operations · CLI wiring · main
+# The fast-path rule: `sm run NAME` on a verified cache and `sm list --json` finish within the first four
+# sections, which use the standard library only. Every other import happens inside the function that needs
+# it, because on the run path each millisecond is paid on top of uv's own start-up.
+
 # typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
 TYPE_CHECKING = False
 
-# Only what `sm run` needs to reach exec is imported here; everything else is imported where it is
-# used, because on the run path each millisecond is paid on top of uv's own start-up.
 if TYPE_CHECKING:
     import ast
     from pathlib import Path  # pathlib costs ~3 ms: imported where a Path is made, never on the run path
@@ -39,29 +44,6 @@ if TYPE_CHECKING:
     import httpx2
 
 __version__ = "0.1.0"
-
-
-class _Log:
-    """A logger made on first use: importing logging costs more than sm's whole run path."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr == "debug" and "logging" not in sys.modules:
-            return _ignore  # nothing can have asked for debug output before logging was even imported
-        import logging
-
-        return getattr(logging.getLogger(self._name), attr)
-
-
-def _ignore(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-log = _Log("sm")
-# Tokens sm has used in this process; redact() masks them in logs and error messages.
-KNOWN_SECRETS: set[str] = set()
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -131,6 +113,247 @@ class Cancelled(SmError):
         self.exit_code = exit_code
 
 
+def _short(e: BaseException) -> str:
+    """The first line of an exception, without its full stop: callers put it inside their own sentence."""
+    return (str(e).splitlines() or [""])[0].strip().rstrip(".") or type(e).__name__
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Secrets & logging
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Tokens never appear in output, logs or errors: redact() masks every token sm knows of. Text from outside
+# (code, descriptions, GitHub's messages) is made visible() before a terminal or the log sees it: its control
+# characters are shown, never obeyed. Uploads and prompts are scanned for credentials before they leave.
+
+
+class _Log:
+    """A logger made on first use: importing logging costs more than sm's whole run path."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "debug" and "logging" not in sys.modules:
+            return _ignore  # nothing can have asked for debug output before logging was even imported
+        import logging
+
+        return getattr(logging.getLogger(self._name), attr)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+log = _Log("sm")
+
+
+# Errors that click prints itself go to the log file only, through this child logger.
+errors_log = _Log("sm.errors")
+
+
+def log_file() -> Path:
+    return sm_home() / "sm.log"
+
+
+def setup_logging(verbose: bool, *, console: bool = True) -> None:
+    """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
+    import logging.handlers
+    from pathlib import Path
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
+
+    class Redact(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = visible(redact(record.getMessage())), None
+            return True
+
+    class Stderr(logging.StreamHandler):  # sys.stderr as it is at each write: a status line redirects it
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
+    class LogFile(logging.handlers.RotatingFileHandler):
+        def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
+            private_dir(Path(self.baseFilename).parent)
+            return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private_opener)
+
+        def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
+            pass
+
+    redactor = Redact()
+    stderr = Stderr()
+    stderr.setFormatter(OneLine())
+    stderr.addFilter(redactor)
+    stderr.addFilter(lambda record: record.name != errors_log.name)
+    file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
+    file.setLevel(logging.WARNING)
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    file.addFilter(redactor)
+    for handler in log.handlers:
+        handler.close()
+    log.handlers[:] = [stderr, file] if console else [file]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+
+
+# Tokens sm has used in this process; redact() masks them in logs and error messages.
+KNOWN_SECRETS: set[str] = set()
+
+
+TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def find_token() -> tuple[str, str]:
+    """Return (token, where it came from). Never log or print the token itself."""
+    for var in TOKEN_VARS:
+        if value := os.environ.get(var, "").strip():
+            KNOWN_SECRETS.add(value)
+            return value, var
+    gh = which("gh")
+    if gh:
+        import subprocess
+
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                KNOWN_SECRETS.add(out.stdout.strip())
+                return out.stdout.strip(), "gh auth token"
+    raise ConfigError(
+        "No GitHub token: set GITHUB_PAT to a token with the gist scope "
+        "(https://github.com/settings/tokens), or log in with `gh auth login`."
+    )
+
+
+TOKEN_SHAPES = r"\b(?:gh[pousr]_|github_pat_|sk-)[A-Za-z0-9_-]{16,}"
+
+
+def redact(text: str) -> str:
+    """Mask the tokens sm knows of (used this run, or set in the environment) and anything shaped like one."""
+    secret_vars = (*TOKEN_VARS, *(var for var, _ in DEFAULT_MODELS))
+    values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in secret_vars}
+    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
+        text = text.replace(value, "***")
+    for _kind, pattern in SECRET_PATTERNS:  # the upload scan's patterns: AWS keys, private key blocks too
+        text = re.sub(pattern, "***", text)
+    return re.sub(TOKEN_SHAPES, "***", text)
+
+
+SECRET_PATTERNS = (
+    ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    ("an Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{30,}"),
+    ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
+    ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
+    # A key block, not the bare marker that code checking for keys contains: the base64 body must follow
+    # (after optional PEM headers, also as the \n escapes of a string literal).
+    (
+        "a private key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*"
+        r"(?:[A-Za-z-]+: [^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/]{40}[A-Za-z0-9+/=\s\\]*",
+    ),
+)
+# AWS's documentation uses key ids ending in EXAMPLE and secret keys ending in EXAMPLEKEY (AKIAIOSFODNN7EXAMPLE,
+# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY): placeholders, not secrets.
+EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
+# Two string literals that Python joins, across spaces, line breaks or a `+`: a token split this way
+# ("ghp_abc" "def…") is found once they are joined.
+SPLIT_STRING = r"""(?<=[A-Za-z0-9_/+=-])["']\s*\+?\s*(?:\\\n\s*)?["'](?=[A-Za-z0-9_/+=-])"""
+
+
+def find_secrets(text: str) -> list[tuple[str, int]]:
+    """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
+    hits = set()
+    cuts = [(m.start(), m.end()) for m in re.finditer(SPLIT_STRING, text)]
+    joined = re.sub(SPLIT_STRING, "", text) if cuts else text
+    for kind, rx in SECRET_PATTERNS:
+        for m in re.finditer(rx, joined):
+            if m.group().rstrip().endswith(EXAMPLE_SUFFIXES):
+                continue
+            pos = m.start()
+            for start, end in cuts:  # back to a position in `text`: add what was cut before the match
+                if start > pos:
+                    break
+                pos += end - start
+            hits.add((kind, text.count("\n", 0, pos) + 1))
+    return sorted(hits, key=lambda h: (h[1], h[0]))
+
+
+def check_secrets(text: str, filename: str, *, public: bool) -> None:
+    """Refuse to publish credentials; a secret gist only gets a warning, since anyone with its URL can read it."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if public:
+        raise ValidationFailed(
+            f"Refusing to upload {filename} to a public gist: it contains {found}. "
+            "Read secrets from the environment instead, or keep the gist secret (no --public)."
+        )
+    log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
+
+
+def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
+    """Scan everything a gist upload carries: each file's name and content, and the description."""
+    for fname, text in files.items():
+        check_secrets(fname, "a file name", public=public)
+        check_secrets(text, fname, public=public)
+    if description:
+        check_secrets(description, "the description", public=public)
+
+
+def check_prompt(text: str, *, yes: bool) -> None:
+    """A prompt goes to the model's provider: one that looks like it holds a credential is sent only when the
+    user says so (asked on a terminal, --yes otherwise)."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if yes:
+        log.warning("The prompt contains %s; sending it to the model because of --yes.", found)
+        return
+    if not interactive():
+        raise ValidationFailed(
+            f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
+            "from the environment), or pass --yes to send it anyway."
+        )
+    import click
+
+    if not click.confirm(f"The prompt contains {found}. Send it to the model anyway?", default=False, err=True):
+        raise Cancelled("Nothing was sent to the model.")
+
+
+# What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
+# a line), DEL, C1 controls, and the Unicode controls that reorder or break what is displayed (bidi
+# embeddings, overrides, isolates and marks, as in "Trojan Source", CVE-2021-42574).
+CONTROL_PATTERN = (
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
+)
+
+
+def visible(text: str, *, one_line: bool = False) -> str:
+    """`text` with its control characters shown, as `cat -v` does: ESC as ^[, DEL as ^?, C1 as M-^[,
+    and bidi controls as <U+202E>. Newlines and tabs stay, unless `one_line`."""
+    return re.sub(r"[\t\n\r]|" + CONTROL_PATTERN if one_line else CONTROL_PATTERN, _shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    n = ord(match.group())
+    if n < 0x20 or n == 0x7F:
+        return "^" + chr(n ^ 0x40)
+    if n < 0xA0:
+        return "M-^" + chr((n - 0x80) ^ 0x40)
+    return f"<U+{n:04X}>"
+
+
+def control_count(text: str) -> int:
+    return len(re.findall(CONTROL_PATTERN, text))
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Paths & config
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -139,7 +362,7 @@ class Cancelled(SmError):
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # patterns compile on first use (re caches them)
 DEFAULT_API_URL = "https://api.github.com"
-TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
+
 
 # Provider key → default model, in the order they are tried when neither --model nor SM_MODEL is set.
 DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
@@ -239,6 +462,46 @@ def private_opener(path: str, flags: int) -> int:
     return fd
 
 
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file, and a
+    symlink at `path` is replaced, never written through."""
+    import tempfile
+
+    private_dir(path.parent)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_home() -> None:
+    """Before a model or GitHub is paid for: can sm keep what they produce? One line naming the path if not."""
+    import tempfile
+
+    home = home_dir()
+    for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
+        try:
+            private_dir(folder)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise ConfigError(
+                f"sm cannot write to {folder} ({e.strerror or e}): make it writable, or point SM_HOME at a "
+                "folder that is. Nothing was generated or uploaded."
+            ) from e
+    if os.path.isdir(mapping_file()):
+        raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
+
+
 def api_url() -> str:
     url = (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
     if problem := url_problem(url, "SM_GITHUB_API_URL"):
@@ -275,6 +538,39 @@ def http_allowance(url: str) -> str | None:
     if os.environ.get("SM_ALLOW_HTTP") == "1":
         return "SM_ALLOW_HTTP=1"
     return None
+
+
+def resolve_model(explicit: str | None) -> str:
+    """--model, then SM_MODEL, then a current model for whichever provider key is present."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("SM_MODEL", "").strip():
+        return env
+    if found := default_model():
+        return found[0]
+    choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
+    raise ConfigError(
+        f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
+        f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
+        f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
+    )
+
+
+def default_model() -> tuple[str, str] | None:
+    """(model, the variable that chose it) when neither --model nor SM_MODEL is set, or None."""
+    for var, model in (COMPATIBLE_DEFAULT, *DEFAULT_MODELS):
+        if os.environ.get(var, "").strip():
+            return model, var
+    return None
+
+
+def model_setup_problem(model: str) -> tuple[str, str] | None:
+    """What the model's provider lacks in the environment, as (what is missing, what to do), or None."""
+    needs, fix = MODEL_SETTINGS.get(model.partition(":")[0], ((), ""))
+    if not needs or any(os.environ.get(var, "").strip() for var in needs):
+        return None
+    missing = f"{needs[0]} is not set" if len(needs) == 1 else f"neither {' nor '.join(needs)} is set"
+    return missing, f"{fix}, or choose another model with SM_MODEL or --model."
 
 
 def check_name(name: str) -> str:
@@ -327,65 +623,6 @@ def entry_problem(name: Any, entry: Any) -> str | None:
     return None
 
 
-def _clip(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def find_token() -> tuple[str, str]:
-    """Return (token, where it came from). Never log or print the token itself."""
-    for var in TOKEN_VARS:
-        if value := os.environ.get(var, "").strip():
-            KNOWN_SECRETS.add(value)
-            return value, var
-    gh = which("gh")
-    if gh:
-        import subprocess
-
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
-            if out.returncode == 0 and out.stdout.strip():
-                KNOWN_SECRETS.add(out.stdout.strip())
-                return out.stdout.strip(), "gh auth token"
-    raise ConfigError(
-        "No GitHub token: set GITHUB_PAT to a token with the gist scope "
-        "(https://github.com/settings/tokens), or log in with `gh auth login`."
-    )
-
-
-def resolve_model(explicit: str | None) -> str:
-    """--model, then SM_MODEL, then a current model for whichever provider key is present."""
-    if explicit:
-        return explicit
-    if env := os.environ.get("SM_MODEL", "").strip():
-        return env
-    if found := default_model():
-        return found[0]
-    choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
-    raise ConfigError(
-        f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
-        f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
-        f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
-    )
-
-
-def default_model() -> tuple[str, str] | None:
-    """(model, the variable that chose it) when neither --model nor SM_MODEL is set, or None."""
-    for var, model in (COMPATIBLE_DEFAULT, *DEFAULT_MODELS):
-        if os.environ.get(var, "").strip():
-            return model, var
-    return None
-
-
-def model_setup_problem(model: str) -> tuple[str, str] | None:
-    """What the model's provider lacks in the environment, as (what is missing, what to do), or None."""
-    needs, fix = MODEL_SETTINGS.get(model.partition(":")[0], ((), ""))
-    if not needs or any(os.environ.get(var, "").strip() for var in needs):
-        return None
-    missing = f"{needs[0]} is not set" if len(needs) == 1 else f"neither {' nor '.join(needs)} is set"
-    return missing, f"{fix}, or choose another model with SM_MODEL or --model."
-
-
 def now_iso() -> str:
     """UTC timestamp with microseconds; ISO strings of this one shape sort chronologically."""
     import datetime as dt
@@ -426,77 +663,420 @@ def which(cmd: str) -> str | None:
     return None
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file, and a
-    symlink at `path` is replaced, never written through."""
-    import tempfile
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Fast paths (standard library only)
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Everything `sm run NAME` needs before exec on a verified cache, and `sm list --json` before it prints: the
+# standard library only, and nothing below this section (tests/test_packaging.py checks both). Whatever these
+# paths do not handle themselves goes on to the full CLI, which reports it properly.
 
-    private_dir(path.parent)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+def fast_run(argv: Sequence[str]) -> None:
+    """`sm run NAME key=value ...` on a verified cache, before click is even imported.
+
+    Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
+    names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
+    """
+    if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
+        return
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        req = parse_run_tail(argv[2:])
+        if req.options:
+            return
+        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
+            entry = json.loads(f.read())["scripts"].get(argv[1])
+        if entry_problem(argv[1], entry) or not (path := verified_cache(entry)):
+            return
+        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
+        cmd = uv_command(path, args)
+    except Exception:  # anything odd: the full CLI meets it again and reports it properly
+        return
+    if cmd is not None:  # the no-uv fallback is the full CLI's business
+        exec_script(cmd)
 
 
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Models (pydantic)
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Built on first use: importing pydantic costs more than `sm run` may spend in total.
+# -- sm run NAME key=value ... ---------------------------------------------------------------------
 
 
-@functools.cache
-def models() -> Any:
-    from pydantic import BaseModel, Field
+class RunRequest:
+    """What `sm run NAME ...` asked for, split from the raw words after NAME."""
 
-    class Param(BaseModel):
-        """A runtime parameter: `sm run NAME key=value` passes it as `--key=value`."""
+    def __init__(self) -> None:
+        self.pairs: list[str] = []
+        self.passthrough: list[str] = []
+        self.options: dict[str, Any] = {}
 
-        name: str = Field(
-            pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
-            description="Option name without dashes; the script accepts it as --NAME.",
+
+RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
+RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "save"}
+
+
+def parse_run_tail(words: Sequence[str]) -> RunRequest:
+    """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
+    req = RunRequest()
+    it = iter(words)
+    for word in it:
+        if word == "--":
+            req.passthrough.extend(it)
+            break
+        opt, eq, inline = word.partition("=")
+        if word in RUN_FLAGS:
+            req.options[RUN_FLAGS[word]] = True
+        elif opt in RUN_VALUE_OPTIONS:
+            value = inline if eq else next(it, None)
+            if value is None:
+                raise UsageProblem(f"Option {opt} needs a value.")
+            req.options[RUN_VALUE_OPTIONS[opt]] = value
+        elif word.startswith("-"):
+            raise UsageProblem(
+                f"Unknown option {word!r} for sm run: pass parameters as key=value, "
+                "and arguments for the script after `--`."
+            )
+        else:
+            req.pairs.append(word)
+    return req
+
+
+def norm_key(key: str) -> str:
+    return key.replace("_", "-").lower()
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise UsageProblem(f"Expected key=value, got {pair!r}; put raw arguments for the script after `--`.")
+    return key, value
+
+
+def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
+    """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
+
+    One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
+    a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
+    params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
+    """
+    if params is None:
+        return [f"--{key}={value}" for key, value in map(split_pair, pairs)]
+    by_key = {norm_key(p["name"]): p for p in params}
+    given: list[tuple[str, str]] = []
+    for pair in pairs:
+        try:
+            key, value = split_pair(pair)
+        except UsageProblem as e:
+            raise UsageProblem(f"{e} {describe_params(params)}") from None
+        param = by_key.get(norm_key(key))
+        if param is None:
+            raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
+        given.append((param["name"], value))
+    named = {name for name, _ in given}
+    missing = [p["name"] for p in params if p.get("required") and p["name"] not in named and p.get("default") is None]
+    if missing:
+        raise UsageProblem(
+            f"Missing required parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}. {describe_params(params)}"
         )
-        help: str = Field(description="One-line help text, as given to argparse/click.")
-        required: bool = Field(description="True if the script cannot run without it.")
-        default: str | None = Field(description="Default value as a string, or null.")
+    return [f"--{name}={value}" for name, value in given]
 
-    class Script(BaseModel):
-        """A complete Python script with its PEP 723 block. `code` comes last so it streams last."""
 
-        description: str = Field(description="One line (under 100 characters) saying what the script does.")
-        params: list[Param] = Field(description="Every --option the script accepts.")
-        code: str = Field(description="The whole script, starting with its `# /// script` block.")
+def describe_params(params: Sequence[dict[str, Any]]) -> str:
+    """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
+    if not params:
+        return "This script takes no parameters."
+    lines = ["Parameters:"]
+    for p in params:
+        flag = (
+            "required"
+            if p.get("required") and p.get("default") is None
+            else f"default {p.get('default')!r}"
+            if p.get("default") is not None
+            else "optional"
+        )
+        lines.append(f"  {p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
+    return "\n".join(visible(line, one_line=True) for line in lines)
 
-    return type("Models", (), {"Param": Param, "Script": Script})
+
+# -- the pinned copy -------------------------------------------------------------------------------
+# One stable path per gist, checked against the sha256 the user accepted before every run.
+
+
+def entry_path(entry: dict[str, Any], *parts: str) -> str:
+    """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
+    # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
+    if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
+        raise IntegrityError(
+            f"Refusing to use the mapping entry {_clip(entry.get('script_name'))}: {problem}. Remove it with "
+            "`sm rm NAME`, or fix it in your mapping gist and run `sm sync`."
+        )
+    return home_path("cache", entry["gist_id"], *parts)
+
+
+def cached_file(entry: dict[str, Any]) -> str:
+    # One stable path per gist, so uv reuses the script's environment between runs.
+    return entry_path(entry, entry["filename"])
+
+
+def cached_path(entry: dict[str, Any]) -> Path:
+    from pathlib import Path
+
+    return Path(cached_file(entry))
+
+
+def verified_cache(entry: dict[str, Any]) -> str | None:
+    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
+
+    The copy is read through no symlink, and only if it is a regular file of this user that no other user
+    can write; anything else is fetched again.
+    """
+    import stat
+
+    path = cached_file(entry)
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            data = f.read()
+    except OSError:
+        return None
+    return path if sha256_hex(data) == entry["sha256"] else None
+
+
+def store_cache(entry: dict[str, Any], content: str) -> Path:
+    path = cached_path(entry)
+    atomic_write(path, content)
+    return path
+
+
+UV_INSTALL_HINT = (
+    "install it with `python3 -m pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)"
+)
+
+
+def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
+    """`uv run --script PATH ARGS`, or None without uv (run_command() then falls back to a venv and pip)."""
+    uv = which("uv")
+    return [uv, "run", "--script", str(path), *args] if uv else None
+
+
+def exec_script(argv: list[str]) -> None:
+    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
+    log.debug("exec: %s", " ".join(argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    refresh_in_background()
+    os.execv(argv[0], argv)
+
+
+def refresh_in_background() -> None:
+    """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
+    another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
+    the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
+    try:
+        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
+    except ValueError:
+        interval = 300.0
+    if interval < 0 or os.environ.get("SM_BACKGROUND"):
+        return
+    stamp = os.path.join(home_dir(), "refresh.stamp")
+    try:
+        last = os.stat(stamp).st_mtime
+    except OSError:
+        last = 0.0
+    if time.time() - last < interval:
+        return
+    try:
+        os.close(os.open(stamp, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        return
+    try:  # the child: its own session, no terminal, no share of the script's stdin or output
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.environ["SM_BACKGROUND"] = "1"
+        background_sync()
+    finally:
+        os._exit(0)
+
+
+def background_sync() -> None:
+    """The body of the detached refresh: warnings and failures go to sm.log only."""
+    try:
+        setup_logging(verbose=False, console=False)
+        try_sync("Background refresh of the mapping failed: %s")
+    except Exception as e:  # noqa: BLE001 - nobody is there to see it: record it and go
+        with contextlib.suppress(Exception):
+            log.error("Background refresh crashed: %s", e)
+
+
+# -- sm list --json, and reading the mapping -------------------------------------------------------
+
+
+def fast_list_json(argv: Sequence[str]) -> bool:
+    """`sm list --json` on a machine that has synced before: the standard library is enough."""
+    if list(argv) != ["list", "--json"] or not read_sync_state().get("gist_id"):
+        return False
+    if not isatty(sys.stdout):  # piped: the compact rows written with the mapping, if they are its current ones
+        with contextlib.suppress(OSError, ValueError), open(list_cache_path(), "rb") as cached:
+            if cached.readline().decode().strip() == file_stamp(mapping_path()):
+                sys.stdout.flush()
+                sys.stdout.buffer.write(cached.read())
+                sys.stdout.flush()
+                return True
+    try:
+        text = rows_json(script_rows(read_mapping()))
+    except SmError:
+        return False  # the full CLI reports it
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return True
+
+
+def script_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a mapping, sorted by name: what `sm list --json` prints."""
+    return [data["scripts"][n] for n in sorted(data["scripts"])]
+
+
+def rows_json(rows: list[dict[str, Any]]) -> str:
+    """Indented for people on a terminal; compact (and several times faster to write) for programs."""
+    return json_text(rows, indent=2 if isatty(sys.stdout) else None)
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """JSON for stdout. On a terminal, text that holds characters a terminal would act on is written with
+    \\u escapes instead: the same data, nothing for the terminal to obey."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    if isatty(sys.stdout) and visible(text) != text:
+        text = json.dumps(data, indent=indent)
+    return text
+
+
+MAPPING_VERSION = 1
+QUARANTINE = "_quarantined"  # in memory only: {"scripts": {name: raw}, "tombstones": {name: raw}}
+UPGRADE_HINT = "upgrade sm (`uv tool upgrade sm-script-manager`, or a newer sm.py)"
+_warned: set[tuple[str, str, str]] = set()
+
+
+def empty_mapping() -> dict[str, Any]:
+    return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
+
+
+def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
+    path = path or mapping_file()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return empty_mapping()
+    except OSError as e:
+        raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        backup = f"{path}.bak"
+        source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
+        raise MappingError(
+            f"{path} is corrupt ({_short(e)}) and was left untouched: repair it, or run `sm sync --from-remote` "
+            f"to set it aside and rebuild it from {source}."
+        ) from e
+    return check_mapping(data, str(path))
+
+
+def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, Any]:
+    """A whole mapping, its entries and tombstones checked one by one: bad ones move to data[QUARANTINE]."""
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
+            "`sm sync --from-remote` to restore it from GitHub."
+        )
+    if type(data.get("version", MAPPING_VERSION)) is not int:
+        _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
+        data["version"] = MAPPING_VERSION
+    quarantined: dict[str, dict[str, Any]] = {}
+    for section, problem_of, kind in (
+        ("scripts", entry_problem, "entry"),
+        ("tombstones", tombstone_problem, "tombstone"),
+    ):
+        items = data.get(section, {})
+        if type(items) is not dict:
+            _warn_once(source, section, f"{source}: `{section}` is not an object ({_clip(items)}); ignored.")
+            data[section] = {}
+            continue
+        for name, value in items.items():
+            if problem := problem_of(name, value):
+                quarantined.setdefault(section, {})[name] = value
+                if not quiet:
+                    _warn_once(
+                        source,
+                        f"{section}/{name}",
+                        f"Ignoring the {kind} {name!r} in {source}: {problem}. "
+                        "The other scripts work as usual; fix or remove that entry.",
+                    )
+        if section in quarantined:
+            data[section] = {n: v for n, v in items.items() if n not in quarantined[section]}
+    data.setdefault("version", MAPPING_VERSION)
+    data.setdefault("scripts", {})
+    data.setdefault("tombstones", {})
+    if quarantined:
+        data[QUARANTINE] = quarantined
+    return data
+
+
+def tombstone_problem(name: Any, stone: Any) -> str | None:
+    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
+        return "the name is not a valid script name"
+    if type(stone) is not dict:
+        return f"the tombstone is a {type(stone).__name__}, not an object"
+    if type(stone.get("deleted_at")) is not str:
+        return f"deleted_at is missing or not a string ({_clip(stone.get('deleted_at'))})"
+    gist_id = stone.get("gist_id")
+    if gist_id is not None and (type(gist_id) is not str or not re.fullmatch(GIST_ID_PATTERN, gist_id)):
+        return f"gist_id is malformed ({_clip(gist_id)})"
+    if stone.get("clock") is not None and type(stone["clock"]) is not str:
+        return f"clock is not a string ({_clip(stone['clock'])})"
+    return None
+
+
+def _warn_once(source: str, key: str, message: str) -> None:
+    if (source, key, message) not in _warned:
+        _warned.add((source, key, message))
+        log.warning("%s", message)
+
+
+def list_cache_path() -> Path:
+    return sm_home() / "list.json"
+
+
+def file_stamp(path: Path) -> str:
+    """Changes whenever the file is replaced or rewritten (atomic writes make a new inode)."""
+    st = os.stat(path)
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def sync_state_path() -> Path:
+    return sm_home() / "sync.json"
+
+
+def read_sync_state() -> dict[str, Any]:
+    try:
+        state = json.loads(sync_state_path().read_text())
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# PEP 723 & validation (pure)
+# Script model
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
+# A script describes itself in its PEP 723 block: requires-python, dependencies, and sm's [tool.sm] table
+# (description, provenance, parameters). Pure functions: reading it, checking a candidate, stamping it.
 
 # The reference regex from PEP 723.
 BLOCK_PATTERN = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
-PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
-
-
-def placeholders(prompt: str) -> list[str]:
-    """`{{word}}` names in order of first appearance; a `{{...}}` that is not a valid name is refused."""
-    found = dict.fromkeys(re.findall(r"\{\{.*?\}\}", prompt, re.S))
-    if bad := [m for m in found if not re.fullmatch(PLACEHOLDER_PATTERN, m)]:
-        verb = "is not a valid parameter name" if len(bad) == 1 else "are not valid parameter names"
-        raise UsageProblem(
-            f"{' and '.join(bad)} {verb}: write a parameter as {{{{name}}}}, with letters, digits, _ and -, "
-            "starting with a letter."
-        )
-    return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
 
 
 def script_blocks(code: str) -> list[re.Match[str]]:
@@ -537,6 +1117,147 @@ REQUIREMENT_PATTERN = (
     rf"(?:@[ \t]*[^\s;]+[ \t]*|\(?[ \t]*{_REQ_SPEC}(?:[ \t]*,[ \t]*{_REQ_SPEC})*[ \t]*\)?[ \t]*)?"
     r"(?:;[^\x00-\x1f]*)?"
 )
+
+
+def python_satisfies(spec: str, version: Sequence[int]) -> bool:
+    """Does a Python (major, minor, micro) meet `requires-python`, e.g. ">=3.11,<4" or "~=3.12"?"""
+    have = tuple(version[:3])
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        m = re.fullmatch(r"(~=|===|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if not m or (m.group(3) and m.group(1) not in ("==", "!=")) or (m.group(1) == "~=" and "." not in m.group(2)):
+            raise ValidationFailed(f"cannot read requires-python {spec!r}: {clause!r} is not a version specifier")
+        op, text, star = m.groups()
+        want = tuple(int(x) for x in text.split("."))
+        if star:
+            ok = (have[: len(want)] == want) == (op == "==")
+        else:
+            width = max(len(want), len(have))
+            h, w = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+            ok = {
+                "==": h == w,
+                "===": h == w,
+                "!=": h != w,
+                "<=": h <= w,
+                ">=": h >= w,
+                "<": h < w,
+                ">": h > w,
+                "~=": h >= w and have[: len(want) - 1] == want[:-1],
+            }[op]
+        if not ok:
+            return False
+    return True
+
+
+def dependencies_of(code: str) -> list[str]:
+    try:
+        return list(read_metadata(code)["dependencies"])
+    except ValidationFailed:
+        return []
+
+
+def describe_code(code: str) -> str:
+    """[tool.sm] description, else the first line of the module docstring."""
+    table = (read_metadata(code).get("tool") or {}).get("sm") or {}
+    if isinstance(table, dict) and isinstance(table.get("description"), str):
+        return table["description"]
+    import ast
+
+    with contextlib.suppress(SyntaxError):
+        return ((ast.get_docstring(ast.parse(code)) or "").strip().splitlines() or [""])[0]
+    return ""
+
+
+def param_dict(p: Any) -> dict[str, Any]:
+    d = p if isinstance(p, dict) else p.model_dump()
+    out = {"name": d["name"], "help": d.get("help") or "", "required": bool(d.get("required"))}
+    if d.get("default") is not None:
+        out["default"] = str(d["default"])
+    return out
+
+
+def params_from_code(code: str) -> list[dict[str, Any]]:
+    """Parameters recorded in the script's own [tool.sm] table."""
+    sm_table = (read_metadata(code).get("tool") or {}).get("sm") or {}
+    return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
+
+
+def foreign_params(code: str) -> list[dict[str, Any]] | None:
+    """Parameters of a script sm did not write: [tool.sm], else its --options; None when unreadable."""
+    try:
+        return script_params(code)
+    except (ValidationFailed, SyntaxError):
+        return None
+
+
+def declared_params(code: str) -> list[dict[str, Any]] | None:
+    """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
+    try:
+        if "sm" not in (read_metadata(code).get("tool") or {}):
+            return None
+        return params_from_code(code)
+    except ValidationFailed:
+        return None
+
+
+def script_params(code: str) -> list[dict[str, Any]]:
+    """A script's parameters: its [tool.sm] table when it has one, else its argparse/click options."""
+    tool = read_metadata(code).get("tool") or {}
+    if isinstance(tool.get("sm"), dict):
+        return params_from_code(code)
+    return params_from_options(code)
+
+
+def checked_params(code: str, label: str) -> list[dict[str, Any]]:
+    """The checks `create` makes, then the script's parameters; raises ValidationFailed naming every problem."""
+    problems = script_problems(code, [], [])
+    params: list[dict[str, Any]] = []
+    if not problems:
+        params = script_params(code)
+        # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
+        if isinstance((read_metadata(code).get("tool") or {}).get("sm"), dict):
+            problems = script_problems(code, params, [])
+    if problems:
+        raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
+    return params
+
+
+# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+
+
+def params_from_options(code: str) -> list[dict[str, Any]]:
+    """`--name` options declared with argparse's add_argument or click's option, read without running the code."""
+    found: dict[str, dict[str, Any]] = {}
+    import ast
+
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
+        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if func not in ("add_argument", "option"):
+            continue
+        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        long = next((d[2:] for d in decls if d.startswith("--")), None)
+        kw = {k.arg: k.value for k in call.keywords if k.arg}
+        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
+        action = kw.get("action")
+        is_flag = (
+            const.get("action") in FLAG_ACTIONS
+            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
+            or const.get("is_flag") is True
+            or const.get("count") is True
+            or "flag_value" in kw
+        )
+        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
+            continue
+        found[long] = param_dict(
+            {
+                "name": long,
+                "help": const["help"] if isinstance(const.get("help"), str) else "",
+                "required": const.get("required") is True,
+                "default": None if const.get("default") is None else str(const["default"]),
+            }
+        )
+    return list(found.values())
 
 
 def _option_strings(tree: ast.AST) -> set[str]:
@@ -588,76 +1309,6 @@ def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -
     return problems
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for PEP 723 metadata: scalars, arrays, tables and arrays of tables."""
-    scalars, tables, arrays = [], [], []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif _is_table_array(v):
-            arrays.append((k, v))
-        elif k == "dependencies" and isinstance(v, list) and v:
-            scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
-        else:
-            scalars.append(f"{toml_key(k)} = {toml_value(v)}")
-    out = "\n".join(scalars) + ("\n" if scalars else "")
-    for k, v in tables:
-        name = f"{prefix}{toml_key(k)}"
-        body = toml_dumps(v, name + ".")
-        has_scalars = any(not isinstance(x, dict) and not _is_table_array(x) for x in v.values())
-        out += ("\n" if out else "") + (f"[{name}]\n" if has_scalars or not v else "") + body.lstrip("\n")
-    for k, items in arrays:
-        name = f"{prefix}{toml_key(k)}"
-        for item in items:
-            out += ("\n" if out else "") + f"[[{name}]]\n" + toml_dumps(item, name + ".")
-    return out
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
-
-
-def replace_metadata(code: str, meta: dict[str, Any]) -> str:
-    """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
-    import tomllib
-
-    (block,) = script_blocks(code)
-    body = toml_dumps(meta)
-    lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
-    new_block = "\n".join(lines) + "\n# ///"
-    new = code[: block.start()] + new_block + code[block.end() :]
-    if tomllib.loads(block_toml(script_blocks(new)[0])) != meta:  # the writer must round-trip
-        raise ValidationFailed("internal error: could not write the PEP 723 block faithfully")
-    return new
-
-
-def param_dict(p: Any) -> dict[str, Any]:
-    d = p if isinstance(p, dict) else p.model_dump()
-    out = {"name": d["name"], "help": d.get("help") or "", "required": bool(d.get("required"))}
-    if d.get("default") is not None:
-        out["default"] = str(d["default"])
-    return out
-
-
 def stamp_script(
     code: str,
     *,
@@ -704,337 +1355,66 @@ def pin_resolution(code: str, when: str) -> str:
     return replace_metadata(code, meta)
 
 
-def params_from_code(code: str) -> list[dict[str, Any]]:
-    """Parameters recorded in the script's own [tool.sm] table."""
-    sm_table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
+def replace_metadata(code: str, meta: dict[str, Any]) -> str:
+    """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
+    import tomllib
+
+    (block,) = script_blocks(code)
+    body = toml_dumps(meta)
+    lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
+    new_block = "\n".join(lines) + "\n# ///"
+    new = code[: block.start()] + new_block + code[block.end() :]
+    if tomllib.loads(block_toml(script_blocks(new)[0])) != meta:  # the writer must round-trip
+        raise ValidationFailed("internal error: could not write the PEP 723 block faithfully")
+    return new
 
 
-def foreign_params(code: str) -> list[dict[str, Any]] | None:
-    """Parameters of a script sm did not write: [tool.sm], else its --options; None when unreadable."""
-    try:
-        return script_params(code)
-    except (ValidationFailed, SyntaxError):
-        return None
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML.
+        return json.dumps(value).replace("\x7f", "\\u007f")
+    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
-def declared_params(code: str) -> list[dict[str, Any]] | None:
-    """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
-    try:
-        if "sm" not in (read_metadata(code).get("tool") or {}):
-            return None
-        return params_from_code(code)
-    except ValidationFailed:
-        return None
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
-def script_params(code: str) -> list[dict[str, Any]]:
-    """A script's parameters: its [tool.sm] table when it has one, else its argparse/click options."""
-    tool = read_metadata(code).get("tool") or {}
-    if isinstance(tool.get("sm"), dict):
-        return params_from_code(code)
-    return params_from_options(code)
-
-
-# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
-FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
-
-
-def params_from_options(code: str) -> list[dict[str, Any]]:
-    """`--name` options declared with argparse's add_argument or click's option, read without running the code."""
-    found: dict[str, dict[str, Any]] = {}
-    import ast
-
-    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
-    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if func not in ("add_argument", "option"):
-            continue
-        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        long = next((d[2:] for d in decls if d.startswith("--")), None)
-        kw = {k.arg: k.value for k in call.keywords if k.arg}
-        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
-        action = kw.get("action")
-        is_flag = (
-            const.get("action") in FLAG_ACTIONS
-            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
-            or const.get("is_flag") is True
-            or const.get("count") is True
-            or "flag_value" in kw
-        )
-        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
-            continue
-        found[long] = param_dict(
-            {
-                "name": long,
-                "help": const["help"] if isinstance(const.get("help"), str) else "",
-                "required": const.get("required") is True,
-                "default": None if const.get("default") is None else str(const["default"]),
-            }
-        )
-    return list(found.values())
-
-
-# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
-# the owner, `.git` and anything after the ID are optional.
-GIST_URL_PATTERN = (
-    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
-)
-
-
-def gist_ref(text: str) -> str | None:
-    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
-    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
-    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
-        return ref.lower()
-    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
-        return m.group("id").lower()
-    return None
-
-
-def parse_gist_ref(text: str) -> str:
-    if (gist_id := gist_ref(text)) is None:
-        raise UsageProblem(
-            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
-        )
-    return gist_id
-
-
-SECRET_PATTERNS = (
-    ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
-    ("an Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{30,}"),
-    ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
-    ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
-    # A key block, not the bare marker that code checking for keys contains: the base64 body must follow
-    # (after optional PEM headers, also as the \n escapes of a string literal).
-    (
-        "a private key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*"
-        r"(?:[A-Za-z-]+: [^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/]{40}[A-Za-z0-9+/=\s\\]*",
-    ),
-)
-# AWS's documentation uses key ids ending in EXAMPLE and secret keys ending in EXAMPLEKEY (AKIAIOSFODNN7EXAMPLE,
-# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY): placeholders, not secrets.
-EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
-# Two string literals that Python joins, across spaces, line breaks or a `+`: a token split this way
-# ("ghp_abc" "def…") is found once they are joined.
-SPLIT_STRING = r"""(?<=[A-Za-z0-9_/+=-])["']\s*\+?\s*(?:\\\n\s*)?["'](?=[A-Za-z0-9_/+=-])"""
-
-
-def find_secrets(text: str) -> list[tuple[str, int]]:
-    """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
-    hits = set()
-    cuts = [(m.start(), m.end()) for m in re.finditer(SPLIT_STRING, text)]
-    joined = re.sub(SPLIT_STRING, "", text) if cuts else text
-    for kind, rx in SECRET_PATTERNS:
-        for m in re.finditer(rx, joined):
-            if m.group().rstrip().endswith(EXAMPLE_SUFFIXES):
-                continue
-            pos = m.start()
-            for start, end in cuts:  # back to a position in `text`: add what was cut before the match
-                if start > pos:
-                    break
-                pos += end - start
-            hits.add((kind, text.count("\n", 0, pos) + 1))
-    return sorted(hits, key=lambda h: (h[1], h[0]))
-
-
-def check_secrets(text: str, filename: str, *, public: bool) -> None:
-    """Refuse to publish credentials; a secret gist only gets a warning, since anyone with its URL can read it."""
-    if not (hits := find_secrets(text)):
-        return
-    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
-    if public:
-        raise ValidationFailed(
-            f"Refusing to upload {filename} to a public gist: it contains {found}. "
-            "Read secrets from the environment instead, or keep the gist secret (no --public)."
-        )
-    log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
-
-
-def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
-    """Scan everything a gist upload carries: each file's name and content, and the description."""
-    for fname, text in files.items():
-        check_secrets(fname, "a file name", public=public)
-        check_secrets(text, fname, public=public)
-    if description:
-        check_secrets(description, "the description", public=public)
-
-
-def check_prompt(text: str, *, yes: bool) -> None:
-    """A prompt goes to the model's provider: one that looks like it holds a credential is sent only when the
-    user says so (asked on a terminal, --yes otherwise)."""
-    if not (hits := find_secrets(text)):
-        return
-    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
-    if yes:
-        log.warning("The prompt contains %s; sending it to the model because of --yes.", found)
-        return
-    if not interactive():
-        raise ValidationFailed(
-            f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
-            "from the environment), or pass --yes to send it anyway."
-        )
-    import click
-
-    if not click.confirm(f"The prompt contains {found}. Send it to the model anyway?", default=False, err=True):
-        raise Cancelled("Nothing was sent to the model.")
-
-
-def python_satisfies(spec: str, version: Sequence[int]) -> bool:
-    """Does a Python (major, minor, micro) meet `requires-python`, e.g. ">=3.11,<4" or "~=3.12"?"""
-    have = tuple(version[:3])
-    for clause in filter(None, (c.strip() for c in spec.split(","))):
-        m = re.fullmatch(r"(~=|===|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
-        if not m or (m.group(3) and m.group(1) not in ("==", "!=")) or (m.group(1) == "~=" and "." not in m.group(2)):
-            raise ValidationFailed(f"cannot read requires-python {spec!r}: {clause!r} is not a version specifier")
-        op, text, star = m.groups()
-        want = tuple(int(x) for x in text.split("."))
-        if star:
-            ok = (have[: len(want)] == want) == (op == "==")
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for PEP 723 metadata: scalars, arrays, tables and arrays of tables."""
+    scalars, tables, arrays = [], [], []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        elif _is_table_array(v):
+            arrays.append((k, v))
+        elif k == "dependencies" and isinstance(v, list) and v:
+            scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
         else:
-            width = max(len(want), len(have))
-            h, w = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
-            ok = {
-                "==": h == w,
-                "===": h == w,
-                "!=": h != w,
-                "<=": h <= w,
-                ">=": h >= w,
-                "<": h < w,
-                ">": h > w,
-                "~=": h >= w and have[: len(want) - 1] == want[:-1],
-            }[op]
-        if not ok:
-            return False
-    return True
+            scalars.append(f"{toml_key(k)} = {toml_value(v)}")
+    out = "\n".join(scalars) + ("\n" if scalars else "")
+    for k, v in tables:
+        name = f"{prefix}{toml_key(k)}"
+        body = toml_dumps(v, name + ".")
+        has_scalars = any(not isinstance(x, dict) and not _is_table_array(x) for x in v.values())
+        out += ("\n" if out else "") + (f"[{name}]\n" if has_scalars or not v else "") + body.lstrip("\n")
+    for k, items in arrays:
+        name = f"{prefix}{toml_key(k)}"
+        for item in items:
+            out += ("\n" if out else "") + f"[[{name}]]\n" + toml_dumps(item, name + ".")
+    return out
 
 
-def norm_key(key: str) -> str:
-    return key.replace("_", "-").lower()
-
-
-def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
-    """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
-
-    One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
-    a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
-    params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
-    """
-    if params is None:
-        return [f"--{key}={value}" for key, value in map(split_pair, pairs)]
-    by_key = {norm_key(p["name"]): p for p in params}
-    given: list[tuple[str, str]] = []
-    for pair in pairs:
-        try:
-            key, value = split_pair(pair)
-        except UsageProblem as e:
-            raise UsageProblem(f"{e} {describe_params(params)}") from None
-        param = by_key.get(norm_key(key))
-        if param is None:
-            raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
-        given.append((param["name"], value))
-    named = {name for name, _ in given}
-    missing = [p["name"] for p in params if p.get("required") and p["name"] not in named and p.get("default") is None]
-    if missing:
-        raise UsageProblem(
-            f"Missing required parameter{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}. {describe_params(params)}"
-        )
-    return [f"--{name}={value}" for name, value in given]
-
-
-def split_pair(pair: str) -> tuple[str, str]:
-    key, sep, value = pair.partition("=")
-    if not sep or not key:
-        raise UsageProblem(f"Expected key=value, got {pair!r}; put raw arguments for the script after `--`.")
-    return key, value
-
-
-def describe_params(params: Sequence[dict[str, Any]]) -> str:
-    """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
-    if not params:
-        return "This script takes no parameters."
-    lines = ["Parameters:"]
-    for p in params:
-        flag = (
-            "required"
-            if p.get("required") and p.get("default") is None
-            else f"default {p.get('default')!r}"
-            if p.get("default") is not None
-            else "optional"
-        )
-        lines.append(f"  {p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
-    return "\n".join(visible(line, one_line=True) for line in lines)
-
-
-class RunRequest:
-    """What `sm run NAME ...` asked for, split from the raw words after NAME."""
-
-    def __init__(self) -> None:
-        self.pairs: list[str] = []
-        self.passthrough: list[str] = []
-        self.options: dict[str, Any] = {}
-
-
-RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
-RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "save"}
-
-
-def parse_run_tail(words: Sequence[str]) -> RunRequest:
-    """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
-    req = RunRequest()
-    it = iter(words)
-    for word in it:
-        if word == "--":
-            req.passthrough.extend(it)
-            break
-        opt, eq, inline = word.partition("=")
-        if word in RUN_FLAGS:
-            req.options[RUN_FLAGS[word]] = True
-        elif opt in RUN_VALUE_OPTIONS:
-            value = inline if eq else next(it, None)
-            if value is None:
-                raise UsageProblem(f"Option {opt} needs a value.")
-            req.options[RUN_VALUE_OPTIONS[opt]] = value
-        elif word.startswith("-"):
-            raise UsageProblem(
-                f"Unknown option {word!r} for sm run: pass parameters as key=value, "
-                "and arguments for the script after `--`."
-            )
-        else:
-            req.pairs.append(word)
-    return req
-
-
-def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
-    import difflib
-
-    return "".join(
-        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
-    )
-
-
-def dependencies_of(code: str) -> list[str]:
-    try:
-        return list(read_metadata(code)["dependencies"])
-    except ValidationFailed:
-        return []
-
-
-def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
-    """A unified diff of the dependencies, then of the code."""
-    deps = unified_diff(
-        "\n".join(dependencies_of(old)) + "\n",
-        "\n".join(dependencies_of(new)) + "\n",
-        f"{old_label} dependencies",
-        f"{new_label} dependencies",
-    )
-    code = unified_diff(old, new, old_label, new_label)
-    warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
-    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1351,11 +1731,6 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def _short(e: BaseException) -> str:
-    """The first line of an exception, without its full stop: callers put it inside their own sentence."""
-    return (str(e).splitlines() or [""])[0].strip().rstrip(".") or type(e).__name__
-
-
 def gist_file(gist: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
     files = gist.get("files") or {}
     if filename:
@@ -1393,15 +1768,67 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
     return commits[0]["version"]
 
 
+def gist_owner(gist: dict[str, Any]) -> str | None:
+    """The login of a gist's owner: `owner`, or `user` on old gists; anonymous gists have neither."""
+    for field in ("owner", "user"):
+        who = gist.get(field)
+        if isinstance(who, dict) and isinstance(who.get("login"), str):
+            return who["login"]
+    return None
+
+
+def my_login(gh: GitHub) -> str | None:
+    """The token user's login: asked of GitHub (GET /user) once, then remembered in sync.json."""
+    if gh.login:
+        return gh.login
+    if isinstance(login := read_sync_state().get("login"), str):
+        gh.login = login
+        return login
+    if not gh.has_token:
+        return None
+    gh.check_token()
+    if gh.login:
+        # Not under mapping_lock, which may already be held by a caller (flock does not nest): at worst a
+        # sync running at this very moment keeps its own copy of the state, and the login is asked again.
+        write_sync_state({**read_sync_state(), "login": gh.login})
+    return gh.login
+
+
+# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
+# the owner, `.git` and anything after the ID are optional.
+GIST_URL_PATTERN = (
+    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
+)
+
+
+def gist_ref(text: str) -> str | None:
+    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
+    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
+    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
+        return ref.lower()
+    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
+        return m.group("id").lower()
+    return None
+
+
+def parse_gist_ref(text: str) -> str:
+    if (gist_id := gist_ref(text)) is None:
+        raise UsageProblem(
+            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
+        )
+    return gist_id
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Mapping store & sync
+# Mapping & sync
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # mapping.json: {"version": 1, "scripts": {name: entry}, "tombstones": {name: {...}}, ...}
 # Unknown fields (from newer sm versions) are kept as they are. Each entry and tombstone is checked on
 # its own: a malformed one (hand-edited, or written by another tool) is named in one warning, left out
 # of everything sm does, and written back untouched, so one bad value never stops the others.
+# (Reading it is on the fast path: read_mapping and its checks live in that section.)
 
-MAPPING_VERSION = 1
 ENTRY_FIELDS = (
     "script_name",
     "gist_id",
@@ -1414,74 +1841,9 @@ ENTRY_FIELDS = (
     "params",
     "clock",
 )
-QUARANTINE = "_quarantined"  # in memory only: {"scripts": {name: raw}, "tombstones": {name: raw}}
-UPGRADE_HINT = "upgrade sm (`uv tool upgrade sm-script-manager`, or a newer sm.py)"
-_warned: set[tuple[str, str, str]] = set()
 
 
-def empty_mapping() -> dict[str, Any]:
-    return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
-
-
-def tombstone_problem(name: Any, stone: Any) -> str | None:
-    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
-        return "the name is not a valid script name"
-    if type(stone) is not dict:
-        return f"the tombstone is a {type(stone).__name__}, not an object"
-    if type(stone.get("deleted_at")) is not str:
-        return f"deleted_at is missing or not a string ({_clip(stone.get('deleted_at'))})"
-    gist_id = stone.get("gist_id")
-    if gist_id is not None and (type(gist_id) is not str or not re.fullmatch(GIST_ID_PATTERN, gist_id)):
-        return f"gist_id is malformed ({_clip(gist_id)})"
-    if stone.get("clock") is not None and type(stone["clock"]) is not str:
-        return f"clock is not a string ({_clip(stone['clock'])})"
-    return None
-
-
-def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, Any]:
-    """A whole mapping, its entries and tombstones checked one by one: bad ones move to data[QUARANTINE]."""
-    if not isinstance(data, dict):
-        raise MappingError(
-            f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
-            "`sm sync --from-remote` to restore it from GitHub."
-        )
-    if type(data.get("version", MAPPING_VERSION)) is not int:
-        _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
-        data["version"] = MAPPING_VERSION
-    quarantined: dict[str, dict[str, Any]] = {}
-    for section, problem_of, kind in (
-        ("scripts", entry_problem, "entry"),
-        ("tombstones", tombstone_problem, "tombstone"),
-    ):
-        items = data.get(section, {})
-        if type(items) is not dict:
-            _warn_once(source, section, f"{source}: `{section}` is not an object ({_clip(items)}); ignored.")
-            data[section] = {}
-            continue
-        for name, value in items.items():
-            if problem := problem_of(name, value):
-                quarantined.setdefault(section, {})[name] = value
-                if not quiet:
-                    _warn_once(
-                        source,
-                        f"{section}/{name}",
-                        f"Ignoring the {kind} {name!r} in {source}: {problem}. "
-                        "The other scripts work as usual; fix or remove that entry.",
-                    )
-        if section in quarantined:
-            data[section] = {n: v for n, v in items.items() if n not in quarantined[section]}
-    data.setdefault("version", MAPPING_VERSION)
-    data.setdefault("scripts", {})
-    data.setdefault("tombstones", {})
-    if quarantined:
-        data[QUARANTINE] = quarantined
-    return data
-
-
-def _warn_once(source: str, key: str, message: str) -> None:
-    if (source, key, message) not in _warned:
-        _warned.add((source, key, message))
-        log.warning("%s", message)
+# -- writing, under a lock -------------------------------------------------------------------------
 
 
 def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -1492,27 +1854,6 @@ def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = 
         merged = {**{n: v for n, v in items.items() if n not in out[section]}, **out[section]}
         out[section] = dict(sorted(merged.items()))
     return out
-
-
-def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
-    path = path or mapping_file()
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return empty_mapping()
-    except OSError as e:
-        raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        backup = f"{path}.bak"
-        source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
-        raise MappingError(
-            f"{path} is corrupt ({_short(e)}) and was left untouched: repair it, or run `sm sync --from-remote` "
-            f"to set it aside and rebuild it from {source}."
-        ) from e
-    return check_mapping(data, str(path))
 
 
 def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
@@ -1529,38 +1870,9 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
     if path == mapping_path():
         # What `sm list --json` prints, stamped with the file it came from: with 10,000 scripts, parsing and
         # re-encoding the mapping costs more than the whole command may take (see fast_list_json).
-        rows = [data["scripts"][n] for n in sorted(data["scripts"])]
+        rows = json.dumps(script_rows(data), ensure_ascii=False)
         with contextlib.suppress(OSError):
-            atomic_write(list_cache_path(), f"{file_stamp(path)}\n{json.dumps(rows, ensure_ascii=False)}\n")
-
-
-def list_cache_path() -> Path:
-    return sm_home() / "list.json"
-
-
-def file_stamp(path: Path) -> str:
-    """Changes whenever the file is replaced or rewritten (atomic writes make a new inode)."""
-    st = os.stat(path)
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-
-
-def check_home() -> None:
-    """Before a model or GitHub is paid for: can sm keep what they produce? One line naming the path if not."""
-    import tempfile
-
-    home = home_dir()
-    for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
-        try:
-            private_dir(folder)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as e:
-            raise ConfigError(
-                f"sm cannot write to {folder} ({e.strerror or e}): make it writable, or point SM_HOME at a "
-                "folder that is. Nothing was generated or uploaded."
-            ) from e
-    if os.path.isdir(mapping_file()):
-        raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
+            atomic_write(list_cache_path(), f"{file_stamp(path)}\n{rows}\n")
 
 
 @contextlib.contextmanager
@@ -1703,6 +2015,45 @@ def lookup(name: str, pull: bool = True) -> dict[str, Any]:
     close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
+
+
+# -- trust per machine ------------------------------------------------------------------------------
+# Anyone who can write your mapping gist can write your own gists too, so a pin at a gist you own is
+# yours wherever it was set. A pin at someone else's gist is trusted only where it was reviewed:
+# $SM_HOME/trusted.json records the (gist, revision, sha256) this machine's user accepted, and is
+# never synced, so a pin swapped in the mapping gist is reviewed before it first runs here.
+
+
+def trust_record_path() -> Path:
+    from pathlib import Path
+
+    return Path(home_path("trusted.json"))
+
+
+def accepted_pins() -> dict[str, str]:
+    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+    try:
+        data = json.loads(trust_record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    accepted = data.get("accepted") if isinstance(data, dict) else None
+    return accepted if isinstance(accepted, dict) else {}
+
+
+def pin_key(entry: dict[str, Any]) -> str:
+    return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
+
+
+def is_accepted(entry: dict[str, Any]) -> bool:
+    return pin_key(entry) in accepted_pins()
+
+
+def record_accepted(entry: dict[str, Any]) -> None:
+    """Remember, on this machine only, that its user accepted the code the entry pins."""
+    accepted = accepted_pins()
+    if pin_key(entry) not in accepted:
+        accepted[pin_key(entry)] = now_iso()
+        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
 
 
 # -- clocks ------------------------------------------------------------------------------------------
@@ -1857,18 +2208,6 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 REMOTE_FILE = "sm-mapping.json"
 REMOTE_DESCRIPTION = "sm script mapping"
 MAX_SYNC_ROUNDS = 6
-
-
-def sync_state_path() -> Path:
-    return sm_home() / "sync.json"
-
-
-def read_sync_state() -> dict[str, Any]:
-    try:
-        state = json.loads(sync_state_path().read_text())
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def write_sync_state(state: dict[str, Any]) -> None:
@@ -2111,8 +2450,51 @@ def recover_local() -> dict[str, Any]:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Generation (PydanticAI)
+# Generation
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
+# PydanticAI, imported on first use. The model answers with a Script (description, params, code), checked
+# by script_problems(); a rejected answer goes back to the model with the problems, a bounded number of times.
+
+
+@functools.cache
+def models() -> Any:
+    from pydantic import BaseModel, Field
+
+    class Param(BaseModel):
+        """A runtime parameter: `sm run NAME key=value` passes it as `--key=value`."""
+
+        name: str = Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+            description="Option name without dashes; the script accepts it as --NAME.",
+        )
+        help: str = Field(description="One-line help text, as given to argparse/click.")
+        required: bool = Field(description="True if the script cannot run without it.")
+        default: str | None = Field(description="Default value as a string, or null.")
+
+    class Script(BaseModel):
+        """A complete Python script with its PEP 723 block. `code` comes last so it streams last."""
+
+        description: str = Field(description="One line (under 100 characters) saying what the script does.")
+        params: list[Param] = Field(description="Every --option the script accepts.")
+        code: str = Field(description="The whole script, starting with its `# /// script` block.")
+
+    return type("Models", (), {"Param": Param, "Script": Script})
+
+
+PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
+
+
+def placeholders(prompt: str) -> list[str]:
+    """`{{word}}` names in order of first appearance; a `{{...}}` that is not a valid name is refused."""
+    found = dict.fromkeys(re.findall(r"\{\{.*?\}\}", prompt, re.S))
+    if bad := [m for m in found if not re.fullmatch(PLACEHOLDER_PATTERN, m)]:
+        verb = "is not a valid parameter name" if len(bad) == 1 else "are not valid parameter names"
+        raise UsageProblem(
+            f"{' and '.join(bad)} {verb}: write a parameter as {{{{name}}}}, with letters, digits, _ and -, "
+            "starting with a letter."
+        )
+    return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
+
 
 # The one system prompt: everything the model is told about sm's rules lives here.
 SYSTEM_PROMPT = """\
@@ -2430,35 +2812,22 @@ def _api_message(e: Any) -> str:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Terminal output
+# Review UI
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # A terminal shows what sm prints; it never obeys it. Text from outside (code, diffs, descriptions,
 # file names, owners, parameters, GitHub's messages) passes through visible() on every path, and long
 # lines are wrapped behind a marker, never cut at the screen's edge: what a person is asked to trust
 # is all of what runs. Waits show one status line on stderr. None of it is drawn off a terminal.
+#
+# `create --preview` and `edit --preview`: watch the script being written, then review it until it
+# is right. Everything is drawn on stderr (stdout stays for data); when stderr is not a terminal
+# the same review is printed plainly, and when stdin is not a terminal the answers are read from it
+# line by line, so `printf 'change\n\n' | sm create x "..." -p` works and nothing waits on a tty.
 
-# What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
-# a line), DEL, C1 controls, and the Unicode controls that reorder or break what is displayed (bidi
-# embeddings, overrides, isolates and marks, as in "Trojan Source", CVE-2021-42574).
-CONTROL_PATTERN = (
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
-)
 WRAP_MARK = "↪"  # starts the screen rows that continue a line too long for the screen
 
 
-def visible(text: str, *, one_line: bool = False) -> str:
-    """`text` with its control characters shown, as `cat -v` does: ESC as ^[, DEL as ^?, C1 as M-^[,
-    and bidi controls as <U+202E>. Newlines and tabs stay, unless `one_line`."""
-    return re.sub(r"[\t\n\r]|" + CONTROL_PATTERN if one_line else CONTROL_PATTERN, _shown, text)
-
-
-def _shown(match: re.Match[str]) -> str:
-    n = ord(match.group())
-    if n < 0x20 or n == 0x7F:
-        return "^" + chr(n ^ 0x40)
-    if n < 0xA0:
-        return "M-^" + chr((n - 0x80) ^ 0x40)
-    return f"<U+{n:04X}>"
+# -- terminal output -------------------------------------------------------------------------------
 
 
 def fit(text: str, width: int) -> str:
@@ -2484,10 +2853,6 @@ def terminal_width(stream: Any) -> int:
         return 80
 
 
-def control_count(text: str) -> int:
-    return len(re.findall(CONTROL_PATTERN, text))
-
-
 def control_warning(text: str, what: str) -> list[str]:
     """One line for a trust summary when `text` holds characters a terminal would act on."""
     if not (n := control_count(text)):
@@ -2500,6 +2865,16 @@ def control_warning(text: str, what: str) -> list[str]:
 
 def colour(console: Any) -> bool:
     return console.is_terminal and console.color_system is not None and not console.no_color
+
+
+def use_color(stream: Any) -> bool:
+    return isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @functools.cache
@@ -2637,6 +3012,96 @@ def run_pager(text: str, out: Any) -> bool:
     return True
 
 
+def print_code(code: str, *, err: bool = False) -> None:
+    """On a terminal: control characters made visible, highlighted when colour is on, long lines wrapped
+    behind ↪, and through the pager when taller than the screen. Otherwise the exact bytes."""
+    stream = sys.stderr if err else sys.stdout
+    if isatty(stream):
+        from rich.console import Console
+
+        console = Console(stderr=err)
+        print_rows(console, code_rows(code.rstrip("\n"), "python", console.width, color=colour(console)), page=not err)
+    else:
+        stream.flush()
+        stream.buffer.write(code.encode("utf-8"))
+        stream.flush()
+
+
+def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    """`sm list` on a terminal: one line per script, as `gh gist list` does, the description (then the
+    parameters) cut with … to fit; names are never cut. `wide`: every column in full, wrapped."""
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header = ("name", "description", "parameters", "updated")
+    cells = [
+        tuple(
+            visible(cell, one_line=True)
+            for cell in (
+                r["script_name"],
+                r.get("description") or "",
+                ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
+                (r.get("updated_at") or "")[:16].replace("T", " "),
+            )
+        )
+        for r in rows
+    ]
+    console = Console()
+    if wide:
+        table = Table(box=None, header_style="bold")
+        for col in header:
+            table.add_column(col)
+        for row in cells:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+        return
+    natural = [max(cell_len(row[i]) for row in [header, *cells]) for i in range(4)]
+    widths = [natural[0], 0, min(natural[2], 24), natural[3]]
+    for drop in (None, 3, 2):  # too narrow: drop the date, then the parameters, before the description goes
+        if drop:
+            widths[drop] = 0
+        widths[1] = console.width - sum(widths) - 2 * sum(1 for w in widths if w)
+        if widths[1] >= 12:
+            break
+    widths[1] = min(max(widths[1], 0), natural[1])
+    for n, row in enumerate([header, *cells]):
+        line = Text(style="bold" if n == 0 else "")
+        for cell, width in zip(row, widths, strict=True):
+            if width:
+                piece = Text(cell)
+                piece.truncate(width, overflow="ellipsis", pad=True)
+                line.append_text(piece + Text("  "))
+        line.rstrip()
+        line.truncate(console.width, overflow="ellipsis")
+        console.print(line, soft_wrap=True)
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
+    )
+
+
+def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
+    """A unified diff of the dependencies, then of the code."""
+    deps = unified_diff(
+        "\n".join(dependencies_of(old)) + "\n",
+        "\n".join(dependencies_of(new)) + "\n",
+        f"{old_label} dependencies",
+        f"{new_label} dependencies",
+    )
+    code = unified_diff(old, new, old_label, new_label)
+    warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
+    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
+
+
+# -- the status line -------------------------------------------------------------------------------
+
+
 class StatusLine:
     """sm's one status line on stderr: a spinner and the step it is waiting on, or GitHub's wait."""
 
@@ -2698,13 +3163,69 @@ def status_wait(seconds: float, why: int | str) -> None:
     STATUS.wait_until = time.monotonic() + seconds
 
 
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Preview loop
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# `create --preview` and `edit --preview`: watch the script being written, then review it until it
-# is right. Everything is drawn on stderr (stdout stays for data); when stderr is not a terminal
-# the same review is printed plainly, and when stdin is not a terminal the answers are read from it
-# line by line, so `printf 'change\n\n' | sm create x "..." -p` works and nothing waits on a tty.
+# -- questions -------------------------------------------------------------------------------------
+
+Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
+
+
+def make_trust(yes: bool) -> Trust:
+    """Show what is about to run on stderr, all of it: made visible, long lines wrapped, never paged or cut.
+    Then ask on a terminal, take --yes, or refuse."""
+    import click
+
+    def trust(question: str, text: str) -> bool:
+        console = stderr_console()
+        question = visible(question, one_line=True)
+        if text and console.is_terminal:
+            lexer = "diff" if "\n@@ " in text else "python"
+            print_rows(console, code_rows(text.rstrip("\n"), lexer, console.width, color=colour(console)))
+        elif text:
+            click.echo(visible(text), err=True)
+        if yes:
+            return True
+        if not interactive():
+            click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
+            return False
+        try:
+            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
+        except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
+            click.echo("", err=True)
+            return False
+
+    return trust
+
+
+Approve = Callable[..., None]
+
+
+def make_approver(yes: bool) -> Approve:
+    """Ask before something irreversible: --yes skips the question; without a terminal to ask on, refuse (as gh does)."""
+
+    def approve(question: str, code: str | None = None) -> None:
+        if yes:
+            return
+        if not interactive():
+            raise UsageProblem(f"{question} Pass --yes to confirm when not running interactively.")
+        if code is not None:
+            print_code(code, err=True)
+        import click
+
+        click.confirm(question, default=False, abort=True, err=True)
+
+    return approve
+
+
+def choose_file(names: list[str]) -> str:
+    import click
+
+    shown = ", ".join(visible(n, one_line=True) for n in names)
+    if not interactive():
+        raise UsageProblem(f"The gist holds several Python files ({shown}): choose one with --file.")
+    return click.prompt(f"Which file? ({shown})", type=click.Choice(names), show_choices=False, err=True)
+
+
+# -- the review ------------------------------------------------------------------------------------
+
 
 QUESTION = "Do you have any changes? "
 REVIEW_HELP = """\
@@ -2881,7 +3402,7 @@ def run_candidate(code: str, filename: str, args: Sequence[str], emit: Callable[
         path.write_text(code, encoding="utf-8")
         # No stdin: piped answers belong to sm, and a script waiting for input must not hang the review.
         proc = subprocess.Popen(
-            uv_command(path, args),
+            run_command(path, args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -3155,613 +3676,12 @@ class GrowingCode:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Runner
+# Operations
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Standard library only: `sm run` must reach exec without paying for click, pydantic or httpx2.
+# The whole work of each command, as plain functions without click: the CLI wiring below only parses
+# arguments and prints results. Questions go through confirm(), so tests answer them with --yes or stdin.
 
-
-def entry_path(entry: dict[str, Any], *parts: str) -> str:
-    """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
-    # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
-    if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
-        raise IntegrityError(
-            f"Refusing to use the mapping entry {_clip(entry.get('script_name'))}: {problem}. Remove it with "
-            "`sm rm NAME`, or fix it in your mapping gist and run `sm sync`."
-        )
-    return home_path("cache", entry["gist_id"], *parts)
-
-
-def cached_file(entry: dict[str, Any]) -> str:
-    # One stable path per gist, so uv reuses the script's environment between runs.
-    return entry_path(entry, entry["filename"])
-
-
-def cached_path(entry: dict[str, Any]) -> Path:
-    from pathlib import Path
-
-    return Path(cached_file(entry))
-
-
-def verified_cache(entry: dict[str, Any]) -> str | None:
-    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
-
-    The copy is read through no symlink, and only if it is a regular file of this user that no other user
-    can write; anything else is fetched again.
-    """
-    import stat
-
-    path = cached_file(entry)
-    try:
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return None
-            data = f.read()
-    except OSError:
-        return None
-    return path if sha256_hex(data) == entry["sha256"] else None
-
-
-def store_cache(entry: dict[str, Any], content: str) -> Path:
-    path = cached_path(entry)
-    atomic_write(path, content)
-    return path
-
-
-def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
-    one the user accepted."""
-    gist = gh.get_revision(entry["gist_id"], entry["revision"])
-    content = gh.file_content(gist_file(gist, entry["filename"]))
-    if sha256_text(content) != entry["sha256"]:
-        raise IntegrityError(
-            f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
-            f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
-        )
-    return gist, content
-
-
-def load_pinned(
-    entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust | None
-) -> tuple[Path | None, str]:
-    """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
-
-    Only code this machine may run is cached (and so reaches `sm run`'s fast path): a gist of yours, or a pin
-    recorded as accepted here. Someone else's gist at any other pin arrived through sync: `trust` reviews it
-    first; without `trust` (show, the base of a diff) its code is returned but not cached (path None).
-    """
-    from pathlib import Path
-
-    if path := verified_cache(entry):
-        log.debug("cache hit: %s", path)
-        return Path(path), Path(path).read_text(encoding="utf-8")
-    if cached_path(entry).exists():
-        log.warning(
-            "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
-        )
-    gh = gh_factory()
-    gist, code = fetch_pinned(gh, entry)
-    if not known_pin(gh, entry, gist):
-        if trust is None:
-            return None, code
-        review_pin(gh, entry, gist, code, trust)
-    return store_cache(entry, code), code
-
-
-def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust) -> Path:
-    """The path of the pinned code, ready to run (see load_pinned)."""
-    path, _ = load_pinned(entry, gh_factory, trust)
-    assert path is not None  # with `trust`, the code is cached or refused
-    return path
-
-
-def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
-    """The pinned code, to read: shown or diffed, never run from here."""
-    return load_pinned(entry, gh_factory, None)[1]
-
-
-# -- code that is not the pinned revision runs only after the user has seen it ----------------------
-
-Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
-
-
-def head_meta_path(entry: dict[str, Any]) -> Path:
-    from pathlib import Path
-
-    return Path(entry_path(entry, ".head.json"))
-
-
-def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
-    """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
-    name, pinned = entry["script_name"], entry["revision"][:8]
-    with status_line(f"Asking GitHub for the newest revision of {name}…"):
-        try:
-            meta = json.loads(head_meta_path(entry).read_text())
-        except (OSError, ValueError):
-            meta = {}
-        etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
-        gist, new_etag = gh.get_gist(entry["gist_id"], etag)
-        head = new_code = None
-        if gist is not None:
-            head = latest_revision(gh, gist)
-            atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
-            if head != entry["revision"]:
-                new_code = gh.file_content(gist_file(gist, entry["filename"]))
-    if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
-        log.debug("gist head is the pinned revision: running it")
-        return entry, ensure_cached(entry, lambda: gh, trust)  # outside the status line: it may ask
-    question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
-    text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
-    if not trust(question, text):
-        raise Cancelled(
-            f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
-        )
-    with status_line(f"Pinning {name} at revision {head[:8]}…"):
-        new_entry = repin(entry, head, new_code)
-    log.warning("%s is now pinned at revision %s.", name, head[:8])
-    return new_entry, cached_path(new_entry)
-
-
-def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, rev: str, label: str) -> str:
-    """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
-    or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
-    if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, declared_params(code), me=gh.login)
-        return "\n".join(summary) + "\n\n" + code
-    pinned = pinned_code(entry, lambda: gh)
-    return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
-
-
-def latest_or_pinned(entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
-    """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
-    name, pinned = entry["script_name"], entry["revision"][:8]
-    try:
-        return follow_latest(github(), entry, trust)
-    except KeyboardInterrupt:  # the status line says Ctrl-C stops the retries
-        raise Cancelled(f"Stopped: nothing ran. `sm run {name}` runs the pinned revision {pinned}.", 130) from None
-    except GitHubError as e:
-        if not github_down(e):
-            raise
-        if not trust(f"{e} Run the pinned revision {pinned} of {name} instead?", ""):
-            raise GitHubError(f"{e} `sm run {name}` runs the pinned revision {pinned}.", e.status) from e
-    log.warning("GitHub did not answer: running the pinned revision %s of %s, not a newer one.", pinned, name)
-    return entry, ensure_cached(entry, github, trust)
-
-
-def github_down(e: GitHubError) -> bool:
-    """GitHub could not answer (offline, failing, rate-limited), as opposed to answering no."""
-    return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
-
-
-def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
-    """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
-    params = declared_params(code)
-    if params is None:
-        params = entry.get("params")
-    new_entry = {
-        **entry,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "updated_at": now_iso(),
-        "params": params,
-        **changes,
-    }
-    record_accepted(new_entry)
-    store_cache(new_entry, code)
-    status_step("Syncing mapping…")
-    put_entry(new_entry)
-    return new_entry
-
-
-def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
-    """A full revision SHA from a full one or a unique prefix of at least 4 characters."""
-    rev = rev.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{4,40}", rev):
-        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `sm history`.")
-    if len(rev) == 40:
-        return rev
-    found = [
-        c["version"]
-        for c in gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Gist history")
-        if c["version"].startswith(rev)
-    ]
-    if len(found) != 1:
-        raise UsageProblem(
-            f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `sm history`."
-        )
-    return found[0]
-
-
-def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
-    return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
-
-
-def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
-    """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
-    name, rev_pinned = entry["script_name"], entry["revision"][:8]
-    with status_line(f"Fetching revision {rev} of {name}…"):
-        sha = resolve_revision(gh, entry["gist_id"], rev)
-        if sha != entry["revision"]:
-            gist = gh.get_revision(entry["gist_id"], sha)
-            code = gh.file_content(gist_file(gist, entry["filename"]))
-    if sha == entry["revision"]:
-        path = ensure_cached(entry, lambda: gh, trust)
-        return path, path.read_text(encoding="utf-8")
-    question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
-    if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
-        raise Cancelled(
-            f"Nothing ran: revision {sha[:8]} was not trusted. `sm run {name}` still runs the pinned revision {rev_pinned}."
-        )
-    record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
-    path = revision_path(entry, sha)
-    atomic_write(path, code)
-    return path, code
-
-
-def revision_path(entry: dict[str, Any], sha: str) -> Path:
-    """Where a revision other than the pinned one is kept for a one-off run."""
-    from pathlib import Path
-
-    if not re.fullmatch(REVISION_PATTERN, sha):
-        raise IntegrityError(f"Refusing the revision {_clip(sha)}: GitHub's are 40 hex characters.")
-    return Path(entry_path(entry, f"rev-{sha}", entry["filename"]))
-
-
-# -- trust per machine ------------------------------------------------------------------------------
-# Anyone who can write your mapping gist can write your own gists too, so a pin at a gist you own is
-# yours wherever it was set. A pin at someone else's gist is trusted only where it was reviewed:
-# $SM_HOME/trusted.json records the (gist, revision, sha256) this machine's user accepted, and is
-# never synced, so a pin swapped in the mapping gist is reviewed before it first runs here.
-
-
-def trust_record_path() -> Path:
-    from pathlib import Path
-
-    return Path(home_path("trusted.json"))
-
-
-def accepted_pins() -> dict[str, str]:
-    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
-    try:
-        data = json.loads(trust_record_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    accepted = data.get("accepted") if isinstance(data, dict) else None
-    return accepted if isinstance(accepted, dict) else {}
-
-
-def pin_key(entry: dict[str, Any]) -> str:
-    return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
-
-
-def is_accepted(entry: dict[str, Any]) -> bool:
-    return pin_key(entry) in accepted_pins()
-
-
-def record_accepted(entry: dict[str, Any]) -> None:
-    """Remember, on this machine only, that its user accepted the code the entry pins."""
-    accepted = accepted_pins()
-    if pin_key(entry) not in accepted:
-        accepted[pin_key(entry)] = now_iso()
-        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
-
-
-def gist_owner(gist: dict[str, Any]) -> str | None:
-    """The login of a gist's owner: `owner`, or `user` on old gists; anonymous gists have neither."""
-    for field in ("owner", "user"):
-        who = gist.get(field)
-        if isinstance(who, dict) and isinstance(who.get("login"), str):
-            return who["login"]
-    return None
-
-
-def my_login(gh: GitHub) -> str | None:
-    """The token user's login: asked of GitHub (GET /user) once, then remembered in sync.json."""
-    if gh.login:
-        return gh.login
-    if isinstance(login := read_sync_state().get("login"), str):
-        gh.login = login
-        return login
-    if not gh.has_token:
-        return None
-    gh.check_token()
-    if gh.login:
-        # Not under mapping_lock, which may already be held by a caller (flock does not nest): at worst a
-        # sync running at this very moment keeps its own copy of the state, and the login is asked again.
-        write_sync_state({**read_sync_state(), "login": gh.login})
-    return gh.login
-
-
-def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
-    """May the entry's pinned code run here without a review? Yes for a gist you own, and for a pin that
-    was accepted on this machine; `gist` is the pinned gist's JSON, as GitHub answered it."""
-    if is_accepted(entry):
-        return True
-    owner = gist_owner(gist)
-    return owner is not None and owner == my_login(gh)
-
-
-def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, trust: Trust) -> None:
-    """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
-    like a gist run by its URL; recorded once trusted."""
-    name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
-    summary = trust_summary(gist, entry["filename"], code, entry["revision"], declared_params(code), me=gh.login)
-    question = (
-        f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
-        "on this machine. Trust and run it?"
-    )
-    if not trust(question, "\n".join(summary) + "\n\n" + code):
-        raise IntegrityError(
-            f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
-            f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
-            "Review it, then rerun with --yes."
-        )
-    record_accepted(entry)
-
-
-def adopt_gist(
-    gh: GitHub,
-    gist_id: str,
-    trust: Trust,
-    *,
-    filename: str | None = None,
-    choose: Callable[[list[str]], str] | None = None,
-    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
-    verb: str = "Run",
-    declined: str = "Nothing ran",
-) -> tuple[dict[str, Any], str]:
-    """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
-
-    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
-    revision is recorded as trusted on this machine.
-    """
-    with status_line(f"Fetching gist {gist_id}…"):
-        gist, _ = gh.get_gist(gist_id)
-    assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
-    if not filename and choose is not None:
-        python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
-        filename = choose(python) if len(python) > 1 else None
-    file = gist_file(gist, filename)
-    fname = file.get("filename")
-    if problem := filename_problem(fname):
-        raise IntegrityError(f"Gist {gist_id}: {problem}, so sm will not store or run it.")
-    if not fname.endswith(".py"):
-        raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
-    with status_line(f"Fetching {fname}…"):
-        code = gh.file_content(file)
-        params = read_params(code, f"{fname} in gist {gist_id}")
-        revision = latest_revision(gh, gist)
-    owner = gist_owner(gist) or "an unknown owner"
-    now = now_iso()
-    entry = {
-        "script_name": None,
-        "gist_id": gist_id,
-        "filename": fname,
-        "created_at": now,
-        "updated_at": now,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "description": " ".join(str(gist.get("description") or "").split()),
-        "params": params,
-        "public": bool(gist.get("public")),
-        "html_url": str(gist.get("html_url") or ""),
-        "owner": owner,
-    }
-    if problem := entry_problem("unsaved", entry):
-        raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
-    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
-    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
-        raise Cancelled(f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.")
-    record_accepted(entry)
-    return entry, code
-
-
-def trust_summary(
-    gist: dict[str, Any],
-    filename: str,
-    code: str,
-    revision: str,
-    params: Sequence[dict[str, Any]] | None,
-    *,
-    me: str | None,
-) -> list[str]:
-    """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
-    owner = gist_owner(gist) or "an unknown owner"
-    try:
-        python = read_metadata(code)["requires-python"]
-    except ValidationFailed:
-        python = "not stated (no valid PEP 723 block)"
-    deps = dependencies_of(code)
-    when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
-    lines = [
-        f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
-        f"{gist.get('description') or 'no description'}",
-        f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
-        f"Dependencies: {', '.join(deps) or 'none'}; requires-python {python}",
-        f"Parameters: {', '.join(p['name'] for p in params or []) or 'none declared'}",
-        *control_warning(code, "the code"),
-    ]
-    if owner != me:
-        lines.append(
-            f"Not your gist: {owner} can change it, but sm runs only revision {revision[:8]} "
-            "and checks its sha256 before every run."
-        )
-    return lines
-
-
-UV_INSTALL_HINT = (
-    "install it with `python3 -m pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)"
-)
-
-
-def uv_command(path: Path, args: Sequence[str], *, fallback: bool = True) -> list[str]:
-    uv = which("uv")
-    if uv:
-        return [uv, "run", "--script", str(path), *args]
-    if not fallback:
-        raise ConfigError(f"uv is not installed: {UV_INSTALL_HINT}.")
-    return fallback_command(path, args)
-
-
-def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
-    """Without uv: run with a venv of this script's own under $SM_HOME/venvs, dependencies installed by pip."""
-    meta = read_metadata(path.read_text(encoding="utf-8"))
-    if not python_satisfies(meta["requires-python"], sys.version_info):
-        raise ConfigError(
-            f"{path.name} needs Python {meta['requires-python']} but this is Python {platform_python()}, "
-            f"and uv, which would fetch a matching one, is not installed: {UV_INSTALL_HINT}."
-        )
-    log.warning("uv is not installed: running %s with the slower venv + pip fallback; %s.", path.name, UV_INSTALL_HINT)
-    return [str(ensure_venv(venv_path(path), meta["dependencies"])), str(path), *args]
-
-
-def venv_path(script: Path) -> Path:
-    """One venv per script: cache/<gist_id>/<file>, and its other revisions (cache/<gist_id>/rev-<sha>/<file>),
-    share one; a candidate under review (a temporary file) shares one per file name."""
-    from pathlib import Path
-
-    folder = script.parent
-    if folder.name.startswith("rev-") and folder.parent.parent == cache_dir():
-        folder = folder.parent
-    key = folder.name if folder.parent == cache_dir() else "draft"
-    return Path(home_path("venvs", f"{key}-{script.stem}"))
-
-
-def platform_python() -> str:
-    return ".".join(map(str, sys.version_info[:3]))
-
-
-def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
-    """The venv's python, built with the stdlib venv module and pip; reused while deps and Python stay the same."""
-    import fcntl
-    import subprocess
-    import venv
-
-    python = venv_dir / "bin" / "python"
-    install = pip_install_command(python, deps)  # refused before anything is made
-    stamp = venv_dir / "sm-deps.json"
-    want = {"python": sys.version, "base": getattr(sys, "_base_executable", sys.executable), "dependencies": deps}
-    private_dir(venv_dir.parent)
-    with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+", opener=private_opener) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one script must not build its venv at the same time
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(stamp.read_text(encoding="utf-8")) == want and python.exists():
-                log.debug("reusing venv %s", venv_dir)
-                return python
-        log.debug("creating venv %s for %s", venv_dir, deps or "no dependencies")
-        try:
-            venv.EnvBuilder(clear=True, with_pip=bool(deps), symlinks=True).create(venv_dir)
-        except (OSError, subprocess.CalledProcessError) as e:
-            raise ConfigError(
-                f"Could not create a venv in {venv_dir} ({_short(e)}): install uv, or your system's python3-venv package."
-            ) from e
-        if deps:
-            log.debug("pip: %s", " ".join(install))
-            proc = subprocess.run(install, capture_output=True, text=True)
-            if proc.returncode:
-                last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-                raise ConfigError(
-                    f"pip could not install {', '.join(deps)}: {last}. With uv installed, sm uses uv instead."
-                )
-        # Written last: a venv whose install failed or was interrupted has no stamp and is rebuilt next time.
-        atomic_write(stamp, json.dumps(want))
-    return python
-
-
-def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
-    """pip's command line for a script's dependencies: each must be a PEP 508 requirement, and they all come
-    after `--`, so that none is taken for an option such as `--index-url=...`."""
-    for dep in deps:
-        if not re.fullmatch(REQUIREMENT_PATTERN, dep):
-            raise ValidationFailed(
-                f"Refusing the dependency {_clip(dep, 60)}: it is not a PEP 508 requirement (NAME[extras] "
-                "[version specifiers or @ URL] [; marker]), so pip is not given it."
-            )
-    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--", *deps]
-
-
-def exec_script(argv: list[str]) -> None:
-    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
-    log.debug("exec: %s", " ".join(argv))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    refresh_in_background()
-    os.execv(argv[0], argv)
-
-
-def refresh_in_background() -> None:
-    """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
-    another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
-    the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
-    try:
-        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
-    except ValueError:
-        interval = 300.0
-    if interval < 0 or os.environ.get("SM_BACKGROUND"):
-        return
-    stamp = os.path.join(home_dir(), "refresh.stamp")
-    try:
-        last = os.stat(stamp).st_mtime
-    except OSError:
-        last = 0.0
-    if time.time() - last < interval:
-        return
-    try:
-        os.close(os.open(stamp, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.utime(stamp)  # the attempt, not the success: an offline machine forks once per interval, not per run
-        pid = os.fork()
-    except OSError:
-        return
-    if pid:
-        return
-    try:  # the child: its own session, no terminal, no share of the script's stdin or output
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.environ["SM_BACKGROUND"] = "1"
-        background_sync()
-    finally:
-        os._exit(0)
-
-
-def background_sync() -> None:
-    """The body of the detached refresh: warnings and failures go to sm.log only."""
-    try:
-        setup_logging(verbose=False, console=False)
-        try_sync("Background refresh of the mapping failed: %s")
-    except Exception as e:  # noqa: BLE001 - nobody is there to see it: record it and go
-        with contextlib.suppress(Exception):
-            log.error("Background refresh crashed: %s", e)
-
-
-def fast_run(argv: Sequence[str]) -> None:
-    """`sm run NAME key=value ...` on a verified cache, before click is even imported.
-
-    Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
-    names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
-    """
-    if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
-        return
-    try:
-        req = parse_run_tail(argv[2:])
-        if req.options:
-            return
-        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
-            entry = json.loads(f.read())["scripts"].get(argv[1])
-        if entry_problem(argv[1], entry) or not (path := verified_cache(entry)):
-            return
-        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
-        cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
-    except Exception:  # anything odd: the full CLI meets it again and reports it properly
-        return
-    exec_script(cmd)
-
-
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# CLI
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Commands are plain functions (testable without click); build_cli() wires them to click lazily.
+# -- create and edit -------------------------------------------------------------------------------
 
 
 def read_prompt(prompt: str) -> str:
@@ -3775,10 +3695,11 @@ def read_prompt(prompt: str) -> str:
     return text.strip()
 
 
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
+def check_answers_source(prompt: str, preview: bool) -> None:
+    if preview and prompt == "-" and not interactive():
+        raise UsageProblem(
+            "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
+        )
 
 
 def cmd_create(
@@ -3923,13 +3844,6 @@ def cmd_edit(
         raise
 
 
-def check_answers_source(prompt: str, preview: bool) -> None:
-    if preview and prompt == "-" and not interactive():
-        raise UsageProblem(
-            "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
-        )
-
-
 def keep_draft(e: SmError, name: str, code: str, *, new: bool = True) -> None:
     """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
     from pathlib import Path
@@ -4019,12 +3933,8 @@ def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict
     return updated
 
 
-def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
-    if rev:
-        with status_line(f"Fetching {entry['script_name']}…"):
-            gh = github()
-            return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
-    return pinned_code(entry, github)
+# -- run -------------------------------------------------------------------------------------------
+# Code that is not the pinned revision runs only after the user has seen it.
 
 
 def cmd_run(
@@ -4066,7 +3976,406 @@ def cmd_run(
         else:  # beside, not over, the pinned copy of a name that may use the same gist
             path = revision_path(entry, entry["revision"])
             atomic_write(path, code)
-    exec_script(uv_command(path, args + req.passthrough))
+    exec_script(run_command(path, args + req.passthrough))
+
+
+def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
+    one the user accepted."""
+    gist = gh.get_revision(entry["gist_id"], entry["revision"])
+    content = gh.file_content(gist_file(gist, entry["filename"]))
+    if sha256_text(content) != entry["sha256"]:
+        raise IntegrityError(
+            f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
+            f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
+        )
+    return gist, content
+
+
+def load_pinned(
+    entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust | None
+) -> tuple[Path | None, str]:
+    """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
+
+    Only code this machine may run is cached (and so reaches `sm run`'s fast path): a gist of yours, or a pin
+    recorded as accepted here. Someone else's gist at any other pin arrived through sync: `trust` reviews it
+    first; without `trust` (show, the base of a diff) its code is returned but not cached (path None).
+    """
+    from pathlib import Path
+
+    if path := verified_cache(entry):
+        log.debug("cache hit: %s", path)
+        return Path(path), Path(path).read_text(encoding="utf-8")
+    if cached_path(entry).exists():
+        log.warning(
+            "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
+        )
+    gh = gh_factory()
+    gist, code = fetch_pinned(gh, entry)
+    if not known_pin(gh, entry, gist):
+        if trust is None:
+            return None, code
+        review_pin(gh, entry, gist, code, trust)
+    return store_cache(entry, code), code
+
+
+def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust) -> Path:
+    """The path of the pinned code, ready to run (see load_pinned)."""
+    path, _ = load_pinned(entry, gh_factory, trust)
+    assert path is not None  # with `trust`, the code is cached or refused
+    return path
+
+
+def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
+    """The pinned code, to read: shown or diffed, never run from here."""
+    return load_pinned(entry, gh_factory, None)[1]
+
+
+def head_meta_path(entry: dict[str, Any]) -> Path:
+    from pathlib import Path
+
+    return Path(entry_path(entry, ".head.json"))
+
+
+def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+    """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
+    name, pinned = entry["script_name"], entry["revision"][:8]
+    with status_line(f"Asking GitHub for the newest revision of {name}…"):
+        try:
+            meta = json.loads(head_meta_path(entry).read_text())
+        except (OSError, ValueError):
+            meta = {}
+        etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
+        gist, new_etag = gh.get_gist(entry["gist_id"], etag)
+        head = new_code = None
+        if gist is not None:
+            head = latest_revision(gh, gist)
+            atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
+            if head != entry["revision"]:
+                new_code = gh.file_content(gist_file(gist, entry["filename"]))
+    if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
+        log.debug("gist head is the pinned revision: running it")
+        return entry, ensure_cached(entry, lambda: gh, trust)  # outside the status line: it may ask
+    question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
+    text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
+    if not trust(question, text):
+        raise Cancelled(
+            f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
+        )
+    with status_line(f"Pinning {name} at revision {head[:8]}…"):
+        new_entry = repin(entry, head, new_code)
+    log.warning("%s is now pinned at revision %s.", name, head[:8])
+    return new_entry, cached_path(new_entry)
+
+
+def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, rev: str, label: str) -> str:
+    """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
+    or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
+    if not known_pin(gh, entry, gist):
+        summary = trust_summary(gist, entry["filename"], code, rev, declared_params(code), me=gh.login)
+        return "\n".join(summary) + "\n\n" + code
+    pinned = pinned_code(entry, lambda: gh)
+    return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
+
+
+def latest_or_pinned(entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+    """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
+    name, pinned = entry["script_name"], entry["revision"][:8]
+    try:
+        return follow_latest(github(), entry, trust)
+    except KeyboardInterrupt:  # the status line says Ctrl-C stops the retries
+        raise Cancelled(f"Stopped: nothing ran. `sm run {name}` runs the pinned revision {pinned}.", 130) from None
+    except GitHubError as e:
+        if not github_down(e):
+            raise
+        if not trust(f"{e} Run the pinned revision {pinned} of {name} instead?", ""):
+            raise GitHubError(f"{e} `sm run {name}` runs the pinned revision {pinned}.", e.status) from e
+    log.warning("GitHub did not answer: running the pinned revision %s of %s, not a newer one.", pinned, name)
+    return entry, ensure_cached(entry, github, trust)
+
+
+def github_down(e: GitHubError) -> bool:
+    """GitHub could not answer (offline, failing, rate-limited), as opposed to answering no."""
+    return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
+
+
+def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
+    """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
+    params = declared_params(code)
+    if params is None:
+        params = entry.get("params")
+    new_entry = {
+        **entry,
+        "revision": revision,
+        "sha256": sha256_text(code),
+        "updated_at": now_iso(),
+        "params": params,
+        **changes,
+    }
+    record_accepted(new_entry)
+    store_cache(new_entry, code)
+    status_step("Syncing mapping…")
+    put_entry(new_entry)
+    return new_entry
+
+
+def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
+    """A full revision SHA from a full one or a unique prefix of at least 4 characters."""
+    rev = rev.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{4,40}", rev):
+        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `sm history`.")
+    if len(rev) == 40:
+        return rev
+    found = [
+        c["version"]
+        for c in gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Gist history")
+        if c["version"].startswith(rev)
+    ]
+    if len(found) != 1:
+        raise UsageProblem(
+            f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `sm history`."
+        )
+    return found[0]
+
+
+def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
+    return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
+
+
+def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
+    """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
+    name, rev_pinned = entry["script_name"], entry["revision"][:8]
+    with status_line(f"Fetching revision {rev} of {name}…"):
+        sha = resolve_revision(gh, entry["gist_id"], rev)
+        if sha != entry["revision"]:
+            gist = gh.get_revision(entry["gist_id"], sha)
+            code = gh.file_content(gist_file(gist, entry["filename"]))
+    if sha == entry["revision"]:
+        path = ensure_cached(entry, lambda: gh, trust)
+        return path, path.read_text(encoding="utf-8")
+    question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
+    if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
+        raise Cancelled(
+            f"Nothing ran: revision {sha[:8]} was not trusted. `sm run {name}` still runs the pinned revision {rev_pinned}."
+        )
+    record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
+    path = revision_path(entry, sha)
+    atomic_write(path, code)
+    return path, code
+
+
+def revision_path(entry: dict[str, Any], sha: str) -> Path:
+    """Where a revision other than the pinned one is kept for a one-off run."""
+    from pathlib import Path
+
+    if not re.fullmatch(REVISION_PATTERN, sha):
+        raise IntegrityError(f"Refusing the revision {_clip(sha)}: GitHub's are 40 hex characters.")
+    return Path(entry_path(entry, f"rev-{sha}", entry["filename"]))
+
+
+def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
+    """May the entry's pinned code run here without a review? Yes for a gist you own, and for a pin that
+    was accepted on this machine; `gist` is the pinned gist's JSON, as GitHub answered it."""
+    if is_accepted(entry):
+        return True
+    owner = gist_owner(gist)
+    return owner is not None and owner == my_login(gh)
+
+
+def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, trust: Trust) -> None:
+    """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
+    like a gist run by its URL; recorded once trusted."""
+    name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
+    summary = trust_summary(gist, entry["filename"], code, entry["revision"], declared_params(code), me=gh.login)
+    question = (
+        f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
+        "on this machine. Trust and run it?"
+    )
+    if not trust(question, "\n".join(summary) + "\n\n" + code):
+        raise IntegrityError(
+            f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
+            f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
+            "Review it, then rerun with --yes."
+        )
+    record_accepted(entry)
+
+
+def adopt_gist(
+    gh: GitHub,
+    gist_id: str,
+    trust: Trust,
+    *,
+    filename: str | None = None,
+    choose: Callable[[list[str]], str] | None = None,
+    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
+    verb: str = "Run",
+    declined: str = "Nothing ran",
+) -> tuple[dict[str, Any], str]:
+    """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
+
+    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
+    revision is recorded as trusted on this machine.
+    """
+    with status_line(f"Fetching gist {gist_id}…"):
+        gist, _ = gh.get_gist(gist_id)
+    assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+    if not filename and choose is not None:
+        python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
+        filename = choose(python) if len(python) > 1 else None
+    file = gist_file(gist, filename)
+    fname = file.get("filename")
+    if problem := filename_problem(fname):
+        raise IntegrityError(f"Gist {gist_id}: {problem}, so sm will not store or run it.")
+    if not fname.endswith(".py"):
+        raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
+    with status_line(f"Fetching {fname}…"):
+        code = gh.file_content(file)
+        params = read_params(code, f"{fname} in gist {gist_id}")
+        revision = latest_revision(gh, gist)
+    owner = gist_owner(gist) or "an unknown owner"
+    now = now_iso()
+    entry = {
+        "script_name": None,
+        "gist_id": gist_id,
+        "filename": fname,
+        "created_at": now,
+        "updated_at": now,
+        "revision": revision,
+        "sha256": sha256_text(code),
+        "description": " ".join(str(gist.get("description") or "").split()),
+        "params": params,
+        "public": bool(gist.get("public")),
+        "html_url": str(gist.get("html_url") or ""),
+        "owner": owner,
+    }
+    if problem := entry_problem("unsaved", entry):
+        raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
+    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
+    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
+        raise Cancelled(f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.")
+    record_accepted(entry)
+    return entry, code
+
+
+def trust_summary(
+    gist: dict[str, Any],
+    filename: str,
+    code: str,
+    revision: str,
+    params: Sequence[dict[str, Any]] | None,
+    *,
+    me: str | None,
+) -> list[str]:
+    """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
+    owner = gist_owner(gist) or "an unknown owner"
+    try:
+        python = read_metadata(code)["requires-python"]
+    except ValidationFailed:
+        python = "not stated (no valid PEP 723 block)"
+    deps = dependencies_of(code)
+    when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
+    lines = [
+        f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
+        f"{gist.get('description') or 'no description'}",
+        f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
+        f"Dependencies: {', '.join(deps) or 'none'}; requires-python {python}",
+        f"Parameters: {', '.join(p['name'] for p in params or []) or 'none declared'}",
+        *control_warning(code, "the code"),
+    ]
+    if owner != me:
+        lines.append(
+            f"Not your gist: {owner} can change it, but sm runs only revision {revision[:8]} "
+            "and checks its sha256 before every run."
+        )
+    return lines
+
+
+# -- without uv ------------------------------------------------------------------------------------
+# A venv per script under $SM_HOME/venvs, its dependencies installed by pip.
+
+
+def run_command(path: Path, args: Sequence[str]) -> list[str]:
+    return uv_command(path, args) or fallback_command(path, args)
+
+
+def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
+    """Without uv: run with a venv of this script's own under $SM_HOME/venvs, dependencies installed by pip."""
+    meta = read_metadata(path.read_text(encoding="utf-8"))
+    if not python_satisfies(meta["requires-python"], sys.version_info):
+        raise ConfigError(
+            f"{path.name} needs Python {meta['requires-python']} but this is Python {platform_python()}, "
+            f"and uv, which would fetch a matching one, is not installed: {UV_INSTALL_HINT}."
+        )
+    log.warning("uv is not installed: running %s with the slower venv + pip fallback; %s.", path.name, UV_INSTALL_HINT)
+    return [str(ensure_venv(venv_path(path), meta["dependencies"])), str(path), *args]
+
+
+def venv_path(script: Path) -> Path:
+    """One venv per script: cache/<gist_id>/<file>, and its other revisions (cache/<gist_id>/rev-<sha>/<file>),
+    share one; a candidate under review (a temporary file) shares one per file name."""
+    from pathlib import Path
+
+    folder = script.parent
+    if folder.name.startswith("rev-") and folder.parent.parent == cache_dir():
+        folder = folder.parent
+    key = folder.name if folder.parent == cache_dir() else "draft"
+    return Path(home_path("venvs", f"{key}-{script.stem}"))
+
+
+def platform_python() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
+
+
+def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
+    """The venv's python, built with the stdlib venv module and pip; reused while deps and Python stay the same."""
+    import fcntl
+    import subprocess
+    import venv
+
+    python = venv_dir / "bin" / "python"
+    install = pip_install_command(python, deps)  # refused before anything is made
+    stamp = venv_dir / "sm-deps.json"
+    want = {"python": sys.version, "base": getattr(sys, "_base_executable", sys.executable), "dependencies": deps}
+    private_dir(venv_dir.parent)
+    with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+", opener=private_opener) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one script must not build its venv at the same time
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(stamp.read_text(encoding="utf-8")) == want and python.exists():
+                log.debug("reusing venv %s", venv_dir)
+                return python
+        log.debug("creating venv %s for %s", venv_dir, deps or "no dependencies")
+        try:
+            venv.EnvBuilder(clear=True, with_pip=bool(deps), symlinks=True).create(venv_dir)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise ConfigError(
+                f"Could not create a venv in {venv_dir} ({_short(e)}): install uv, or your system's python3-venv package."
+            ) from e
+        if deps:
+            log.debug("pip: %s", " ".join(install))
+            proc = subprocess.run(install, capture_output=True, text=True)
+            if proc.returncode:
+                last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+                raise ConfigError(
+                    f"pip could not install {', '.join(deps)}: {last}. With uv installed, sm uses uv instead."
+                )
+        # Written last: a venv whose install failed or was interrupted has no stamp and is rebuilt next time.
+        atomic_write(stamp, json.dumps(want))
+    return python
+
+
+def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
+    """pip's command line for a script's dependencies: each must be a PEP 508 requirement, and they all come
+    after `--`, so that none is taken for an option such as `--index-url=...`."""
+    for dep in deps:
+        if not re.fullmatch(REQUIREMENT_PATTERN, dep):
+            raise ValidationFailed(
+                f"Refusing the dependency {_clip(dep, 60)}: it is not a PEP 508 requirement (NAME[extras] "
+                "[version specifiers or @ URL] [; marker]), so pip is not given it."
+            )
+    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--", *deps]
+
+
+# -- history, rollback, show, sync, list -----------------------------------------------------------
 
 
 def cmd_history(name: str) -> list[dict[str, Any]]:
@@ -4104,6 +4413,14 @@ def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
         return repin(entry, latest_revision(gh, gist), code)
 
 
+def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
+    if rev:
+        with status_line(f"Fetching {entry['script_name']}…"):
+            gh = github()
+            return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
+    return pinned_code(entry, github)
+
+
 def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
     gh = github()
     with status_line("Syncing mapping…"):
@@ -4123,26 +4440,418 @@ def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
     return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
 
 
-def list_rows(pull: bool = True) -> list[dict[str, Any]]:
-    if pull and not read_sync_state().get("gist_id"):
+def list_rows() -> list[dict[str, Any]]:
+    if not read_sync_state().get("gist_id"):
         with status_line("Fetching your scripts from GitHub…"):
             try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
-    scripts = read_mapping()["scripts"]
-    return [scripts[n] for n in sorted(scripts)]
+    return script_rows(read_mapping())
 
 
-def rows_json(rows: list[dict[str, Any]]) -> str:
-    """Indented for people on a terminal; compact (and several times faster to write) for programs."""
-    return json_text(rows, indent=2 if isatty(sys.stdout) else None)
+# -- add, rm, rename -------------------------------------------------------------------------------
 
 
-def json_text(data: Any, indent: int | None = 2) -> str:
-    """JSON for stdout. On a terminal, text that holds characters a terminal would act on is written with
-    \\u escapes instead: the same data, nothing for the terminal to obey."""
-    text = json.dumps(data, ensure_ascii=False, indent=indent)
-    if isatty(sys.stdout) and visible(text) != text:
-        text = json.dumps(data, indent=indent)
-    return text
+def cmd_add(
+    name: str,
+    source: str,
+    *,
+    public: bool = False,
+    description: str | None = None,
+    force: bool = False,
+    filename: str | None = None,
+    trust: Trust,
+) -> dict[str, Any]:
+    """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
+    from pathlib import Path
+
+    check_name(name)
+    check_home()
+    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
+        raise UsageProblem(
+            f"A script named {name!r} already exists: use --force to replace it, or choose another name."
+        )
+    path = Path(source).expanduser()
+    if path.is_file() or source.endswith(".py"):
+        try:
+            code = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
+        params = checked_params(code, source)
+        desc = " ".join((description or describe_code(code)).split())
+        gh = github()
+        with status_line("Checking the GitHub token…"):
+            gh.check_token()
+        with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
+            return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
+    try:
+        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+    except UsageProblem as e:
+        raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
+    if public:
+        raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
+    gh = github()
+    gh.check_token()
+    with claim_name(name, replace=force, gh=gh) as existing:
+        entry, code = adopt_gist(
+            gh,
+            gist_id,
+            trust,
+            filename=filename,
+            read_params=checked_params,
+            verb=f"Adopt as {name}:",
+            declined="Nothing was added",
+        )
+        entry = {**entry, "script_name": name}
+        entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+        check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
+        store_cache(entry, code)
+        with status_line("Syncing mapping…"):
+            put_entry(entry)
+    if existing:
+        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])
+    return entry
+
+
+def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
+    entry = lookup(name)
+    if purge:
+        others = sorted(
+            n for n, e in read_mapping()["scripts"].items() if e["gist_id"] == entry["gist_id"] and n != name
+        )
+        if others:
+            raise UsageProblem(
+                f"Gist {entry['gist_id']} is also registered as {', '.join(others)}: "
+                "remove those names first, or drop --purge."
+            )
+        GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
+        approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
+        with status_line(f"Deleting gist {entry['gist_id']}…"):
+            purge_gist(github(), entry)
+    with status_line("Syncing mapping…"):
+        delete_entry(name)
+    drop_local_copies(entry)
+    return entry
+
+
+def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
+    gh.check_token()
+    gist_id = entry["gist_id"]
+    try:
+        gh.delete_gist(gist_id)
+    except GitHubError as e:
+        if e.status != 404:
+            raise
+        # GitHub says 404 both for a gist that is gone and for someone else's: tell them apart.
+        try:
+            gist, _ = gh.get_gist(gist_id)
+        except GitHubError as again:
+            if again.status != 404:
+                raise
+            log.warning("Gist %s was already deleted on GitHub.", gist_id)
+            return
+        owner = ((gist or {}).get("owner") or {}).get("login") or "someone else"
+        raise GitHubError(
+            f"Gist {gist_id} belongs to {owner}, so only they can delete it. "
+            f"`sm rm {entry['script_name']}` without --purge forgets it.",
+            403,
+        ) from e
+
+
+def drop_local_copies(entry: dict[str, Any]) -> None:
+    """Remove the cached code and fallback venv of a gist no remaining name uses."""
+    import shutil
+
+    if any(e["gist_id"] == entry["gist_id"] for e in read_mapping()["scripts"].values()):
+        return
+    try:
+        folder, venv = entry_path(entry), venv_path(cached_path(entry))
+    except IntegrityError as e:  # a malformed entry: sm never stored anything for it, so nothing is removed
+        log.debug("no local copies to remove: %s", e)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
+
+
+def cmd_rename(old: str, new: str) -> dict[str, Any]:
+    check_name(new)
+    lookup(old)  # for the did-you-mean
+    with status_line("Syncing mapping…"):
+        return rename_entry(old, new)
+
+
+# -- doctor -----------------------------------------------------------------------------------------
+
+DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
+TOKEN_FIX = (
+    "Create a token with the gist scope (https://github.com/settings/tokens/new?scopes=gist) and set GITHUB_PAT, "
+    "or run `gh auth login`."
+)
+
+
+def doctor_checks() -> list[dict[str, Any]]:
+    """One entry per check: {check, status: ok|warn|fail|skip, detail, fix}. Never raises SmError."""
+    checks: list[dict[str, Any]] = []
+
+    def add(check: str, status: str, detail: str, fix: str | None = None) -> None:
+        checks.append({"check": check, "status": status, "detail": redact(detail), "fix": fix})
+
+    if uv := which("uv"):
+        add("uv", "ok", f"{uv_version(uv)} at {uv}")
+    else:
+        add(
+            "uv",
+            "warn",
+            "not on PATH: sm run falls back to a slower venv + pip runner",
+            f"Install uv: {UV_INSTALL_HINT}.",
+        )
+
+    try:  # https only: the token must not travel in clear text
+        url = api_url()
+    except ConfigError as e:
+        url = None
+        add("API", "fail", str(e), "Use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise.")
+    else:
+        if url.startswith("https://"):
+            add("API", "ok", f"{url} (https)")
+        elif (allowed := http_allowance(url)) == "a loopback host":
+            add("API", "ok", f"{url}: plain http, allowed for {allowed}")
+        else:
+            add(
+                "API",
+                "warn",
+                f"{url}: plain http, allowed by {allowed}: the token travels in clear text",
+                "Use https://.",
+            )
+
+    gh, token = None, None
+    try:
+        token, source = find_token()
+    except ConfigError:
+        add("token", "fail", f"none in {', '.join(TOKEN_VARS)}, and no `gh auth token`", TOKEN_FIX)
+    else:
+        add("token", "ok", f"from {source}")
+    if token is None:
+        add("token scope", "skip", "needs a token")
+    elif url is None:
+        add("token scope", "skip", "needs an https SM_GITHUB_API_URL")
+    else:
+        gh = GitHub(token, retry_budget=5)
+        try:
+            scopes = gh.check_token()
+        except OfflineError as e:
+            add("token scope", "fail", str(e), "Check your network, or SM_GITHUB_API_URL.")
+            gh = None
+        except GitHubError as e:
+            add("token scope", "fail", str(e), TOKEN_FIX)
+            gh = None
+        else:
+            kind = (
+                f"classic token, scopes: {', '.join(scopes)}"
+                if scopes is not None
+                else "fine-grained token (GitHub lists no scopes for these: it needs the Gists permission, read and write)"
+            )
+            add("token scope", "ok", f"valid for {gh.login}; {kind}")
+
+    data = None
+    try:
+        data = read_mapping()
+        add("mapping", "ok", f"{len(data['scripts'])} scripts in {mapping_path()}")
+    except MappingError as e:
+        add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
+    # Where sync keeps the mapping; until the first sync there is nothing to reach.
+    state = read_sync_state()
+    gist_id = os.environ.get("SM_MAPPING_GIST") or state.get("gist_id")
+    pending = "; local changes are waiting to sync" if state.get("pending") else ""
+    if not gist_id:
+        add("mapping gist", "skip", "not set up yet: the first change or `sm sync` finds or creates it")
+    elif gh is None:
+        add("mapping gist", "skip", f"{gist_id}: needs a working token{pending}")
+    else:
+        try:
+            gist, _ = gh.get_gist(gist_id)
+            if REMOTE_FILE in ((gist or {}).get("files") or {}):
+                add(
+                    "mapping gist",
+                    "warn" if pending else "ok",
+                    f"{gist_id} is reachable{pending}",
+                    "Run `sm sync`." if pending else None,
+                )
+            else:
+                add(
+                    "mapping gist",
+                    "fail",
+                    f"{gist_id} holds no {REMOTE_FILE}",
+                    "Unset SM_MAPPING_GIST, or point it at the right gist.",
+                )
+        except GitHubError as e:
+            if e.status == 404 and not os.environ.get("SM_MAPPING_GIST"):
+                add(
+                    "mapping gist",
+                    "warn",
+                    f"{gist_id} is gone from GitHub",
+                    "`sm sync` recreates it from this machine.",
+                )
+            else:
+                add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
+    if replaced := state.get("replaced"):
+        add(
+            "mapping gist",
+            "warn",
+            f"the previous mapping gist {replaced.get('gist_id')} was deleted on GitHub; sync moved to {gist_id} "
+            f"on {str(replaced.get('at'))[:10]}, from this machine's mapping",
+            "Nothing to do; other machines find the new gist on their next sync.",
+        )
+
+    try:
+        model = resolve_model(None)
+    except ConfigError:
+        keys = ", ".join(dict.fromkeys(var for var, _ in DEFAULT_MODELS))
+        add(
+            "model",
+            "fail",
+            f"neither SM_MODEL nor a provider key ({keys}) is set",
+            "Set SM_MODEL, e.g. openai:gpt-5.1, or a provider key such as OPENAI_API_KEY.",
+        )
+    else:
+        source = "SM_MODEL" if os.environ.get("SM_MODEL", "").strip() else (default_model() or ("", ""))[1]
+        if problem := model_setup_problem(model):
+            add("model", "fail", f"{model} (from {source}), but {problem[0]}", problem[1])
+        else:
+            add("model", "ok", f"{model} (from {source})")
+
+    import tempfile
+
+    home = sm_home()
+    try:
+        private_dir(home)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
+            pass
+        add("SM_HOME", "ok", f"{home} is writable")
+    except OSError as e:
+        add(
+            "SM_HOME",
+            "fail",
+            f"{home} is not writable ({e.strerror})",
+            "Fix its permissions, or set SM_HOME to a writable folder.",
+        )
+
+    size, count = folder_size(cache_dir())
+    venv_size, _ = folder_size(home / "venvs")
+    extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
+    add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
+    return checks
+
+
+def uv_version(uv: str) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or "uv"
+    except (OSError, subprocess.SubprocessError):
+        return "uv (version unknown)"
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()] if folder.is_dir() else []
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
+    import click
+
+    width = max(len(c["check"]) for c in checks)
+    lines = []
+    for c in checks:
+        mark, colour = DOCTOR_MARKS[c["status"]]
+        mark = click.style(mark, fg=colour) if color and colour else mark
+        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
+        if c["fix"] and c["status"] in ("fail", "warn"):
+            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
+    return "\n".join(lines)
+
+
+# -- self publish -----------------------------------------------------------------------------------
+
+
+DIST_NAME = "sm-script-manager"
+
+
+def self_files() -> dict[str, str]:
+    """sm.py and a pyproject.toml: all that `uv tool install git+URL` needs."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve()
+    code = here.read_text(encoding="utf-8")
+    beside = here.with_name("pyproject.toml")
+    import tomllib
+
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        if tomllib.loads(text := beside.read_text(encoding="utf-8")).get("project", {}).get("name") == DIST_NAME:
+            return {"sm.py": code, "pyproject.toml": text}
+    return {"sm.py": code, "pyproject.toml": pyproject_for(code)}  # installed copy: rebuild it from the header
+
+
+def pyproject_for(code: str) -> str:
+    meta = read_metadata(code)
+    project = {
+        "name": DIST_NAME,
+        "dynamic": ["version", "description"],
+        "requires-python": meta["requires-python"],
+        "dependencies": meta["dependencies"],
+        "scripts": {"sm": "sm:main"},
+    }
+    build = {"requires": ["flit_core>=3.9,<4"], "build-backend": "flit_core.buildapi"}
+    return toml_dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
+
+
+def self_record_path() -> Path:
+    return sm_home() / "self.json"
+
+
+def cmd_self_publish() -> dict[str, Any]:
+    files = self_files()
+    description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
+    check_upload(files, description, public=False)
+    gh = github()
+    gh.check_token()
+    record: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(self_record_path().read_text(encoding="utf-8"))
+    gist = None
+    if gist_id := record.get("gist_id"):
+        try:
+            gist = gh.update_gist(gist_id, dict(files), description)
+        except GitHubError as e:
+            if e.status != 404:
+                raise
+            log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
+    if gist is None:
+        gist = gh.create_gist(files, description, public=False)
+    git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
+    result = {
+        "gist_id": gist["id"],
+        "html_url": gist.get("html_url", ""),
+        "revision": latest_revision(gh, gist),
+        "version": __version__,
+        "install": f"uv tool install git+{git_url}",
+    }
+    atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+    return result
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# CLI wiring
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Thin click commands, each forwarding to an operation; built on first use, since click is never imported
+# on the fast paths. Errors become one line on stderr here, and only here.
 
 
 def build_cli() -> click.Group:
@@ -4576,558 +5285,6 @@ def build_cli() -> click.Group:
     return cli
 
 
-def make_trust(yes: bool) -> Trust:
-    """Show what is about to run on stderr, all of it: made visible, long lines wrapped, never paged or cut.
-    Then ask on a terminal, take --yes, or refuse."""
-    import click
-
-    def trust(question: str, text: str) -> bool:
-        console = stderr_console()
-        question = visible(question, one_line=True)
-        if text and console.is_terminal:
-            lexer = "diff" if "\n@@ " in text else "python"
-            print_rows(console, code_rows(text.rstrip("\n"), lexer, console.width, color=colour(console)))
-        elif text:
-            click.echo(visible(text), err=True)
-        if yes:
-            return True
-        if not interactive():
-            click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
-            return False
-        try:
-            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
-        except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
-            click.echo("", err=True)
-            return False
-
-    return trust
-
-
-def choose_file(names: list[str]) -> str:
-    import click
-
-    shown = ", ".join(visible(n, one_line=True) for n in names)
-    if not interactive():
-        raise UsageProblem(f"The gist holds several Python files ({shown}): choose one with --file.")
-    return click.prompt(f"Which file? ({shown})", type=click.Choice(names), show_choices=False, err=True)
-
-
-def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
-    """`sm list` on a terminal: one line per script, as `gh gist list` does, the description (then the
-    parameters) cut with … to fit; names are never cut. `wide`: every column in full, wrapped."""
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    header = ("name", "description", "parameters", "updated")
-    cells = [
-        tuple(
-            visible(cell, one_line=True)
-            for cell in (
-                r["script_name"],
-                r.get("description") or "",
-                ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
-                (r.get("updated_at") or "")[:16].replace("T", " "),
-            )
-        )
-        for r in rows
-    ]
-    console = Console()
-    if wide:
-        table = Table(box=None, header_style="bold")
-        for col in header:
-            table.add_column(col)
-        for row in cells:
-            table.add_row(*(Text(c) for c in row))
-        console.print(table)
-        return
-    natural = [max(cell_len(row[i]) for row in [header, *cells]) for i in range(4)]
-    widths = [natural[0], 0, min(natural[2], 24), natural[3]]
-    for drop in (None, 3, 2):  # too narrow: drop the date, then the parameters, before the description goes
-        if drop:
-            widths[drop] = 0
-        widths[1] = console.width - sum(widths) - 2 * sum(1 for w in widths if w)
-        if widths[1] >= 12:
-            break
-    widths[1] = min(max(widths[1], 0), natural[1])
-    for n, row in enumerate([header, *cells]):
-        line = Text(style="bold" if n == 0 else "")
-        for cell, width in zip(row, widths, strict=True):
-            if width:
-                piece = Text(cell)
-                piece.truncate(width, overflow="ellipsis", pad=True)
-                line.append_text(piece + Text("  "))
-        line.rstrip()
-        line.truncate(console.width, overflow="ellipsis")
-        console.print(line, soft_wrap=True)
-
-
-# -- Managing scripts: add, rm, rename, doctor, self publish, completion ---------------------------
-# Plain functions like cmd_create; `approve` asks the user (or raises), so tests need no terminal.
-
-Approve = Callable[..., None]
-
-
-def use_color(stream: Any) -> bool:
-    return isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-
-
-def print_code(code: str, *, err: bool = False) -> None:
-    """On a terminal: control characters made visible, highlighted when colour is on, long lines wrapped
-    behind ↪, and through the pager when taller than the screen. Otherwise the exact bytes."""
-    stream = sys.stderr if err else sys.stdout
-    if isatty(stream):
-        from rich.console import Console
-
-        console = Console(stderr=err)
-        print_rows(console, code_rows(code.rstrip("\n"), "python", console.width, color=colour(console)), page=not err)
-    else:
-        stream.flush()
-        stream.buffer.write(code.encode("utf-8"))
-        stream.flush()
-
-
-def checked_params(code: str, label: str) -> list[dict[str, Any]]:
-    """The checks `create` makes, then the script's parameters; raises ValidationFailed naming every problem."""
-    problems = script_problems(code, [], [])
-    params: list[dict[str, Any]] = []
-    if not problems:
-        params = script_params(code)
-        # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
-        if isinstance((read_metadata(code).get("tool") or {}).get("sm"), dict):
-            problems = script_problems(code, params, [])
-    if problems:
-        raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
-    return params
-
-
-def describe_code(code: str) -> str:
-    """[tool.sm] description, else the first line of the module docstring."""
-    table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    if isinstance(table, dict) and isinstance(table.get("description"), str):
-        return table["description"]
-    import ast
-
-    with contextlib.suppress(SyntaxError):
-        return ((ast.get_docstring(ast.parse(code)) or "").strip().splitlines() or [""])[0]
-    return ""
-
-
-def cmd_add(
-    name: str,
-    source: str,
-    *,
-    public: bool = False,
-    description: str | None = None,
-    force: bool = False,
-    filename: str | None = None,
-    trust: Trust,
-) -> dict[str, Any]:
-    """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
-    from pathlib import Path
-
-    check_name(name)
-    check_home()
-    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
-        raise UsageProblem(
-            f"A script named {name!r} already exists: use --force to replace it, or choose another name."
-        )
-    path = Path(source).expanduser()
-    if path.is_file() or source.endswith(".py"):
-        try:
-            code = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
-        params = checked_params(code, source)
-        desc = " ".join((description or describe_code(code)).split())
-        gh = github()
-        with status_line("Checking the GitHub token…"):
-            gh.check_token()
-        with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
-            return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
-    try:
-        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
-    except UsageProblem as e:
-        raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
-    if public:
-        raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
-    gh = github()
-    gh.check_token()
-    with claim_name(name, replace=force, gh=gh) as existing:
-        entry, code = adopt_gist(
-            gh,
-            gist_id,
-            trust,
-            filename=filename,
-            read_params=checked_params,
-            verb=f"Adopt as {name}:",
-            declined="Nothing was added",
-        )
-        entry = {**entry, "script_name": name}
-        entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
-        check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
-        store_cache(entry, code)
-        with status_line("Syncing mapping…"):
-            put_entry(entry)
-    if existing:
-        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, existing["gist_id"])
-    return entry
-
-
-def make_approver(yes: bool) -> Approve:
-    """Ask before something irreversible: --yes skips the question; without a terminal to ask on, refuse (as gh does)."""
-
-    def approve(question: str, code: str | None = None) -> None:
-        if yes:
-            return
-        if not interactive():
-            raise UsageProblem(f"{question} Pass --yes to confirm when not running interactively.")
-        if code is not None:
-            print_code(code, err=True)
-        import click
-
-        click.confirm(question, default=False, abort=True, err=True)
-
-    return approve
-
-
-def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
-    entry = lookup(name)
-    if purge:
-        others = sorted(
-            n for n, e in read_mapping()["scripts"].items() if e["gist_id"] == entry["gist_id"] and n != name
-        )
-        if others:
-            raise UsageProblem(
-                f"Gist {entry['gist_id']} is also registered as {', '.join(others)}: "
-                "remove those names first, or drop --purge."
-            )
-        GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
-        approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
-        with status_line(f"Deleting gist {entry['gist_id']}…"):
-            purge_gist(github(), entry)
-    with status_line("Syncing mapping…"):
-        delete_entry(name)
-    drop_local_copies(entry)
-    return entry
-
-
-def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
-    gh.check_token()
-    gist_id = entry["gist_id"]
-    try:
-        gh.delete_gist(gist_id)
-    except GitHubError as e:
-        if e.status != 404:
-            raise
-        # GitHub says 404 both for a gist that is gone and for someone else's: tell them apart.
-        try:
-            gist, _ = gh.get_gist(gist_id)
-        except GitHubError as again:
-            if again.status != 404:
-                raise
-            log.warning("Gist %s was already deleted on GitHub.", gist_id)
-            return
-        owner = ((gist or {}).get("owner") or {}).get("login") or "someone else"
-        raise GitHubError(
-            f"Gist {gist_id} belongs to {owner}, so only they can delete it. "
-            f"`sm rm {entry['script_name']}` without --purge forgets it.",
-            403,
-        ) from e
-
-
-def drop_local_copies(entry: dict[str, Any]) -> None:
-    """Remove the cached code and fallback venv of a gist no remaining name uses."""
-    import shutil
-
-    if any(e["gist_id"] == entry["gist_id"] for e in read_mapping()["scripts"].values()):
-        return
-    try:
-        folder, venv = entry_path(entry), venv_path(cached_path(entry))
-    except IntegrityError as e:  # a malformed entry: sm never stored anything for it, so nothing is removed
-        log.debug("no local copies to remove: %s", e)
-        return
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
-
-
-def cmd_rename(old: str, new: str) -> dict[str, Any]:
-    check_name(new)
-    lookup(old)  # for the did-you-mean
-    with status_line("Syncing mapping…"):
-        return rename_entry(old, new)
-
-
-# -- doctor -----------------------------------------------------------------------------------------
-
-DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
-TOKEN_FIX = (
-    "Create a token with the gist scope (https://github.com/settings/tokens/new?scopes=gist) and set GITHUB_PAT, "
-    "or run `gh auth login`."
-)
-
-
-def doctor_checks() -> list[dict[str, Any]]:
-    """One entry per check: {check, status: ok|warn|fail|skip, detail, fix}. Never raises SmError."""
-    checks: list[dict[str, Any]] = []
-
-    def add(check: str, status: str, detail: str, fix: str | None = None) -> None:
-        checks.append({"check": check, "status": status, "detail": redact(detail), "fix": fix})
-
-    if uv := which("uv"):
-        add("uv", "ok", f"{uv_version(uv)} at {uv}")
-    else:
-        add(
-            "uv",
-            "warn",
-            "not on PATH: sm run falls back to a slower venv + pip runner",
-            f"Install uv: {UV_INSTALL_HINT}.",
-        )
-
-    try:  # https only: the token must not travel in clear text
-        url = api_url()
-    except ConfigError as e:
-        url = None
-        add("API", "fail", str(e), "Use https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise.")
-    else:
-        if url.startswith("https://"):
-            add("API", "ok", f"{url} (https)")
-        elif (allowed := http_allowance(url)) == "a loopback host":
-            add("API", "ok", f"{url}: plain http, allowed for {allowed}")
-        else:
-            add(
-                "API",
-                "warn",
-                f"{url}: plain http, allowed by {allowed}: the token travels in clear text",
-                "Use https://.",
-            )
-
-    gh, token = None, None
-    try:
-        token, source = find_token()
-    except ConfigError:
-        add("token", "fail", f"none in {', '.join(TOKEN_VARS)}, and no `gh auth token`", TOKEN_FIX)
-    else:
-        add("token", "ok", f"from {source}")
-    if token is None:
-        add("token scope", "skip", "needs a token")
-    elif url is None:
-        add("token scope", "skip", "needs an https SM_GITHUB_API_URL")
-    else:
-        gh = GitHub(token, retry_budget=5)
-        try:
-            scopes = gh.check_token()
-        except OfflineError as e:
-            add("token scope", "fail", str(e), "Check your network, or SM_GITHUB_API_URL.")
-            gh = None
-        except GitHubError as e:
-            add("token scope", "fail", str(e), TOKEN_FIX)
-            gh = None
-        else:
-            kind = (
-                f"classic token, scopes: {', '.join(scopes)}"
-                if scopes is not None
-                else "fine-grained token (GitHub lists no scopes for these: it needs the Gists permission, read and write)"
-            )
-            add("token scope", "ok", f"valid for {gh.login}; {kind}")
-
-    data = None
-    try:
-        data = read_mapping()
-        add("mapping", "ok", f"{len(data['scripts'])} scripts in {mapping_path()}")
-    except MappingError as e:
-        add("mapping", "fail", str(e), f"Repair {mapping_path()} or move it away.")
-    # Where sync keeps the mapping; until the first sync there is nothing to reach.
-    state = read_sync_state()
-    gist_id = os.environ.get("SM_MAPPING_GIST") or state.get("gist_id")
-    pending = "; local changes are waiting to sync" if state.get("pending") else ""
-    if not gist_id:
-        add("mapping gist", "skip", "not set up yet: the first change or `sm sync` finds or creates it")
-    elif gh is None:
-        add("mapping gist", "skip", f"{gist_id}: needs a working token{pending}")
-    else:
-        try:
-            gist, _ = gh.get_gist(gist_id)
-            if REMOTE_FILE in ((gist or {}).get("files") or {}):
-                add(
-                    "mapping gist",
-                    "warn" if pending else "ok",
-                    f"{gist_id} is reachable{pending}",
-                    "Run `sm sync`." if pending else None,
-                )
-            else:
-                add(
-                    "mapping gist",
-                    "fail",
-                    f"{gist_id} holds no {REMOTE_FILE}",
-                    "Unset SM_MAPPING_GIST, or point it at the right gist.",
-                )
-        except GitHubError as e:
-            if e.status == 404 and not os.environ.get("SM_MAPPING_GIST"):
-                add(
-                    "mapping gist",
-                    "warn",
-                    f"{gist_id} is gone from GitHub",
-                    "`sm sync` recreates it from this machine.",
-                )
-            else:
-                add("mapping gist", "fail", str(e), "Check that the gist exists and belongs to the token's user.")
-    if replaced := state.get("replaced"):
-        add(
-            "mapping gist",
-            "warn",
-            f"the previous mapping gist {replaced.get('gist_id')} was deleted on GitHub; sync moved to {gist_id} "
-            f"on {str(replaced.get('at'))[:10]}, from this machine's mapping",
-            "Nothing to do; other machines find the new gist on their next sync.",
-        )
-
-    try:
-        model = resolve_model(None)
-    except ConfigError:
-        keys = ", ".join(dict.fromkeys(var for var, _ in DEFAULT_MODELS))
-        add(
-            "model",
-            "fail",
-            f"neither SM_MODEL nor a provider key ({keys}) is set",
-            "Set SM_MODEL, e.g. openai:gpt-5.1, or a provider key such as OPENAI_API_KEY.",
-        )
-    else:
-        source = "SM_MODEL" if os.environ.get("SM_MODEL", "").strip() else (default_model() or ("", ""))[1]
-        if problem := model_setup_problem(model):
-            add("model", "fail", f"{model} (from {source}), but {problem[0]}", problem[1])
-        else:
-            add("model", "ok", f"{model} (from {source})")
-
-    import tempfile
-
-    home = sm_home()
-    try:
-        private_dir(home)
-        with tempfile.NamedTemporaryFile(dir=home, prefix=".doctor-"):
-            pass
-        add("SM_HOME", "ok", f"{home} is writable")
-    except OSError as e:
-        add(
-            "SM_HOME",
-            "fail",
-            f"{home} is not writable ({e.strerror})",
-            "Fix its permissions, or set SM_HOME to a writable folder.",
-        )
-
-    size, count = folder_size(cache_dir())
-    venv_size, _ = folder_size(home / "venvs")
-    extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
-    add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
-    return checks
-
-
-def uv_version(uv: str) -> str:
-    import subprocess
-
-    try:
-        return subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or "uv"
-    except (OSError, subprocess.SubprocessError):
-        return "uv (version unknown)"
-
-
-def folder_size(folder: Path) -> tuple[int, int]:
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()] if folder.is_dir() else []
-    return sum(p.stat().st_size for p in files), len(files)
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
-    import click
-
-    width = max(len(c["check"]) for c in checks)
-    lines = []
-    for c in checks:
-        mark, colour = DOCTOR_MARKS[c["status"]]
-        mark = click.style(mark, fg=colour) if color and colour else mark
-        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
-        if c["fix"] and c["status"] in ("fail", "warn"):
-            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
-    return "\n".join(lines)
-
-
-# -- self publish -----------------------------------------------------------------------------------
-
-
-DIST_NAME = "sm-script-manager"
-
-
-def self_files() -> dict[str, str]:
-    """sm.py and a pyproject.toml: all that `uv tool install git+URL` needs."""
-    from pathlib import Path
-
-    here = Path(__file__).resolve()
-    code = here.read_text(encoding="utf-8")
-    beside = here.with_name("pyproject.toml")
-    import tomllib
-
-    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
-        if tomllib.loads(text := beside.read_text(encoding="utf-8")).get("project", {}).get("name") == DIST_NAME:
-            return {"sm.py": code, "pyproject.toml": text}
-    return {"sm.py": code, "pyproject.toml": pyproject_for(code)}  # installed copy: rebuild it from the header
-
-
-def pyproject_for(code: str) -> str:
-    meta = read_metadata(code)
-    project = {
-        "name": DIST_NAME,
-        "dynamic": ["version", "description"],
-        "requires-python": meta["requires-python"],
-        "dependencies": meta["dependencies"],
-        "scripts": {"sm": "sm:main"},
-    }
-    build = {"requires": ["flit_core>=3.9,<4"], "build-backend": "flit_core.buildapi"}
-    return toml_dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
-
-
-def self_record_path() -> Path:
-    return sm_home() / "self.json"
-
-
-def cmd_self_publish() -> dict[str, Any]:
-    files = self_files()
-    description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
-    check_upload(files, description, public=False)
-    gh = github()
-    gh.check_token()
-    record: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(self_record_path().read_text(encoding="utf-8"))
-    gist = None
-    if gist_id := record.get("gist_id"):
-        try:
-            gist = gh.update_gist(gist_id, dict(files), description)
-        except GitHubError as e:
-            if e.status != 404:
-                raise
-            log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
-    if gist is None:
-        gist = gh.create_gist(files, description, public=False)
-    git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
-    result = {
-        "gist_id": gist["id"],
-        "html_url": gist.get("html_url", ""),
-        "revision": latest_revision(gh, gist),
-        "version": __version__,
-        "install": f"uv tool install git+{git_url}",
-    }
-    atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
-    return result
-
-
 # -- shell completion -------------------------------------------------------------------------------
 # These run on every <TAB>: the mapping only, no network, nothing heavier than click.
 
@@ -5209,91 +5366,6 @@ def completion_source(cli: Any, shell: str) -> str:
     return cls(cli, {}, "sm", "_SM_COMPLETE").source()
 
 
-TOKEN_SHAPES = r"\b(?:gh[pousr]_|github_pat_|sk-)[A-Za-z0-9_-]{16,}"
-SECRET_VARS = TOKEN_VARS + tuple(var for var, _ in DEFAULT_MODELS)
-
-
-def redact(text: str) -> str:
-    """Mask the tokens sm knows of (used this run, or set in the environment) and anything shaped like one."""
-    values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in SECRET_VARS}
-    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
-        text = text.replace(value, "***")
-    for _kind, pattern in SECRET_PATTERNS:  # the upload scan's patterns: AWS keys, private key blocks too
-        text = re.sub(pattern, "***", text)
-    return re.sub(TOKEN_SHAPES, "***", text)
-
-
-# Errors that click prints itself go to the log file only, through this child logger.
-errors_log = _Log("sm.errors")
-
-
-def log_file() -> Path:
-    return sm_home() / "sm.log"
-
-
-def setup_logging(verbose: bool, *, console: bool = True) -> None:
-    """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
-    import logging.handlers
-    from pathlib import Path
-
-    class OneLine(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
-
-    class Redact(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = visible(redact(record.getMessage())), None
-            return True
-
-    class Stderr(logging.StreamHandler):  # sys.stderr as it is at each write: a status line redirects it
-        def emit(self, record: logging.LogRecord) -> None:
-            self.stream = sys.stderr
-            super().emit(record)
-
-    class LogFile(logging.handlers.RotatingFileHandler):
-        def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
-            private_dir(Path(self.baseFilename).parent)
-            return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private_opener)
-
-        def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
-            pass
-
-    redactor = Redact()
-    stderr = Stderr()
-    stderr.setFormatter(OneLine())
-    stderr.addFilter(redactor)
-    stderr.addFilter(lambda record: record.name != errors_log.name)
-    file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
-    file.setLevel(logging.WARNING)
-    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    file.addFilter(redactor)
-    for handler in log.handlers:
-        handler.close()
-    log.handlers[:] = [stderr, file] if console else [file]
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    log.propagate = False
-
-
-def fast_list_json(argv: Sequence[str]) -> bool:
-    """`sm list --json` on a machine that has synced before: the standard library is enough."""
-    if list(argv) != ["list", "--json"] or not read_sync_state().get("gist_id"):
-        return False
-    if not isatty(sys.stdout):  # piped: the compact rows written with the mapping, if they are its current ones
-        with contextlib.suppress(OSError, ValueError), open(list_cache_path(), "rb") as cached:
-            if cached.readline().decode().strip() == file_stamp(mapping_path()):
-                sys.stdout.flush()
-                sys.stdout.buffer.write(cached.read())
-                sys.stdout.flush()
-                return True
-    try:
-        text = rows_json(list_rows(pull=False))
-    except SmError:
-        return False  # the full CLI reports it
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-    return True
-
-
 def closed_stdout() -> int:
     """The reader of stdout went away (`sm list | head -1`): a normal end, as for git. Stop without a word,
     and with the status of a process ended by SIGPIPE (128 + 13), so that `set -o pipefail` sees it as git's."""
@@ -5302,6 +5374,11 @@ def closed_stdout() -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     return 141
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# main
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
 
 
 def main(argv: Sequence[str] | None = None) -> None:

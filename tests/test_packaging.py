@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -125,3 +126,76 @@ def test_list_json_cache_follows_the_mapping(sm_env, capsys):
     (sm_env / "mapping.json").write_text(json.dumps(data))
     assert sm.fast_list_json(["list", "--json"])
     assert [r["script_name"] for r in json.loads(capsys.readouterr().out)] == ["a", "b"]
+
+
+def sm_sections() -> tuple[ast.Module, list[tuple[str, int]]]:
+    """sm.py's syntax tree, and its banner sections as (title, first line), in order."""
+    lines = (ROOT / "sm.py").read_text().splitlines()
+    banners = [
+        (lines[i + 1].removeprefix("# "), i + 2)
+        for i in range(len(lines) - 2)
+        if lines[i].startswith("# ═") and lines[i + 2].startswith("# ═")
+    ]
+    return ast.parse("\n".join(lines)), banners
+
+
+def test_sections_come_in_the_documented_order():
+    _, banners = sm_sections()
+    assert [title for title, _ in banners] == [
+        "Errors",
+        "Secrets & logging",
+        "Paths & config",
+        "Fast paths (standard library only)",
+        "Script model",
+        "GitHub client",
+        "Mapping & sync",
+        "Generation",
+        "Review UI",
+        "Operations",
+        "CLI wiring",
+        "main",
+    ]
+
+
+def test_fast_paths_use_the_standard_library_and_nothing_below_them():
+    """The rule stated at the top of sm.py: everything `sm run` and `sm list --json` reach before exec or print
+    lies above the Script model banner, and imports only the standard library."""
+    tree, banners = sm_sections()
+    start, end = dict(banners)["Fast paths (standard library only)"], dict(banners)["Script model"]
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    defs |= {t.id: n for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    defs |= {n.target.id: n for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and start < node.lineno < end:
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            assert all(n.split(".")[0] in sys.stdlib_module_names for n in names), ast.unparse(node)
+
+    def used(node: ast.AST) -> set[str]:
+        skip = {id(n) for a in ast.walk(node) for ann in _annotations(a) for n in ast.walk(ann)}
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in skip}
+        return (names & defs.keys()) - {getattr(node, "name", "")}
+
+    # The detached refresh syncs in its own (forked) process, after the script has been exec'ed.
+    beyond = {"try_sync"}
+    seen, todo = set(), ["fast_run", "fast_list_json"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in beyond:
+            continue
+        seen.add(name)
+        assert defs[name].lineno < end, f"{name} is on a fast path but defined below the Fast paths section"
+        todo.extend(used(defs[name]))
+    assert {"exec_script", "verified_cache", "build_script_args", "parse_run_tail", "read_mapping"} <= seen
+
+
+def _annotations(node: ast.AST) -> list[ast.AST]:
+    """Annotations are never evaluated (PEP 563): a name used only there costs nothing at run time."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = node.args
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        return [a.annotation for a in every if a is not None and a.annotation is not None] + (
+            [node.returns] if node.returns else []
+        )
+    if isinstance(node, ast.AnnAssign):
+        return [node.annotation]
+    return []
