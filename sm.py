@@ -1089,23 +1089,118 @@ def block_toml(match: re.Match[str]) -> str:
     )
 
 
-def read_metadata(code: str) -> dict[str, Any]:
-    """Parse the single PEP 723 `script` block; raise ValidationFailed naming the problem."""
-    import tomllib
+class ScriptInfo:
+    """A script as sm reads it: its PEP 723 metadata, [tool.sm] table and parameters, parsed once.
 
-    blocks = script_blocks(code)
-    if len(blocks) != 1:
-        raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
-    try:
-        meta = tomllib.loads(block_toml(blocks[0]))
-    except tomllib.TOMLDecodeError as e:
-        raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
-    deps = meta.get("dependencies")
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise ValidationFailed("the `# /// script` block needs a `dependencies` list of strings (even if empty)")
-    if not isinstance(meta.get("requires-python"), str):
-        raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
-    return meta
+    Made by read_script(), which never raises: a block that cannot be used is recorded in `problem`, and
+    metadata() raises it for callers that need a valid block. Shared between callers: treat it as read-only.
+    """
+
+    def __init__(self, code: str):
+        import tomllib
+
+        self.code = code
+        self.problem: str | None = None  # why the PEP 723 block cannot be used, or None
+        self.meta: dict[str, Any] = {}
+        blocks = script_blocks(code)
+        try:
+            if len(blocks) != 1:
+                raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
+            try:
+                meta = tomllib.loads(block_toml(blocks[0]))
+            except tomllib.TOMLDecodeError as e:
+                raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
+            deps = meta.get("dependencies")
+            if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+                raise ValidationFailed(
+                    "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
+                )
+            if not isinstance(meta.get("requires-python"), str):
+                raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
+        except ValidationFailed as e:
+            self.problem = str(e)
+        else:
+            self.meta = meta
+        tool = self.meta.get("tool")
+        self.tool: dict[str, Any] = tool if isinstance(tool, dict) else {}
+        table = self.tool.get("sm")
+        self.table: dict[str, Any] | None = table if isinstance(table, dict) else None  # [tool.sm]
+
+    def metadata(self) -> dict[str, Any]:
+        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block."""
+        if self.problem:
+            raise ValidationFailed(self.problem)
+        return self.meta
+
+    @property
+    def requires_python(self) -> str | None:
+        return self.meta.get("requires-python")
+
+    @property
+    def dependencies(self) -> list[str]:
+        return list(self.meta.get("dependencies") or [])
+
+    @property
+    def declared(self) -> list[dict[str, Any]] | None:
+        """The parameters in [tool.sm]; None when there is no such table to say what they are."""
+        if self.table is None:
+            return None
+        return [param_dict(p) for p in self.table.get("params") or [] if isinstance(p, dict) and "name" in p]
+
+    @functools.cached_property
+    def tree(self) -> ast.Module:
+        """The code's syntax tree; raises SyntaxError."""
+        import ast
+
+        return ast.parse(self.code)
+
+    @functools.cached_property
+    def options(self) -> list[dict[str, Any]]:
+        """The `--name` options the code declares (argparse's add_argument, click's option), read without running
+        it; raises SyntaxError."""
+        return option_params(self.tree)
+
+    @property
+    def params(self) -> list[dict[str, Any]] | None:
+        """What `key=value` can feed: [tool.sm] when the script has the table, else its --options; None when
+        neither can be read (no valid block, or code that does not parse)."""
+        if self.problem:
+            return None
+        try:
+            return self.options if self.declared is None else self.declared
+        except SyntaxError:
+            return None
+
+    @property
+    def description(self) -> str:
+        """[tool.sm] description, else the first line of the module docstring."""
+        import ast
+
+        if isinstance(text := (self.table or {}).get("description"), str):
+            return text
+        with contextlib.suppress(SyntaxError):
+            return ((ast.get_docstring(self.tree) or "").strip().splitlines() or [""])[0]
+        return ""
+
+    def ready_params(self, label: str) -> list[dict[str, Any]]:
+        """For a script sm did not write (`sm add`): the checks `create` makes, then its parameters. Raises
+        ValidationFailed naming every problem."""
+        problems = script_problems(self.code, [], [])
+        params: list[dict[str, Any]] = []
+        if not problems:
+            params = self.params or []
+            # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
+            if self.table is not None:
+                problems = script_problems(self.code, params, [])
+        if problems:
+            raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
+        return params
+
+
+@functools.lru_cache(maxsize=16)
+def read_script(code: str) -> ScriptInfo:
+    """The one reader of a script: one call path asks about the same code several times, and parses it once."""
+    return ScriptInfo(code)
 
 
 # A PEP 508 requirement: NAME[extras], then version specifiers or `@ URL`, then an optional `; marker`.
@@ -1148,25 +1243,6 @@ def python_satisfies(spec: str, version: Sequence[int]) -> bool:
     return True
 
 
-def dependencies_of(code: str) -> list[str]:
-    try:
-        return list(read_metadata(code)["dependencies"])
-    except ValidationFailed:
-        return []
-
-
-def describe_code(code: str) -> str:
-    """[tool.sm] description, else the first line of the module docstring."""
-    table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    if isinstance(table, dict) and isinstance(table.get("description"), str):
-        return table["description"]
-    import ast
-
-    with contextlib.suppress(SyntaxError):
-        return ((ast.get_docstring(ast.parse(code)) or "").strip().splitlines() or [""])[0]
-    return ""
-
-
 def param_dict(p: Any) -> dict[str, Any]:
     d = p if isinstance(p, dict) else p.model_dump()
     out = {"name": d["name"], "help": d.get("help") or "", "required": bool(d.get("required"))}
@@ -1175,62 +1251,16 @@ def param_dict(p: Any) -> dict[str, Any]:
     return out
 
 
-def params_from_code(code: str) -> list[dict[str, Any]]:
-    """Parameters recorded in the script's own [tool.sm] table."""
-    sm_table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
-
-
-def foreign_params(code: str) -> list[dict[str, Any]] | None:
-    """Parameters of a script sm did not write: [tool.sm], else its --options; None when unreadable."""
-    try:
-        return script_params(code)
-    except (ValidationFailed, SyntaxError):
-        return None
-
-
-def declared_params(code: str) -> list[dict[str, Any]] | None:
-    """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
-    try:
-        if "sm" not in (read_metadata(code).get("tool") or {}):
-            return None
-        return params_from_code(code)
-    except ValidationFailed:
-        return None
-
-
-def script_params(code: str) -> list[dict[str, Any]]:
-    """A script's parameters: its [tool.sm] table when it has one, else its argparse/click options."""
-    tool = read_metadata(code).get("tool") or {}
-    if isinstance(tool.get("sm"), dict):
-        return params_from_code(code)
-    return params_from_options(code)
-
-
-def checked_params(code: str, label: str) -> list[dict[str, Any]]:
-    """The checks `create` makes, then the script's parameters; raises ValidationFailed naming every problem."""
-    problems = script_problems(code, [], [])
-    params: list[dict[str, Any]] = []
-    if not problems:
-        params = script_params(code)
-        # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
-        if isinstance((read_metadata(code).get("tool") or {}).get("sm"), dict):
-            problems = script_problems(code, params, [])
-    if problems:
-        raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
-    return params
-
-
 # Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
 FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
 
 
-def params_from_options(code: str) -> list[dict[str, Any]]:
-    """`--name` options declared with argparse's add_argument or click's option, read without running the code."""
-    found: dict[str, dict[str, Any]] = {}
+def option_params(tree: ast.Module) -> list[dict[str, Any]]:
+    """`--name` options declared with argparse's add_argument or click's option (see ScriptInfo.options)."""
     import ast
 
-    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+    found: dict[str, dict[str, Any]] = {}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
         func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
         if func not in ("add_argument", "option"):
@@ -1284,18 +1314,13 @@ def _identifiers(tree: ast.AST) -> set[str]:
 
 def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
     """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
-    import ast
-
-    problems: list[str] = []
+    script = read_script(code)
     try:
-        tree = ast.parse(code)
+        tree = script.tree
         compile(tree, "script.py", "exec")
     except SyntaxError as e:
         return [f"the code does not compile: {e.msg} (line {e.lineno})"]
-    try:
-        read_metadata(code)
-    except ValidationFailed as e:
-        problems.append(str(e))
+    problems = [script.problem] if script.problem else []
     declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
     strings, idents = _option_strings(tree), _identifiers(tree)
     for name in required:
@@ -1325,7 +1350,7 @@ def stamp_script(
     exclude-newer pins dependency resolution to the creation time, so the script resolves the same
     way next year.
     """
-    meta = read_metadata(code)
+    meta = dict(read_script(code).metadata())  # a copy: read_script's answer is shared
     tool = dict(meta.get("tool") or {})
     tool["sm"] = {
         "description": description,
@@ -1348,7 +1373,7 @@ def stamp_script(
 
 def pin_resolution(code: str, when: str) -> str:
     """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
-    meta = read_metadata(code)
+    meta = dict(read_script(code).metadata())
     tool = dict(meta.get("tool") or {})
     tool["uv"] = {**(tool.get("uv") or {}), "exclude-newer": when.split(".")[0].removesuffix("Z") + "Z"}
     meta["tool"] = tool
@@ -2673,14 +2698,11 @@ class Draft:
 
     def take_edit(self, code: str, current: Candidate) -> Candidate:
         """Code edited by hand: validated like the model's, parameters re-read from [tool.sm]."""
-        try:
-            params = params_from_code(code)
-            table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-        except ValidationFailed:
-            params, table = [], {}  # script_problems names what is wrong with the block
+        script = read_script(code)
+        params = script.declared or []  # with no valid block, script_problems says what is wrong with it
         if problems := script_problems(code, params, self.required):
             raise ValidationFailed("; ".join(problems))
-        candidate = self.stamp(code, params, str(table.get("description") or current.description))
+        candidate = self.stamp(code, params, str((script.table or {}).get("description") or current.description))
         self.changes.append({"edit": "by hand", "at": now_iso()})
         return candidate
 
@@ -2698,7 +2720,7 @@ class Draft:
         )
         if self.repin:
             code = pin_resolution(code, self.repin)
-        return Candidate(code, desc, params_from_code(code))
+        return Candidate(code, desc, read_script(code).declared or [])
 
     def final(self, candidate: Candidate) -> Candidate:
         """The accepted version, with this session's changes recorded in its provenance."""
@@ -3089,8 +3111,8 @@ def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
 def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
     """A unified diff of the dependencies, then of the code."""
     deps = unified_diff(
-        "\n".join(dependencies_of(old)) + "\n",
-        "\n".join(dependencies_of(new)) + "\n",
+        "\n".join(read_script(old).dependencies) + "\n",
+        "\n".join(read_script(new).dependencies) + "\n",
         f"{old_label} dependencies",
         f"{new_label} dependencies",
     )
@@ -3560,10 +3582,10 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
     """sm's own tables in the PEP 723 block, as (first line, end line, label) for code_rows: [tool.sm], and
     [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
     runs, so they are never folded away."""
-    try:
-        uv = (read_metadata(code).get("tool") or {}).get("uv") or {}
-    except ValidationFailed:
+    script = read_script(code)
+    if script.problem:
         return []
+    uv = script.tool.get("uv") or {}
     ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
     block = script_blocks(code)[0]
     top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
@@ -3584,7 +3606,7 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
 
 def show_facts(console: Any, candidate: Candidate) -> None:
     """Parameters, dependencies and description: a table on a terminal, lines otherwise."""
-    deps = read_metadata(candidate.code).get("dependencies") or []
+    deps = read_script(candidate.code).dependencies
     dep_text = ", ".join(deps) if deps else "none (standard library only)"
     if not console.is_terminal:
         for p in candidate.params:
@@ -3803,11 +3825,8 @@ def cmd_edit(
         check_gist_exists(gh, entry)
     code = pinned_code(entry, lambda: gh)
     model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
-    try:
-        tool = read_metadata(code).get("tool") or {}
-    except ValidationFailed:
-        tool = {}  # a script broken by hand: the model is asked to fix the block along with the change
-    origin = tool.get("sm") or {}
+    script = read_script(code)  # a script broken by hand: the model is asked to fix the block with the change
+    origin = script.table or {}
     draft = Draft(
         model_obj or model_name,
         model_name=model_name,
@@ -3820,7 +3839,7 @@ def cmd_edit(
         changes=[c for c in origin.get("changes") or [] if isinstance(c, dict)],
         exclude_newer=False,
         # uv resolves as of the pinned time: move it to now, or a newly added package may not exist yet
-        repin=now_iso() if "exclude-newer" in (tool.get("uv") or {}) else None,
+        repin=now_iso() if "exclude-newer" in (script.tool.get("uv") or {}) else None,
         screen=functools.partial(check_prompt, yes=yes),
     )
     current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
@@ -3877,7 +3896,7 @@ def upload_new(
         "revision": latest_revision(gh, gist),
         "sha256": sha256_text(code),
         "description": description,
-        "params": params_from_code(code) if params is None else list(params),
+        "params": (read_script(code).declared or []) if params is None else list(params),
         "public": public,
         "html_url": gist.get("html_url", ""),
     }
@@ -3951,7 +3970,7 @@ def cmd_run(
         params = entry.get("params")
         if opts.get("rev"):
             path, code = run_revision(github(), entry, opts["rev"], trust)
-            if (declared := declared_params(code)) is not None:
+            if (declared := read_script(code).declared) is not None:
                 params = declared
         elif opts.get("latest"):
             entry, path = latest_or_pinned(entry, trust)
@@ -4072,7 +4091,7 @@ def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code
     """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
     or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
     if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, declared_params(code), me=gh.login)
+        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=gh.login)
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
@@ -4101,7 +4120,7 @@ def github_down(e: GitHubError) -> bool:
 
 def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
     """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
-    params = declared_params(code)
+    params = read_script(code).declared
     if params is None:
         params = entry.get("params")
     new_entry = {
@@ -4186,7 +4205,7 @@ def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: st
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
-    summary = trust_summary(gist, entry["filename"], code, entry["revision"], declared_params(code), me=gh.login)
+    summary = trust_summary(gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=gh.login)
     question = (
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
         "on this machine. Trust and run it?"
@@ -4207,14 +4226,14 @@ def adopt_gist(
     *,
     filename: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
-    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
+    ready: bool = False,
     verb: str = "Run",
     declined: str = "Nothing ran",
 ) -> tuple[dict[str, Any], str]:
     """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
-    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
-    revision is recorded as trusted on this machine.
+    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed) before anyone
+    is asked to trust it. The accepted revision is recorded as trusted on this machine.
     """
     with status_line(f"Fetching gist {gist_id}…"):
         gist, _ = gh.get_gist(gist_id)
@@ -4230,7 +4249,8 @@ def adopt_gist(
         raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
     with status_line(f"Fetching {fname}…"):
         code = gh.file_content(file)
-        params = read_params(code, f"{fname} in gist {gist_id}")
+        script = read_script(code)
+        params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
         revision = latest_revision(gh, gist)
     owner = gist_owner(gist) or "an unknown owner"
     now = now_iso()
@@ -4268,11 +4288,9 @@ def trust_summary(
 ) -> list[str]:
     """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
     owner = gist_owner(gist) or "an unknown owner"
-    try:
-        python = read_metadata(code)["requires-python"]
-    except ValidationFailed:
-        python = "not stated (no valid PEP 723 block)"
-    deps = dependencies_of(code)
+    script = read_script(code)
+    python = script.requires_python or "not stated (no valid PEP 723 block)"
+    deps = script.dependencies
     when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
     lines = [
         f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
@@ -4300,7 +4318,7 @@ def run_command(path: Path, args: Sequence[str]) -> list[str]:
 
 def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
     """Without uv: run with a venv of this script's own under $SM_HOME/venvs, dependencies installed by pip."""
-    meta = read_metadata(path.read_text(encoding="utf-8"))
+    meta = read_script(path.read_text(encoding="utf-8")).metadata()
     if not python_satisfies(meta["requires-python"], sys.version_info):
         raise ConfigError(
             f"{path.name} needs Python {meta['requires-python']} but this is Python {platform_python()}, "
@@ -4475,8 +4493,9 @@ def cmd_add(
             code = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
-        params = checked_params(code, source)
-        desc = " ".join((description or describe_code(code)).split())
+        script = read_script(code)
+        params = script.ready_params(source)
+        desc = " ".join((description or script.description).split())
         gh = github()
         with status_line("Checking the GitHub token…"):
             gh.check_token()
@@ -4496,12 +4515,12 @@ def cmd_add(
             gist_id,
             trust,
             filename=filename,
-            read_params=checked_params,
+            ready=True,
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
         entry = {**entry, "script_name": name}
-        entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+        entry["description"] = " ".join((description or entry["description"] or read_script(code).description).split())
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
         store_cache(entry, code)
         with status_line("Syncing mapping…"):
@@ -4800,7 +4819,7 @@ def self_files() -> dict[str, str]:
 
 
 def pyproject_for(code: str) -> str:
-    meta = read_metadata(code)
+    meta = read_script(code).metadata()
     project = {
         "name": DIST_NAME,
         "dynamic": ["version", "description"],

@@ -29,7 +29,7 @@ def test_create_uploads_secret_gist_and_records_mapping(created, github_env, llm
     assert entry["params"] == [{"name": "name", "help": "the name", "required": True}]
     assert entry["description"] == "Greets someone"
     assert set(sm.ENTRY_FIELDS) <= set(entry)
-    meta = sm.read_metadata(code)
+    meta = sm.read_script(code).metadata()
     assert meta["tool"]["sm"]["prompt"] == "Greet {{name}} politely"
     assert meta["tool"]["sm"]["model"] == "openai-chat:fake-coder"
     assert "exclude-newer" in meta["tool"]["uv"]

@@ -35,7 +35,7 @@ def test_bad_names(name):
 
 
 def test_read_metadata_ok():
-    meta = sm.read_metadata(script_code("print(1)", deps='["httpx"]'))
+    meta = sm.read_script(script_code("print(1)", deps='["httpx"]')).metadata()
     assert meta == {"requires-python": ">=3.11", "dependencies": ["httpx"]}
 
 
@@ -52,7 +52,7 @@ def test_read_metadata_ok():
 )
 def test_read_metadata_problems(code, problem):
     with pytest.raises(sm.ValidationFailed, match=problem):
-        sm.read_metadata(code)
+        sm.read_script(code).metadata()
 
 
 def test_problems_none_for_valid_script():
@@ -113,7 +113,7 @@ def test_stamp_records_params_and_provenance_under_tool_sm():
         model="openai:gpt-5.1",
         created_at="2026-11-27T10:00:00.123456Z",
     )
-    meta = sm.read_metadata(stamped)
+    meta = sm.read_script(stamped).metadata()
     assert meta["dependencies"] == ["httpx"]
     assert meta["tool"]["sm"] == {
         "description": "List gists",
@@ -125,7 +125,7 @@ def test_stamp_records_params_and_provenance_under_tool_sm():
     assert meta["tool"]["uv"] == {"exclude-newer": "2026-11-27T10:00:00Z"}
     assert "sm" not in meta["tool"]["uv"]
     assert stamped.split("# ///\n", 1)[1] == code.split("# ///\n", 1)[1]  # the code itself is untouched
-    assert sm.params_from_code(stamped) == [{"name": "prefix", "help": "gist prefix", "required": True}]
+    assert sm.read_script(stamped).declared == [{"name": "prefix", "help": "gist prefix", "required": True}]
     compile(stamped, "x.py", "exec")
 
 
@@ -139,7 +139,7 @@ def test_stamp_without_exclude_newer():
         created_at="2026-11-27T10:00:00.000000Z",
         exclude_newer=False,
     )
-    assert "uv" not in sm.read_metadata(stamped)["tool"]
+    assert "uv" not in sm.read_script(stamped).metadata()["tool"]
 
 
 PARAMS = [

@@ -118,12 +118,12 @@ def main(city, units, shout, debug, verbose, from_, extra):
     ],
 )
 def test_params_from_options(code, params):
-    assert sm.params_from_options(code) == params
+    assert sm.read_script(code).options == params
 
 
 def test_script_params_prefers_tool_sm_table():
     code = script_code("print(args.name)", ["name"])
-    assert [p["name"] for p in sm.script_params(code)] == ["name"]  # from argparse: no table yet
+    assert [p["name"] for p in sm.read_script(code).params] == ["name"]  # from argparse: no table yet
     stamped = sm.stamp_script(
         code,
         params=[{"name": "name", "help": "who to greet", "required": False, "default": "World"}],
@@ -132,7 +132,7 @@ def test_script_params_prefers_tool_sm_table():
         model="m",
         created_at="2025-01-01T00:00:00.000000Z",
     )
-    assert sm.script_params(stamped) == [
+    assert sm.read_script(stamped).params == [
         {"name": "name", "help": "who to greet", "required": False, "default": "World"}
     ]
 

@@ -131,7 +131,9 @@ def stamped(body="print(args.name)"):
 def test_metadata_is_folded_into_one_line():
     code = stamped()
     out = io.StringIO()
-    sm.show_script(Console(file=out, width=100), sm.Candidate(code, "Greets", sm.params_from_code(code)), "greet.py")
+    sm.show_script(
+        Console(file=out, width=100), sm.Candidate(code, "Greets", sm.read_script(code).declared), "greet.py"
+    )
     text = out.getvalue()
     assert "# [tool.sm] [tool.uv] … 13 lines, :meta shows them" in text
     assert "prompt = " not in text and "exclude-newer" not in text

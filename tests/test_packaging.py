@@ -16,7 +16,7 @@ import sm
 
 
 def test_pep723_and_pyproject_dependencies_agree():
-    header = sm.read_metadata((ROOT / "sm.py").read_text())
+    header = sm.read_script((ROOT / "sm.py").read_text()).metadata()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert header["dependencies"] == project["dependencies"]
     assert header["requires-python"] == project["requires-python"] == ">=3.11"

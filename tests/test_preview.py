@@ -86,7 +86,7 @@ class Review:
 
 
 def meta(code):
-    return sm.read_metadata(code)["tool"]["sm"]
+    return sm.read_script(code).metadata()["tool"]["sm"]
 
 
 V1 = reply("print('V1', args.name)", ["name"], description="Greets")
@@ -465,8 +465,8 @@ def test_edit_makes_a_new_revision_and_run_uses_it(created, github_env, llm, inv
     )
     assert [c["prompt"] for c in table["changes"]] == ["Shout the greeting"]
     assert (
-        sm.read_metadata(code)["tool"]["uv"]["exclude-newer"]
-        >= sm.read_metadata(old_code)["tool"]["uv"]["exclude-newer"]
+        sm.read_script(code).metadata()["tool"]["uv"]["exclude-newer"]
+        >= sm.read_script(old_code).metadata()["tool"]["uv"]["exclude-newer"]
     )
 
     # the model was shown the stored code, and told what to change
@@ -514,7 +514,7 @@ def test_edit_keeps_an_unpinned_script_unpinned(github_env, llm, invoke):
     llm.queue(V1, V2)
     assert invoke("create", "greet", "Greet {{name}}", "--no-exclude-newer").exit_code == 0
     assert invoke("edit", "greet", "twice").exit_code == 0
-    assert "uv" not in sm.read_metadata(the_gist(github_env)).get("tool", {})
+    assert "uv" not in sm.read_script(the_gist(github_env)).metadata().get("tool", {})
 
 
 def test_edit_warns_when_the_gist_changed_on_github(created, github_env, llm, invoke):
