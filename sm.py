@@ -321,10 +321,11 @@ def check_prompt(text: str, *, yes: bool) -> None:
             f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
             "from the environment), or pass --yes to send it anyway."
         )
-    import click
-
-    if not click.confirm(f"The prompt contains {found}. Send it to the model anyway?", default=False, err=True):
-        raise Cancelled("Nothing was sent to the model.")
+    confirm(
+        f"The prompt contains {found}. Send it to the model anyway?",
+        yes=False,
+        declined="Nothing was sent to the model.",
+    )
 
 
 # What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
@@ -3187,54 +3188,33 @@ def status_wait(seconds: float, why: int | str) -> None:
 
 # -- questions -------------------------------------------------------------------------------------
 
-Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
 
-
-def make_trust(yes: bool) -> Trust:
-    """Show what is about to run on stderr, all of it: made visible, long lines wrapped, never paged or cut.
-    Then ask on a terminal, take --yes, or refuse."""
+def confirm(question: str, show: str = "", *, yes: bool, declined: str) -> None:
+    """The one question sm asks before it runs, changes or deletes something: `show` (code, a diff) is shown on
+    stderr first, all of it: made visible, long lines wrapped, never paged or cut. --yes says yes. A no, Ctrl-C,
+    end of input, or no terminal to ask on raises Cancelled(declined): nothing was done."""
     import click
 
-    def trust(question: str, text: str) -> bool:
-        console = stderr_console()
-        question = visible(question, one_line=True)
-        if text and console.is_terminal:
-            lexer = "diff" if "\n@@ " in text else "python"
-            print_rows(console, code_rows(text.rstrip("\n"), lexer, console.width, color=colour(console)))
-        elif text:
-            click.echo(visible(text), err=True)
-        if yes:
-            return True
-        if not interactive():
-            click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
-            return False
-        try:
-            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
-        except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
-            click.echo("", err=True)
-            return False
-
-    return trust
-
-
-Approve = Callable[..., None]
-
-
-def make_approver(yes: bool) -> Approve:
-    """Ask before something irreversible: --yes skips the question; without a terminal to ask on, refuse (as gh does)."""
-
-    def approve(question: str, code: str | None = None) -> None:
-        if yes:
-            return
-        if not interactive():
-            raise UsageProblem(f"{question} Pass --yes to confirm when not running interactively.")
-        if code is not None:
-            print_code(code, err=True)
-        import click
-
-        click.confirm(question, default=False, abort=True, err=True)
-
-    return approve
+    console = stderr_console()
+    question = visible(question, one_line=True)
+    if show and console.is_terminal:
+        lexer = "diff" if "\n@@ " in show else "python"
+        print_rows(console, code_rows(show.rstrip("\n"), lexer, console.width, color=colour(console)))
+    elif show:
+        click.echo(visible(show), err=True)
+    if yes:
+        return
+    if not interactive():
+        click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
+        raise Cancelled(declined)
+    try:
+        shown = fit(question, console.width - len(" [y/N]: n")) if console.is_terminal else question
+        agreed = click.confirm(shown, default=False, err=True)
+    except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
+        click.echo("", err=True)
+        agreed = False
+    if not agreed:
+        raise Cancelled(declined)
 
 
 def choose_file(names: list[str]) -> str:
@@ -3956,11 +3936,10 @@ def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict
 # Code that is not the pinned revision runs only after the user has seen it.
 
 
-def cmd_run(
-    name: str, words: Sequence[str], trust: Trust, choose: Callable[[list[str]], str] | None = None, **options: Any
-) -> None:
+def cmd_run(name: str, words: Sequence[str], choose: Callable[[list[str]], str] | None = None, **options: Any) -> None:
     req = parse_run_tail(words)
     opts = {k: v for k, v in options.items() if v} | req.options
+    yes = bool(opts.get("yes"))
     known = name in read_mapping()["scripts"]
     gist_id = None if known else gist_ref(name)
     if gist_id is None:
@@ -3969,22 +3948,22 @@ def cmd_run(
         entry = lookup(name)
         params = entry.get("params")
         if opts.get("rev"):
-            path, code = run_revision(github(), entry, opts["rev"], trust)
+            path, code = run_revision(github(), entry, opts["rev"], yes=yes)
             if (declared := read_script(code).declared) is not None:
                 params = declared
         elif opts.get("latest"):
-            entry, path = latest_or_pinned(entry, trust)
+            entry, path = latest_or_pinned(entry, yes=yes)
             params = entry.get("params")
         else:
             build_script_args(params, req.pairs)  # bad parameters fail before any network request
-            path = ensure_cached(entry, github, trust)
+            path = ensure_cached(entry, github, yes=yes)
         args = build_script_args(params, req.pairs)
     else:
         if save := opts.get("save"):
             check_name(save)
             if save in read_mapping()["scripts"]:
                 raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-        entry, code = adopt_gist(github_optional(), gist_id, trust, filename=opts.get("file"), choose=choose)
+        entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=opts.get("file"), choose=choose)
         args = build_script_args(entry["params"], req.pairs)  # before anything is saved
         if save:
             entry = {**entry, "script_name": save}
@@ -4012,13 +3991,13 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str
 
 
 def load_pinned(
-    entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust | None
+    entry: dict[str, Any], gh_factory: Callable[[], GitHub], *, run: bool, yes: bool = False
 ) -> tuple[Path | None, str]:
     """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
 
     Only code this machine may run is cached (and so reaches `sm run`'s fast path): a gist of yours, or a pin
-    recorded as accepted here. Someone else's gist at any other pin arrived through sync: `trust` reviews it
-    first; without `trust` (show, the base of a diff) its code is returned but not cached (path None).
+    recorded as accepted here. Someone else's gist at any other pin arrived through sync: to `run` it, it is
+    reviewed first; otherwise (show, the base of a diff) its code is returned but not cached (path None).
     """
     from pathlib import Path
 
@@ -4032,22 +4011,22 @@ def load_pinned(
     gh = gh_factory()
     gist, code = fetch_pinned(gh, entry)
     if not known_pin(gh, entry, gist):
-        if trust is None:
+        if not run:
             return None, code
-        review_pin(gh, entry, gist, code, trust)
+        review_pin(gh, entry, gist, code, yes=yes)
     return store_cache(entry, code), code
 
 
-def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust) -> Path:
+def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], *, yes: bool) -> Path:
     """The path of the pinned code, ready to run (see load_pinned)."""
-    path, _ = load_pinned(entry, gh_factory, trust)
-    assert path is not None  # with `trust`, the code is cached or refused
+    path, _ = load_pinned(entry, gh_factory, run=True, yes=yes)
+    assert path is not None  # to run, the code is cached or refused
     return path
 
 
 def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
     """The pinned code, to read: shown or diffed, never run from here."""
-    return load_pinned(entry, gh_factory, None)[1]
+    return load_pinned(entry, gh_factory, run=False)[1]
 
 
 def head_meta_path(entry: dict[str, Any]) -> Path:
@@ -4056,7 +4035,7 @@ def head_meta_path(entry: dict[str, Any]) -> Path:
     return Path(entry_path(entry, ".head.json"))
 
 
-def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+def follow_latest(gh: GitHub, entry: dict[str, Any], *, yes: bool) -> tuple[dict[str, Any], Path]:
     """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Asking GitHub for the newest revision of {name}…"):
@@ -4074,13 +4053,13 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict
                 new_code = gh.file_content(gist_file(gist, entry["filename"]))
     if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
         log.debug("gist head is the pinned revision: running it")
-        return entry, ensure_cached(entry, lambda: gh, trust)  # outside the status line: it may ask
+        return entry, ensure_cached(entry, lambda: gh, yes=yes)  # outside the status line: it may ask
     question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
     text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
-    if not trust(question, text):
-        raise Cancelled(
-            f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
-        )
+    declined = (
+        f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
+    )
+    confirm(question, text, yes=yes, declined=declined)
     with status_line(f"Pinning {name} at revision {head[:8]}…"):
         new_entry = repin(entry, head, new_code)
     log.warning("%s is now pinned at revision %s.", name, head[:8])
@@ -4097,20 +4076,20 @@ def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
 
 
-def latest_or_pinned(entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+def latest_or_pinned(entry: dict[str, Any], *, yes: bool) -> tuple[dict[str, Any], Path]:
     """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     try:
-        return follow_latest(github(), entry, trust)
+        return follow_latest(github(), entry, yes=yes)
     except KeyboardInterrupt:  # the status line says Ctrl-C stops the retries
         raise Cancelled(f"Stopped: nothing ran. `sm run {name}` runs the pinned revision {pinned}.", 130) from None
     except GitHubError as e:
         if not github_down(e):
             raise
-        if not trust(f"{e} Run the pinned revision {pinned} of {name} instead?", ""):
-            raise GitHubError(f"{e} `sm run {name}` runs the pinned revision {pinned}.", e.status) from e
+        question = f"{e} Run the pinned revision {pinned} of {name} instead?"
+        confirm(question, yes=yes, declined=f"{e} `sm run {name}` runs the pinned revision {pinned}.")
     log.warning("GitHub did not answer: running the pinned revision %s of %s, not a newer one.", pinned, name)
-    return entry, ensure_cached(entry, github, trust)
+    return entry, ensure_cached(entry, github, yes=yes)
 
 
 def github_down(e: GitHubError) -> bool:
@@ -4161,7 +4140,7 @@ def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
     return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
 
 
-def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
+def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, *, yes: bool) -> tuple[Path, str]:
     """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
     name, rev_pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Fetching revision {rev} of {name}…"):
@@ -4170,13 +4149,16 @@ def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> t
             gist = gh.get_revision(entry["gist_id"], sha)
             code = gh.file_content(gist_file(gist, entry["filename"]))
     if sha == entry["revision"]:
-        path = ensure_cached(entry, lambda: gh, trust)
+        path = ensure_cached(entry, lambda: gh, yes=yes)
         return path, path.read_text(encoding="utf-8")
     question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
-    if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
-        raise Cancelled(
-            f"Nothing ran: revision {sha[:8]} was not trusted. `sm run {name}` still runs the pinned revision {rev_pinned}."
-        )
+    confirm(
+        question,
+        change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}"),
+        yes=yes,
+        declined=f"Nothing ran: revision {sha[:8]} was not trusted. "
+        f"`sm run {name}` still runs the pinned revision {rev_pinned}.",
+    )
     record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
     path = revision_path(entry, sha)
     atomic_write(path, code)
@@ -4201,7 +4183,7 @@ def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
     return owner is not None and owner == my_login(gh)
 
 
-def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, trust: Trust) -> None:
+def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, *, yes: bool) -> None:
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
@@ -4210,20 +4192,20 @@ def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: st
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
         "on this machine. Trust and run it?"
     )
-    if not trust(question, "\n".join(summary) + "\n\n" + code):
-        raise IntegrityError(
-            f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
-            f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
-            "Review it, then rerun with --yes."
-        )
+    declined = (
+        f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
+        f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
+        "Review it, then rerun with --yes."
+    )
+    confirm(question, "\n".join(summary) + "\n\n" + code, yes=yes, declined=declined)
     record_accepted(entry)
 
 
 def adopt_gist(
     gh: GitHub,
     gist_id: str,
-    trust: Trust,
     *,
+    yes: bool,
     filename: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
     ready: bool = False,
@@ -4271,8 +4253,12 @@ def adopt_gist(
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
     summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
-    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
-        raise Cancelled(f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.")
+    confirm(
+        f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
+        f"{summary}\n\n{code}",
+        yes=yes,
+        declined=f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.",
+    )
     record_accepted(entry)
     return entry, code
 
@@ -4412,7 +4398,7 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
         ]
 
 
-def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
+def cmd_rollback(name: str, rev: str, *, yes: bool) -> dict[str, Any]:
     """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
@@ -4423,8 +4409,12 @@ def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
         code = revision_code(gh, entry, sha)
     pinned = pinned_code(entry, lambda: gh)
     question = f"{name}: make revision {sha[:8]} the newest and pin it?"
-    if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
-        raise Cancelled(f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.")
+    confirm(
+        question,
+        change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}"),
+        yes=yes,
+        declined=f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.",
+    )
     check_upload({entry["filename"]: code}, None, public=bool(entry.get("public")))
     with status_line(f"Uploading {entry['filename']}…"):
         gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
@@ -4476,7 +4466,7 @@ def cmd_add(
     description: str | None = None,
     force: bool = False,
     filename: str | None = None,
-    trust: Trust,
+    yes: bool = False,
 ) -> dict[str, Any]:
     """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
     from pathlib import Path
@@ -4513,7 +4503,7 @@ def cmd_add(
         entry, code = adopt_gist(
             gh,
             gist_id,
-            trust,
+            yes=yes,
             filename=filename,
             ready=True,
             verb=f"Adopt as {name}:",
@@ -4530,7 +4520,7 @@ def cmd_add(
     return entry
 
 
-def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
+def cmd_rm(name: str, *, purge: bool = False, yes: bool = False) -> dict[str, Any]:
     entry = lookup(name)
     if purge:
         others = sorted(
@@ -4542,7 +4532,11 @@ def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any
                 "remove those names first, or drop --purge."
             )
         GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
-        approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
+        confirm(
+            f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.",
+            yes=yes,
+            declined=f"Nothing was removed: {name} and its gist are as they were.",
+        )
         with status_line(f"Deleting gist {entry['gist_id']}…"):
             purge_gist(github(), entry)
     with status_line("Syncing mapping…"):
@@ -5064,8 +5058,8 @@ def build_cli() -> click.Group:
         cmd_run(
             name,
             args,
-            make_trust(yes or bool(options.get("yes"))),
             choose_file,
+            yes=yes or bool(options.get("yes")),
             latest=latest,
             rev=rev,
             file=file,
@@ -5103,7 +5097,7 @@ def build_cli() -> click.Group:
         sm history gists
         sm rollback gists 3f2a9c1e
         """
-        entry = cmd_rollback(name, rev, make_trust(yes))
+        entry = cmd_rollback(name, rev, yes=yes)
         echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
 
     @cli.command(name="list", context_settings=ctx_settings)
@@ -5205,7 +5199,7 @@ def build_cli() -> click.Group:
             description=description,
             force=force,
             filename=filename,
-            trust=make_trust(yes),
+            yes=yes,
         )
         echo_entry(entry, as_json, f"Added {name}: {entry.get('html_url') or entry['gist_id']}")
 
@@ -5222,7 +5216,7 @@ def build_cli() -> click.Group:
         sm rm weather
         sm rm weather --purge --yes
         """
-        entry = cmd_rm(name, purge=purge, approve=make_approver(yes))
+        entry = cmd_rm(name, purge=purge, yes=yes)
         kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
         click.echo(f"Removed {name}; {kept}.", err=True)
 

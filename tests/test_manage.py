@@ -257,8 +257,8 @@ def test_rm_unknown_name_suggests(added, invoke):
 
 
 def test_rm_purge_needs_confirmation(added, invoke, github_env, monkeypatch):
-    result = invoke("rm", "weather", "--purge")
-    assert result.exit_code == 2 and "--yes" in result.stderr
+    result = invoke("rm", "weather", "--purge")  # no terminal to ask on: a no, as for every question
+    assert result.exit_code == 1 and "rerun with --yes" in result.stderr and "Nothing was removed" in result.stderr
     assert added["gist_id"] in github_env.gists and "weather" in sm.read_mapping()["scripts"]
     monkeypatch.setattr(sm, "interactive", lambda: True)
     declined = invoke("rm", "weather", "--purge", input="n\n")

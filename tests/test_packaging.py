@@ -161,7 +161,7 @@ def test_fast_paths_use_the_standard_library_and_nothing_below_them():
     """The rule stated at the top of sm.py: everything `sm run` and `sm list --json` reach before exec or print
     lies above the Script model banner, and imports only the standard library."""
     tree, banners = sm_sections()
-    start, end = dict(banners)["Fast paths (standard library only)"], dict(banners)["Script model"]
+    start, end = dict(banners)["Errors"], dict(banners)["Script model"]
     defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     defs |= {t.id: n for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     defs |= {n.target.id: n for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}

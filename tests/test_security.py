@@ -120,8 +120,16 @@ def fake_gist_api(gist):
     return gh
 
 
+@pytest.fixture
+def asked(monkeypatch):
+    """The questions sm asks, each answered yes."""
+    questions = []
+    monkeypatch.setattr(sm, "confirm", lambda question, show="", **kw: questions.append(question))
+    return questions
+
+
 @pytest.mark.parametrize("filename", ["../escape.py", "a/b.py", "..", "bell\x07.py"])
-def test_foreign_gist_filename_must_be_one_plain_name(filename):
+def test_foreign_gist_filename_must_be_one_plain_name(filename, asked):
     code = script_code("print(1)")
     gist = {
         "id": "a" * 32,
@@ -129,22 +137,20 @@ def test_foreign_gist_filename_must_be_one_plain_name(filename):
         "history": [{"version": "b" * 40}],
         "owner": {"login": "mallory"},
     }
-    asked = []
     with pytest.raises(sm.SmError):
-        sm.adopt_gist(fake_gist_api(gist), "a" * 32, lambda q, t: asked.append(q) or True, filename=filename)
+        sm.adopt_gist(fake_gist_api(gist), "a" * 32, yes=False, filename=filename)
     assert asked == []
 
 
-def test_foreign_gist_with_a_malformed_revision_is_refused_before_the_question():
+def test_foreign_gist_with_a_malformed_revision_is_refused_before_the_question(asked):
     code = script_code("print(1)")
     gist = {
         "id": "a" * 32,
         "files": {"x.py": {"filename": "x.py", "content": code}},
         "history": [{"version": "../../escape"}],
     }
-    asked = []
     with pytest.raises(sm.IntegrityError, match="revision is missing or malformed"):
-        sm.adopt_gist(fake_gist_api(gist), "a" * 32, lambda q, t: asked.append(q) or True)
+        sm.adopt_gist(fake_gist_api(gist), "a" * 32, yes=False)
     assert asked == []
 
 
