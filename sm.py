@@ -800,7 +800,7 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
 # One stable path per gist, checked against the sha256 the user accepted before every run.
 
 
-def entry_path(entry: dict[str, Any], *parts: str) -> str:
+def entry_path(entry: Entry, *parts: str) -> str:
     """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
     # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
     if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
@@ -811,18 +811,18 @@ def entry_path(entry: dict[str, Any], *parts: str) -> str:
     return home_path("cache", entry["gist_id"], *parts)
 
 
-def cached_file(entry: dict[str, Any]) -> str:
+def cached_file(entry: Entry) -> str:
     # One stable path per gist, so uv reuses the script's environment between runs.
     return entry_path(entry, entry["filename"])
 
 
-def cached_path(entry: dict[str, Any]) -> Path:
+def cached_path(entry: Entry) -> Path:
     from pathlib import Path
 
     return Path(cached_file(entry))
 
 
-def verified_cache(entry: dict[str, Any]) -> str | None:
+def verified_cache(entry: Entry) -> str | None:
     """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
 
     The copy is read through no symlink, and only if it is a regular file of this user that no other user
@@ -842,7 +842,7 @@ def verified_cache(entry: dict[str, Any]) -> str | None:
     return path if sha256_hex(data) == entry["sha256"] else None
 
 
-def store_cache(entry: dict[str, Any], content: str) -> Path:
+def store_cache(entry: Entry, content: str) -> Path:
     path = cached_path(entry)
     atomic_write(path, content)
     return path
@@ -1855,6 +1855,28 @@ def parse_gist_ref(text: str) -> str:
 # of everything sm does, and written back untouched, so one bad value never stops the others.
 # (Reading it is on the fast path: read_mapping and its checks live in that section.)
 
+if TYPE_CHECKING:
+    from typing import NotRequired, TypedDict
+
+    class Entry(TypedDict):
+        """One script in the mapping (see make_entry); fields from newer sm versions are kept as they are."""
+
+        script_name: str | None  # None while an adopted gist is not saved under a name
+        gist_id: str
+        filename: str
+        created_at: str
+        updated_at: str
+        revision: str  # the pinned revision: what `sm run` runs
+        sha256: str  # of the code at that revision, checked before every run
+        description: str
+        params: list[dict[str, Any]] | None  # None: the script declares none that sm knows of
+        clock: NotRequired[str]  # set when stored (put_entry): orders changes made on two machines
+        public: NotRequired[bool]
+        html_url: NotRequired[str]
+        owner: NotRequired[str]  # someone else's gist (adopted)
+
+
+# The fields every stored entry has.
 ENTRY_FIELDS = (
     "script_name",
     "gist_id",
@@ -1867,6 +1889,19 @@ ENTRY_FIELDS = (
     "params",
     "clock",
 )
+
+
+def make_entry(base: Entry | None = None, *, code: str | None = None, **fields: Any) -> Entry:
+    """The one constructor of a mapping entry: `base` (an entry it changes: its other fields are kept, unknown
+    ones included) updated now with `fields`; with `code`, pinned at fields["revision"] with its sha256."""
+    now = now_iso()
+    entry = {"created_at": now, **(base or {}), "updated_at": now, **fields}
+    if code is not None:
+        entry["sha256"] = sha256_text(code)
+    # A new entry has every field (clock comes when it is stored); an entry read from a mapping keeps its shape.
+    if base is None and (missing := [f for f in ENTRY_FIELDS if f not in entry and f != "clock"]):
+        raise TypeError(f"make_entry() needs {', '.join(missing)}")
+    return entry  # type: ignore[return-value]
 
 
 # -- writing, under a lock -------------------------------------------------------------------------
@@ -1928,7 +1963,7 @@ def locked_mapping() -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[dict[str, Any] | None]:
+def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[Entry | None]:
     """Hold NAME while a script is made for it: parallel sm processes on this machine stop at once, and a
     name already taken here or on GitHub (one conditional request) is refused before the model is paid.
     Yields the entry being replaced (replace=True), or None."""
@@ -1954,7 +1989,7 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
         yield existing
 
 
-def remote_entry(gh: GitHub, name: str) -> dict[str, Any] | None:
+def remote_entry(gh: GitHub, name: str) -> Entry | None:
     """NAME in the mapping on GitHub, if it is there (a read: never creates the mapping gist)."""
     state = read_sync_state()
     if not state.get("gist_id") or os.environ.get("SM_MAPPING_GIST"):
@@ -1969,7 +2004,7 @@ def remote_entry(gh: GitHub, name: str) -> dict[str, Any] | None:
     return None
 
 
-def put_entry(entry: dict[str, Any]) -> None:
+def put_entry(entry: Entry) -> None:
     """Store `entry` (stamped with its clock, in place) and sync."""
     with locked_mapping() as data:
         entry["clock"] = tick(data)
@@ -1978,7 +2013,7 @@ def put_entry(entry: dict[str, Any]) -> None:
     after_change()
 
 
-def delete_entry(name: str) -> dict[str, Any]:
+def delete_entry(name: str) -> Entry:
     """Remove a name, leaving a tombstone so the deletion syncs instead of coming back."""
     with locked_mapping() as data:
         entry = data["scripts"].pop(name, None)
@@ -1989,7 +2024,7 @@ def delete_entry(name: str) -> dict[str, Any]:
     return entry
 
 
-def rename_entry(old: str, new: str) -> dict[str, Any]:
+def rename_entry(old: str, new: str) -> Entry:
     """Move an entry to a new name in one locked write; the old name leaves a tombstone, as in delete_entry."""
     with locked_mapping() as data:
         scripts = data["scripts"]
@@ -1998,7 +2033,7 @@ def rename_entry(old: str, new: str) -> dict[str, Any]:
         if new in scripts:
             raise UsageProblem(f"A script named {new!r} already exists: choose another name, or `sm rm {new}` first.")
         clock = tick(data)
-        entry = {**scripts.pop(old), "script_name": new, "updated_at": now_iso(), "clock": clock}
+        entry = make_entry(scripts.pop(old), script_name=new, clock=clock)
         scripts[new] = entry
         data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
         data["tombstones"].pop(new, None)
@@ -2028,7 +2063,7 @@ def try_sync(warning: str | None) -> bool:
     return True
 
 
-def lookup(name: str, pull: bool = True) -> dict[str, Any]:
+def lookup(name: str, pull: bool = True) -> Entry:
     """The entry for `name`; an unknown name is looked up once more after pulling from GitHub."""
     import difflib
 
@@ -2066,15 +2101,15 @@ def accepted_pins() -> dict[str, str]:
     return accepted if isinstance(accepted, dict) else {}
 
 
-def pin_key(entry: dict[str, Any]) -> str:
+def pin_key(entry: Entry) -> str:
     return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
 
 
-def is_accepted(entry: dict[str, Any]) -> bool:
+def is_accepted(entry: Entry) -> bool:
     return pin_key(entry) in accepted_pins()
 
 
-def record_accepted(entry: dict[str, Any]) -> None:
+def record_accepted(entry: Entry) -> None:
     """Remember, on this machine only, that its user accepted the code the entry pins."""
     accepted = accepted_pins()
     if pin_key(entry) not in accepted:
@@ -3738,7 +3773,7 @@ def make_new(
     name: str,
     prompt: str,
     gh: GitHub,
-    existing: dict[str, Any] | None,
+    existing: Entry | None,
     public: bool,
     description: str | None,
     model: str | None,
@@ -3791,7 +3826,7 @@ def cmd_edit(
     model_obj: Any = None,
     ask: Callable[[str], str] | None = None,
     yes: bool = False,
-) -> dict[str, Any]:
+) -> Entry:
     """Change a stored script through the model; the result becomes a new revision of the same gist."""
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
@@ -3861,25 +3896,24 @@ def upload_new(
     *,
     public: bool,
     created: str,
-    replaced: dict[str, Any] | None = None,
+    replaced: Entry | None = None,
     params: Sequence[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> Entry:
     filename = f"{name}.py"
     check_upload({filename: code}, description, public=public)
     gist = gh.create_gist({filename: code}, description, public=public)
-    entry = {
-        "script_name": name,
-        "gist_id": gist["id"],
-        "filename": filename,
-        "created_at": created,
-        "updated_at": now_iso(),
-        "revision": latest_revision(gh, gist),
-        "sha256": sha256_text(code),
-        "description": description,
-        "params": (read_script(code).declared or []) if params is None else list(params),
-        "public": public,
-        "html_url": gist.get("html_url", ""),
-    }
+    entry = make_entry(
+        code=code,
+        script_name=name,
+        gist_id=gist["id"],
+        filename=filename,
+        created_at=created,
+        revision=latest_revision(gh, gist),
+        description=description,
+        params=(read_script(code).declared or []) if params is None else list(params),
+        public=public,
+        html_url=gist.get("html_url", ""),
+    )
     record_accepted(entry)
     store_cache(entry, code)
     status_step("Syncing mapping…")
@@ -3889,7 +3923,7 @@ def upload_new(
     return entry
 
 
-def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
+def check_owner(gh: GitHub, entry: Entry) -> None:
     """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
     owner = entry.get("owner")
     if owner and gh.login and owner != gh.login:
@@ -3899,7 +3933,7 @@ def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
         )
 
 
-def check_gist_exists(gh: GitHub, entry: dict[str, Any]) -> None:
+def check_gist_exists(gh: GitHub, entry: Entry) -> None:
     """One request before the model is paid: a gist deleted on GitHub cannot take a new revision."""
     try:
         gh.get_gist(entry["gist_id"])
@@ -3915,7 +3949,7 @@ def check_gist_exists(gh: GitHub, entry: dict[str, Any]) -> None:
         ) from e
 
 
-def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
+def upload_revision(gh: GitHub, entry: Entry, final: Candidate) -> Entry:
     """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
     check_owner(gh, entry)
     check_upload({entry["filename"]: final.code}, final.description, public=bool(entry.get("public")))
@@ -3966,7 +4000,7 @@ def cmd_run(name: str, words: Sequence[str], choose: Callable[[list[str]], str] 
         entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=opts.get("file"), choose=choose)
         args = build_script_args(entry["params"], req.pairs)  # before anything is saved
         if save:
-            entry = {**entry, "script_name": save}
+            entry = make_entry(entry, script_name=save)
             path = store_cache(entry, code)
             with status_line("Syncing mapping…"):
                 put_entry(entry)
@@ -3977,7 +4011,7 @@ def cmd_run(name: str, words: Sequence[str], choose: Callable[[list[str]], str] 
     exec_script(run_command(path, args + req.passthrough))
 
 
-def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def fetch_pinned(gh: GitHub, entry: Entry) -> tuple[dict[str, Any], str]:
     """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
     one the user accepted."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
@@ -3991,7 +4025,7 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str
 
 
 def load_pinned(
-    entry: dict[str, Any], gh_factory: Callable[[], GitHub], *, run: bool, yes: bool = False
+    entry: Entry, gh_factory: Callable[[], GitHub], *, run: bool, yes: bool = False
 ) -> tuple[Path | None, str]:
     """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
 
@@ -4017,25 +4051,25 @@ def load_pinned(
     return store_cache(entry, code), code
 
 
-def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], *, yes: bool) -> Path:
+def ensure_cached(entry: Entry, gh_factory: Callable[[], GitHub], *, yes: bool) -> Path:
     """The path of the pinned code, ready to run (see load_pinned)."""
     path, _ = load_pinned(entry, gh_factory, run=True, yes=yes)
     assert path is not None  # to run, the code is cached or refused
     return path
 
 
-def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
+def pinned_code(entry: Entry, gh_factory: Callable[[], GitHub]) -> str:
     """The pinned code, to read: shown or diffed, never run from here."""
     return load_pinned(entry, gh_factory, run=False)[1]
 
 
-def head_meta_path(entry: dict[str, Any]) -> Path:
+def head_meta_path(entry: Entry) -> Path:
     from pathlib import Path
 
     return Path(entry_path(entry, ".head.json"))
 
 
-def follow_latest(gh: GitHub, entry: dict[str, Any], *, yes: bool) -> tuple[dict[str, Any], Path]:
+def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Asking GitHub for the newest revision of {name}…"):
@@ -4066,7 +4100,7 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], *, yes: bool) -> tuple[dict
     return new_entry, cached_path(new_entry)
 
 
-def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, rev: str, label: str) -> str:
+def change_or_code(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, rev: str, label: str) -> str:
     """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
     or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
     if not known_pin(gh, entry, gist):
@@ -4076,7 +4110,7 @@ def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
 
 
-def latest_or_pinned(entry: dict[str, Any], *, yes: bool) -> tuple[dict[str, Any], Path]:
+def latest_or_pinned(entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     try:
@@ -4097,19 +4131,12 @@ def github_down(e: GitHubError) -> bool:
     return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
 
 
-def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
+def repin(entry: Entry, revision: str, code: str, **changes: Any) -> Entry:
     """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
     params = read_script(code).declared
     if params is None:
         params = entry.get("params")
-    new_entry = {
-        **entry,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "updated_at": now_iso(),
-        "params": params,
-        **changes,
-    }
+    new_entry = make_entry(entry, code=code, revision=revision, params=params, **changes)
     record_accepted(new_entry)
     store_cache(new_entry, code)
     status_step("Syncing mapping…")
@@ -4136,11 +4163,11 @@ def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
     return found[0]
 
 
-def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
+def revision_code(gh: GitHub, entry: Entry, sha: str) -> str:
     return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
 
 
-def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, *, yes: bool) -> tuple[Path, str]:
+def run_revision(gh: GitHub, entry: Entry, rev: str, *, yes: bool) -> tuple[Path, str]:
     """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
     name, rev_pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Fetching revision {rev} of {name}…"):
@@ -4159,13 +4186,13 @@ def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, *, yes: bool) -> t
         declined=f"Nothing ran: revision {sha[:8]} was not trusted. "
         f"`sm run {name}` still runs the pinned revision {rev_pinned}.",
     )
-    record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
+    record_accepted(make_entry(entry, code=code, revision=sha))
     path = revision_path(entry, sha)
     atomic_write(path, code)
     return path, code
 
 
-def revision_path(entry: dict[str, Any], sha: str) -> Path:
+def revision_path(entry: Entry, sha: str) -> Path:
     """Where a revision other than the pinned one is kept for a one-off run."""
     from pathlib import Path
 
@@ -4174,7 +4201,7 @@ def revision_path(entry: dict[str, Any], sha: str) -> Path:
     return Path(entry_path(entry, f"rev-{sha}", entry["filename"]))
 
 
-def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
+def known_pin(gh: GitHub, entry: Entry, gist: dict[str, Any]) -> bool:
     """May the entry's pinned code run here without a review? Yes for a gist you own, and for a pin that
     was accepted on this machine; `gist` is the pinned gist's JSON, as GitHub answered it."""
     if is_accepted(entry):
@@ -4183,7 +4210,7 @@ def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
     return owner is not None and owner == my_login(gh)
 
 
-def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, *, yes: bool) -> None:
+def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes: bool) -> None:
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
@@ -4211,7 +4238,7 @@ def adopt_gist(
     ready: bool = False,
     verb: str = "Run",
     declined: str = "Nothing ran",
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Entry, str]:
     """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
     With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed) before anyone
@@ -4235,21 +4262,18 @@ def adopt_gist(
         params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
         revision = latest_revision(gh, gist)
     owner = gist_owner(gist) or "an unknown owner"
-    now = now_iso()
-    entry = {
-        "script_name": None,
-        "gist_id": gist_id,
-        "filename": fname,
-        "created_at": now,
-        "updated_at": now,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "description": " ".join(str(gist.get("description") or "").split()),
-        "params": params,
-        "public": bool(gist.get("public")),
-        "html_url": str(gist.get("html_url") or ""),
-        "owner": owner,
-    }
+    entry = make_entry(
+        code=code,
+        script_name=None,
+        gist_id=gist_id,
+        filename=fname,
+        revision=revision,
+        description=" ".join(str(gist.get("description") or "").split()),
+        params=params,
+        public=bool(gist.get("public")),
+        html_url=str(gist.get("html_url") or ""),
+        owner=owner,
+    )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
     summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
@@ -4398,7 +4422,7 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
         ]
 
 
-def cmd_rollback(name: str, rev: str, *, yes: bool) -> dict[str, Any]:
+def cmd_rollback(name: str, rev: str, *, yes: bool) -> Entry:
     """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
@@ -4421,7 +4445,7 @@ def cmd_rollback(name: str, rev: str, *, yes: bool) -> dict[str, Any]:
         return repin(entry, latest_revision(gh, gist), code)
 
 
-def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
+def script_code(entry: Entry, rev: str | None = None) -> str:
     if rev:
         with status_line(f"Fetching {entry['script_name']}…"):
             gh = github()
@@ -4467,7 +4491,7 @@ def cmd_add(
     force: bool = False,
     filename: str | None = None,
     yes: bool = False,
-) -> dict[str, Any]:
+) -> Entry:
     """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
     from pathlib import Path
 
@@ -4509,8 +4533,8 @@ def cmd_add(
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
-        entry = {**entry, "script_name": name}
-        entry["description"] = " ".join((description or entry["description"] or read_script(code).description).split())
+        desc = " ".join((description or entry["description"] or read_script(code).description).split())
+        entry = make_entry(entry, script_name=name, description=desc)
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
         store_cache(entry, code)
         with status_line("Syncing mapping…"):
@@ -4520,7 +4544,7 @@ def cmd_add(
     return entry
 
 
-def cmd_rm(name: str, *, purge: bool = False, yes: bool = False) -> dict[str, Any]:
+def cmd_rm(name: str, *, purge: bool = False, yes: bool = False) -> Entry:
     entry = lookup(name)
     if purge:
         others = sorted(
@@ -4545,7 +4569,7 @@ def cmd_rm(name: str, *, purge: bool = False, yes: bool = False) -> dict[str, An
     return entry
 
 
-def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
+def purge_gist(gh: GitHub, entry: Entry) -> None:
     gh.check_token()
     gist_id = entry["gist_id"]
     try:
@@ -4569,7 +4593,7 @@ def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
         ) from e
 
 
-def drop_local_copies(entry: dict[str, Any]) -> None:
+def drop_local_copies(entry: Entry) -> None:
     """Remove the cached code and fallback venv of a gist no remaining name uses."""
     import shutil
 
@@ -4585,7 +4609,7 @@ def drop_local_copies(entry: dict[str, Any]) -> None:
     venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
 
 
-def cmd_rename(old: str, new: str) -> dict[str, Any]:
+def cmd_rename(old: str, new: str) -> Entry:
     check_name(new)
     lookup(old)  # for the did-you-mean
     with status_line("Syncing mapping…"):
@@ -4908,7 +4932,7 @@ def build_cli() -> click.Group:
         "-y", "--yes", is_flag=True, help="Send a prompt that looks like it holds a secret without asking."
     )
 
-    def echo_entry(entry: dict[str, Any], as_json: bool, status: str) -> None:
+    def echo_entry(entry: Entry, as_json: bool, status: str) -> None:
         """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
         if as_json:
             click.echo(json_text(entry))

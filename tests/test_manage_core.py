@@ -275,3 +275,26 @@ def test_generated_pyproject_matches_the_real_one():
 )
 def test_human_size(n, text):
     assert sm.human_size(n) == text
+
+
+def test_make_entry_repins_and_keeps_every_other_field():
+    base = {
+        "script_name": "a",
+        "gist_id": "a" * 32,
+        "filename": "a.py",
+        "created_at": "2020-01-01T00:00:00.000000Z",
+        "updated_at": "2020-01-01T00:00:00.000000Z",
+        "revision": "1" * 40,
+        "sha256": "2" * 64,
+        "from_a_newer_sm": {"kept": True},
+    }
+    entry = sm.make_entry(base, code="print(2)\n", revision="3" * 40)
+    assert entry == {
+        **base,
+        "revision": "3" * 40,
+        "sha256": sm.sha256_text("print(2)\n"),
+        "updated_at": entry["updated_at"],
+    }
+    assert entry["updated_at"] > base["updated_at"]
+    with pytest.raises(TypeError, match="needs gist_id, filename"):
+        sm.make_entry(code="print(1)\n", script_name="new")
