@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 # The file reads from cheap to expensive, one banner per section, in dependency order:
 #   Errors · Secrets & logging · Paths & config · Fast paths · Script model · GitHub client · Mapping & sync ·
@@ -678,15 +678,15 @@ def fast_run(argv: Sequence[str]) -> None:
     Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
     names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
     """
-    if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
+    if len(argv) < 2 or argv[0] != "run":
         return
     try:
-        req = parse_run_tail(argv[2:])
-        if req.options:
+        req = parse_run_tail(argv[1:])
+        if req.options or req.name is None:
             return
         with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
-            entry = json.loads(f.read())["scripts"].get(argv[1])
-        if entry_problem(argv[1], entry) or not (path := verified_cache(entry)):
+            entry = json.loads(f.read())["scripts"].get(req.name)
+        if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
             return
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args)
@@ -700,20 +700,41 @@ def fast_run(argv: Sequence[str]) -> None:
 
 
 class RunRequest:
-    """What `sm run NAME ...` asked for, split from the raw words after NAME."""
+    """What `sm run NAME ...` asked for, split from the raw words after `run`."""
 
     def __init__(self) -> None:
+        self.name: str | None = None
         self.pairs: list[str] = []
         self.passthrough: list[str] = []
         self.options: dict[str, Any] = {}
 
 
-RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
-RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "save"}
+# sm run's own options, anywhere before `--`: (spellings, key, value name or None for a flag, help). The one
+# table for parse_run_tail and for `sm run --help`; everything else goes to the script.
+RUN_OPTIONS = (
+    (
+        ("--latest",),
+        "latest",
+        None,
+        "Run the gist's newest revision; a new one is shown as a diff and must be trusted.",
+    ),
+    (("--rev",), "rev", "SHA", "Run another revision once (see `sm history`), after the same trust check."),
+    (
+        ("-y", "--yes"),
+        "yes",
+        None,
+        "Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
+    ),
+    (("-f", "--file"), "file", "FILE", "For a gist with several .py files: the one to run."),
+    (("--save",), "save", "NAME", "Add a foreign gist to your mapping under NAME, pinned at this revision."),
+    (("-h", "--help"), "help", None, "Show this message and exit; after NAME, the script's parameters too."),
+)
 
 
-def parse_run_tail(words: Sequence[str]) -> RunRequest:
-    """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
+def parse_run_tail(words: Sequence[str], *, named: bool = True) -> RunRequest:
+    """sm run's one parser: NAME (the first plain word, when `named`), sm's own options, key=value pairs, and
+    everything after `--`, which goes to the script as it is."""
+    spelled = {spelling: (key, value) for spellings, key, value, _ in RUN_OPTIONS for spelling in spellings}
     req = RunRequest()
     it = iter(words)
     for word in it:
@@ -721,18 +742,21 @@ def parse_run_tail(words: Sequence[str]) -> RunRequest:
             req.passthrough.extend(it)
             break
         opt, eq, inline = word.partition("=")
-        if word in RUN_FLAGS:
-            req.options[RUN_FLAGS[word]] = True
-        elif opt in RUN_VALUE_OPTIONS:
+        key, takes_value = spelled.get(opt if eq else word, (None, None))
+        if key and not takes_value and not eq:
+            req.options[key] = True
+        elif key and takes_value:
             value = inline if eq else next(it, None)
             if value is None:
                 raise UsageProblem(f"Option {opt} needs a value.")
-            req.options[RUN_VALUE_OPTIONS[opt]] = value
+            req.options[key] = value
         elif word.startswith("-"):
             raise UsageProblem(
                 f"Unknown option {word!r} for sm run: pass parameters as key=value, "
                 "and arguments for the script after `--`."
             )
+        elif named and req.name is None:
+            req.name = word
         else:
             req.pairs.append(word)
     return req
@@ -854,7 +878,7 @@ UV_INSTALL_HINT = (
 
 
 def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
-    """`uv run --script PATH ARGS`, or None without uv (run_command() then falls back to a venv and pip)."""
+    """`uv run --script PATH ARGS`, or None without uv (script_argv() then falls back to a venv and pip)."""
     uv = which("uv")
     return [uv, "run", "--script", str(path), *args] if uv else None
 
@@ -3419,7 +3443,7 @@ def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, r
         words = shlex.split(arg)
     except ValueError as e:
         raise UsageProblem(f":run could not split its arguments: {e}.") from e
-    req = parse_run_tail(words)
+    req = parse_run_tail(words, named=False)
     if req.options:
         raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
     args = build_script_args(candidate.params, req.pairs) + req.passthrough
@@ -3439,7 +3463,7 @@ def run_candidate(code: str, filename: str, args: Sequence[str], emit: Callable[
         path.write_text(code, encoding="utf-8")
         # No stdin: piped answers belong to sm, and a script waiting for input must not hang the review.
         proc = subprocess.Popen(
-            run_command(path, args),
+            script_argv(path, args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -3739,20 +3763,20 @@ def check_answers_source(prompt: str, preview: bool) -> None:
         )
 
 
-def cmd_create(
+def create_script(
     name: str,
     prompt: str,
     *,
-    public: bool,
-    description: str | None,
-    model: str | None,
-    force: bool,
+    public: bool = False,
+    description: str | None = None,
+    model: str | None = None,
+    force: bool = False,
     exclude_newer: bool = True,
-    model_obj: Any = None,
     preview: bool = False,
-    ask: Callable[[str], str] | None = None,
     yes: bool = False,
-) -> dict[str, Any]:
+) -> Entry:
+    """`sm create`: the model writes the script (reviewed first with `preview`), it goes to a new gist, and NAME
+    is mapped to it. Everything that can fail without the model is checked before the model is paid."""
     check_name(name)
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
@@ -3764,70 +3788,27 @@ def cmd_create(
     with status_line("Checking the GitHub token…"):
         gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
     with claim_name(name, replace=force, gh=gh) as existing:
-        return make_new(
-            name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask, yes
+        model_name = resolve_model(model)
+        created = now_iso()
+        draft = Draft(
+            model_name,
+            model_name=model_name,
+            filename=f"{name}.py",
+            origin={"prompt": prompt, "model": model_name, "created_at": created},
+            required=placeholders(prompt),
+            description=description,
+            exclude_newer=exclude_newer,
+            screen=functools.partial(check_prompt, yes=yes),
         )
-
-
-def make_new(
-    name: str,
-    prompt: str,
-    gh: GitHub,
-    existing: Entry | None,
-    public: bool,
-    description: str | None,
-    model: str | None,
-    exclude_newer: bool,
-    model_obj: Any,
-    preview: bool,
-    ask: Callable[[str], str] | None,
-    yes: bool,
-) -> dict[str, Any]:
-    """The model's part of `create`, while NAME is claimed: write (and review) the script, then upload it."""
-    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
-    console = stderr_console()
-    created = now_iso()
-    draft = Draft(
-        model_obj or model_name,
-        model_name=model_name,
-        filename=f"{name}.py",
-        origin={"prompt": prompt, "model": model_name, "created_at": created},
-        required=placeholders(prompt),
-        description=description,
-        exclude_newer=exclude_newer,
-        screen=functools.partial(check_prompt, yes=yes),
-    )
-    if preview:
-        final = review(
-            draft,
-            lambda on_partial: draft.write(prompt, on_partial=on_partial),
-            console=console,
-            ask=ask or answer_reader(console),
-        )
-    else:
-        with status_line(f"Writing {name}.py with {model_name}…"):
-            final = draft.final(draft.write(prompt))
-    try:
-        with status_line(f"Uploading {name}.py…"):
+        final = write_and_review(draft, lambda on_partial: draft.write(prompt, on_partial=on_partial), preview=preview)
+        with kept_if_refused(name, final.code, new=True), status_line(f"Uploading {name}.py…"):
             return upload_new(
                 gh, name, final.code, final.description, public=public, created=created, replaced=existing
             )
-    except (GitHubError, ValidationFailed) as e:  # refused by GitHub or by the secret scan: keep the work
-        keep_draft(e, name, final.code)
-        raise
 
 
-def cmd_edit(
-    name: str,
-    prompt: str,
-    *,
-    model: str | None,
-    preview: bool = False,
-    model_obj: Any = None,
-    ask: Callable[[str], str] | None = None,
-    yes: bool = False,
-) -> Entry:
-    """Change a stored script through the model; the result becomes a new revision of the same gist."""
+def edit_script(name: str, prompt: str, *, model: str | None = None, preview: bool = False, yes: bool = False) -> Entry:
+    """`sm edit`: the model changes the stored script; the result becomes a new revision of the same gist."""
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
     check_prompt(prompt, yes=yes)
@@ -3839,11 +3820,11 @@ def cmd_edit(
         check_owner(gh, entry)
         check_gist_exists(gh, entry)
     code = pinned_code(entry, lambda: gh)
-    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
+    model_name = resolve_model(model)
     script = read_script(code)  # a script broken by hand: the model is asked to fix the block with the change
     origin = script.table or {}
     draft = Draft(
-        model_obj or model_name,
+        model_name,
         model_name=model_name,
         filename=entry["filename"],
         origin={
@@ -3858,34 +3839,39 @@ def cmd_edit(
         screen=functools.partial(check_prompt, yes=yes),
     )
     current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
-    console = stderr_console()
+    final = write_and_review(
+        draft, lambda on_partial: draft.revise(prompt, current, on_partial=on_partial), preview=preview, before=current
+    )
+    with kept_if_refused(name, final.code, new=False), status_line(f"Uploading {entry['filename']}…"):
+        return upload_revision(gh, entry, final)
+
+
+def write_and_review(
+    draft: Draft, first: Callable[[Any], Candidate], *, preview: bool, before: Candidate | None = None
+) -> Candidate:
+    """The accepted version: `first(on_partial)` writes it; with `preview` the user watches and reviews it."""
     if preview:
-        final = review(
-            draft,
-            lambda on_partial: draft.revise(prompt, current, on_partial=on_partial),
-            console=console,
-            ask=ask or answer_reader(console),
-            before=current,
-        )
-    else:
-        with status_line(f"Revising {entry['filename']} with {model_name}…"):
-            final = draft.final(draft.revise(prompt, current))
-    try:
-        with status_line(f"Uploading {entry['filename']}…"):
-            return upload_revision(gh, entry, final)
-    except (GitHubError, ValidationFailed) as e:
-        keep_draft(e, name, final.code, new=False)
-        raise
+        console = stderr_console()
+        return review(draft, first, console=console, ask=answer_reader(console), before=before)
+    verb = "Revising" if before else "Writing"
+    with status_line(f"{verb} {draft.filename} with {draft.model_name}…"):
+        return draft.final(first(None))
 
 
-def keep_draft(e: SmError, name: str, code: str, *, new: bool = True) -> None:
-    """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
+@contextlib.contextmanager
+def kept_if_refused(name: str, code: str, *, new: bool) -> Iterator[None]:
+    """The upload failed (GitHub, or the secret scan, refused it): keep the accepted code, so no model tokens or
+    review work are lost, and say where it is."""
     from pathlib import Path
 
-    draft = Path(home_path("drafts", f"{name}.py"))
-    atomic_write(draft, code)
-    then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
-    e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
+    try:
+        yield
+    except (GitHubError, ValidationFailed) as e:
+        draft = Path(home_path("drafts", f"{name}.py"))
+        atomic_write(draft, code)
+        then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
+        e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
+        raise
 
 
 def upload_new(
@@ -3970,45 +3956,64 @@ def upload_revision(gh: GitHub, entry: Entry, final: Candidate) -> Entry:
 # Code that is not the pinned revision runs only after the user has seen it.
 
 
-def cmd_run(name: str, words: Sequence[str], choose: Callable[[list[str]], str] | None = None, **options: Any) -> None:
-    req = parse_run_tail(words)
-    opts = {k: v for k, v in options.items() if v} | req.options
-    yes = bool(opts.get("yes"))
-    known = name in read_mapping()["scripts"]
-    gist_id = None if known else gist_ref(name)
+def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None) -> None:
+    """`sm run`: NAME at its pinned revision (or --latest, or --rev), or a gist URL or id, checked and trusted,
+    then exec'ed with uv. The key=value pairs become arguments once, as soon as the parameters are known."""
+    if req.name is None:
+        raise UsageProblem("Missing NAME: `sm run NAME key=value ...` (`sm list` shows your scripts).")
+    yes = bool(req.options.get("yes"))
+    gist_id = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
     if gist_id is None:
-        if opts.get("save") or opts.get("file"):
-            raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
-        entry = lookup(name)
-        params = entry.get("params")
-        if opts.get("rev"):
-            path, code = run_revision(github(), entry, opts["rev"], yes=yes)
-            if (declared := read_script(code).declared) is not None:
-                params = declared
-        elif opts.get("latest"):
-            entry, path = latest_or_pinned(entry, yes=yes)
-            params = entry.get("params")
-        else:
-            build_script_args(params, req.pairs)  # bad parameters fail before any network request
-            path = ensure_cached(entry, github, yes=yes)
-        args = build_script_args(params, req.pairs)
+        path, args = run_mapped(req, yes=yes)
     else:
-        if save := opts.get("save"):
-            check_name(save)
-            if save in read_mapping()["scripts"]:
-                raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-        entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=opts.get("file"), choose=choose)
-        args = build_script_args(entry["params"], req.pairs)  # before anything is saved
-        if save:
-            entry = make_entry(entry, script_name=save)
-            path = store_cache(entry, code)
-            with status_line("Syncing mapping…"):
-                put_entry(entry)
-            log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
-        else:  # beside, not over, the pinned copy of a name that may use the same gist
-            path = revision_path(entry, entry["revision"])
-            atomic_write(path, code)
-    exec_script(run_command(path, args + req.passthrough))
+        path, args = run_foreign(gist_id, req, yes=yes, choose=choose)
+    exec_script(script_argv(path, args + req.passthrough))
+
+
+def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
+    """A name in the mapping: the script's path, and the arguments its parameters make of the pairs."""
+    opts = req.options
+    if opts.get("save") or opts.get("file"):
+        raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
+    entry = lookup(str(req.name))
+    if opts.get("rev"):
+        path, code = run_revision(github(), entry, opts["rev"], yes=yes)
+        declared = read_script(code).declared  # that revision's own parameters, if it says
+        return path, build_script_args(entry.get("params") if declared is None else declared, req.pairs)
+    if opts.get("latest"):
+        entry, path = latest_or_pinned(entry, yes=yes)
+        return path, build_script_args(entry.get("params"), req.pairs)
+    args = build_script_args(entry.get("params"), req.pairs)  # bad parameters fail before any network request
+    return ensure_cached(entry, github, yes=yes), args
+
+
+def run_foreign(
+    gist_id: str, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
+) -> tuple[Path, list[str]]:
+    """A gist that is not in the mapping: shown and trusted first; with --save, added to the mapping."""
+    if save := req.options.get("save"):
+        check_name(save)
+        if save in read_mapping()["scripts"]:
+            raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+    entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
+    args = build_script_args(entry["params"], req.pairs)  # before anything is saved
+    if save:
+        entry = make_entry(entry, script_name=save)
+        path = store_cache(entry, code)
+        with status_line("Syncing mapping…"):
+            put_entry(entry)
+        log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
+    else:  # beside, not over, the pinned copy of a name that may use the same gist
+        path = revision_path(entry, entry["revision"])
+        atomic_write(path, code)
+    return path, args
+
+
+def run_help(name: str) -> str:
+    """`sm run NAME -h`, after sm's own help: what NAME takes."""
+    entry = read_mapping()["scripts"].get(name)
+    params = entry.get("params") if entry else None
+    return describe_params(params) if params is not None else f"{name} declares no parameters sm knows of."
 
 
 def fetch_pinned(gh: GitHub, entry: Entry) -> tuple[dict[str, Any], str]:
@@ -4322,7 +4327,8 @@ def trust_summary(
 # A venv per script under $SM_HOME/venvs, its dependencies installed by pip.
 
 
-def run_command(path: Path, args: Sequence[str]) -> list[str]:
+def script_argv(path: Path, args: Sequence[str]) -> list[str]:
+    """How to run a script: with uv, or without it from a venv of its own."""
     return uv_command(path, args) or fallback_command(path, args)
 
 
@@ -4406,7 +4412,8 @@ def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
 # -- history, rollback, show, sync, list -----------------------------------------------------------
 
 
-def cmd_history(name: str) -> list[dict[str, Any]]:
+def script_history(name: str) -> list[dict[str, Any]]:
+    """`sm history`: the gist's revisions, newest first, the pinned one marked."""
     entry = lookup(name)
     gh = github()
     with status_line(f"Fetching the history of {name}…"):
@@ -4422,7 +4429,7 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
         ]
 
 
-def cmd_rollback(name: str, rev: str, *, yes: bool) -> Entry:
+def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
     """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
@@ -4445,34 +4452,25 @@ def cmd_rollback(name: str, rev: str, *, yes: bool) -> Entry:
         return repin(entry, latest_revision(gh, gist), code)
 
 
-def script_code(entry: Entry, rev: str | None = None) -> str:
-    if rev:
-        with status_line(f"Fetching {entry['script_name']}…"):
-            gh = github()
-            return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
-    return pinned_code(entry, github)
+def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
+    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run."""
+    entry = lookup(name)
+    if not rev:
+        return entry, pinned_code(entry, github)
+    with status_line(f"Fetching {name}…"):
+        gh = github()
+        return entry, revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
 
 
-def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
+def sync_mapping(from_remote: bool = False) -> dict[str, Any]:
+    """`sm sync`: what changed on each side (see sync())."""
     gh = github()
     with status_line("Syncing mapping…"):
         return sync(gh, from_remote=from_remote)
 
 
-def describe_changes(changes: dict[str, dict[str, list[str]]]) -> list[str]:
-    lines = []
-    for side, label in (("local", "Local"), ("remote", "GitHub")):
-        parts = [f"{kind} {', '.join(names)}" for kind, names in changes[side].items() if names]
-        lines.append(f"{label}: {'; '.join(parts) if parts else 'no changes'}")
-    return lines
-
-
-def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
-    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
-    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
-
-
-def list_rows() -> list[dict[str, Any]]:
+def list_scripts() -> list[Entry]:
+    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first."""
     if not read_sync_state().get("gist_id"):
         with status_line("Fetching your scripts from GitHub…"):
             try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
@@ -4482,7 +4480,7 @@ def list_rows() -> list[dict[str, Any]]:
 # -- add, rm, rename -------------------------------------------------------------------------------
 
 
-def cmd_add(
+def add_script(
     name: str,
     source: str,
     *,
@@ -4544,7 +4542,8 @@ def cmd_add(
     return entry
 
 
-def cmd_rm(name: str, *, purge: bool = False, yes: bool = False) -> Entry:
+def remove_script(name: str, *, purge: bool = False, yes: bool = False) -> Entry:
+    """`sm rm`: forget NAME (a tombstone syncs the removal); with `purge`, delete its gist too."""
     entry = lookup(name)
     if purge:
         others = sorted(
@@ -4609,7 +4608,8 @@ def drop_local_copies(entry: Entry) -> None:
     venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
 
 
-def cmd_rename(old: str, new: str) -> Entry:
+def rename_script(old: str, new: str) -> Entry:
+    """`sm rename`: the entry moves to NEW; OLD leaves a tombstone, so the rename syncs."""
     check_name(new)
     lookup(old)  # for the did-you-mean
     with status_line("Syncing mapping…"):
@@ -4618,11 +4618,17 @@ def cmd_rename(old: str, new: str) -> Entry:
 
 # -- doctor -----------------------------------------------------------------------------------------
 
-DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
 TOKEN_FIX = (
     "Create a token with the gist scope (https://github.com/settings/tokens/new?scopes=gist) and set GITHUB_PAT, "
     "or run `gh auth login`."
 )
+
+
+def check_setup() -> tuple[bool, list[dict[str, Any]]]:
+    """`sm doctor`: every check, and whether none of them failed."""
+    with status_line("Checking…"):
+        checks = doctor_checks()
+    return all(c["status"] != "fail" for c in checks), checks
 
 
 def doctor_checks() -> list[dict[str, Any]]:
@@ -4801,20 +4807,6 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
-    import click
-
-    width = max(len(c["check"]) for c in checks)
-    lines = []
-    for c in checks:
-        mark, colour = DOCTOR_MARKS[c["status"]]
-        mark = click.style(mark, fg=colour) if color and colour else mark
-        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
-        if c["fix"] and c["status"] in ("fail", "warn"):
-            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
-    return "\n".join(lines)
-
-
 # -- self publish -----------------------------------------------------------------------------------
 
 
@@ -4853,35 +4845,37 @@ def self_record_path() -> Path:
     return sm_home() / "self.json"
 
 
-def cmd_self_publish() -> dict[str, Any]:
+def self_publish() -> dict[str, Any]:
+    """`sm self publish`: sm.py and a pyproject.toml to a secret gist (the same one each time); the install line."""
     files = self_files()
     description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
     check_upload(files, description, public=False)
     gh = github()
-    gh.check_token()
-    record: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(self_record_path().read_text(encoding="utf-8"))
-    gist = None
-    if gist_id := record.get("gist_id"):
-        try:
-            gist = gh.update_gist(gist_id, dict(files), description)
-        except GitHubError as e:
-            if e.status != 404:
-                raise
-            log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
-    if gist is None:
-        gist = gh.create_gist(files, description, public=False)
-    git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
-    result = {
-        "gist_id": gist["id"],
-        "html_url": gist.get("html_url", ""),
-        "revision": latest_revision(gh, gist),
-        "version": __version__,
-        "install": f"uv tool install git+{git_url}",
-    }
-    atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
-    return result
+    with status_line("Publishing sm…"):
+        gh.check_token()
+        record: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(self_record_path().read_text(encoding="utf-8"))
+        gist = None
+        if gist_id := record.get("gist_id"):
+            try:
+                gist = gh.update_gist(gist_id, dict(files), description)
+            except GitHubError as e:
+                if e.status != 404:
+                    raise
+                log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
+        if gist is None:
+            gist = gh.create_gist(files, description, public=False)
+        git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
+        result = {
+            "gist_id": gist["id"],
+            "html_url": gist.get("html_url", ""),
+            "revision": latest_revision(gh, gist),
+            "version": __version__,
+            "install": f"uv tool install git+{git_url}",
+        }
+        atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+        return result
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -4892,6 +4886,7 @@ def cmd_self_publish() -> dict[str, Any]:
 
 
 def build_cli() -> click.Group:
+    """sm's commands, each a few lines that forward to an operation and print its result."""
     import click
 
     class SmGroup(click.Group):
@@ -4921,28 +4916,23 @@ def build_cli() -> click.Group:
                     raise
                 raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
 
+    class RunCommand(click.Command):
+        """`sm run` leaves its arguments to parse_run_tail; its help lists the options that parser knows."""
+
+        def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            rows = [(", ".join(s) + (f" {v}" if v else ""), text) for s, _, v, text in RUN_OPTIONS]
+            with formatter.section("Options"):
+                formatter.write_dl(rows)
+
     def shown(e: Exception) -> str:
         """An error's message: secrets masked, made visible, wrapped between words on a terminal."""
         text = visible(redact(str(e)))
         return fit(text, terminal_width(sys.stderr) - len("Error: ")) if isatty(sys.stderr) else text
 
-    ctx_settings = {"help_option_names": ["-h", "--help"]}
-    json_flag = click.option("--json", "as_json", is_flag=True, help="Print the mapping entry as JSON on stdout.")
-    prompt_yes = click.option(
-        "-y", "--yes", is_flag=True, help="Send a prompt that looks like it holds a secret without asking."
-    )
-
-    def echo_entry(entry: Entry, as_json: bool, status: str) -> None:
-        """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
-        if as_json:
-            click.echo(json_text(entry))
-            return
-        click.echo(visible(status), err=True)
-        click.echo(run_line(entry["script_name"], entry.get("params") or []))
-
+    settings = {"help_option_names": ["-h", "--help"]}
     register_completions()
 
-    @click.group(cls=SmGroup, context_settings=ctx_settings)
+    @click.group(cls=SmGroup, context_settings=settings)
     @click.version_option(__version__, "-V", "--version", prog_name="sm")
     @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (requests, cache hits, the uv command).")
     def cli(verbose: bool) -> None:
@@ -4955,34 +4945,14 @@ def build_cli() -> click.Group:
         """
         setup_logging(verbose)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="create", context_settings=settings)
     @click.argument("name")
     @click.argument("prompt")
-    @click.option("--public", is_flag=True, help="Make the gist public (default: secret).")
-    @click.option("-d", "--description", help="One-line description (default: the model's).")
-    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
-    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
+    @upload_options("the model's")
     @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
-    @click.option(
-        "-p",
-        "--preview",
-        is_flag=True,
-        help="Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.",
-    )
-    @prompt_yes
-    @json_flag
-    def create(
-        name: str,
-        prompt: str,
-        public: bool,
-        description: str | None,
-        model: str | None,
-        force: bool,
-        no_exclude_newer: bool,
-        preview: bool,
-        yes: bool,
-        as_json: bool,
-    ) -> None:
+    @model_options("Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.")
+    @json_option("the mapping entry")
+    def create_command(name: str, prompt: str, no_exclude_newer: bool, as_json: bool, **options: Any) -> None:
         """Ask the model for a script and store it in a new secret gist.
 
         Each {{word}} in PROMPT becomes a runtime parameter --word. PROMPT may be - to read stdin.
@@ -4995,32 +4965,15 @@ def build_cli() -> click.Group:
         printf 'also print the count\\n\\n' | sm create gists "List gists starting with {{prefix}}" -p
         echo "Print the weather for {{city}}" | sm create weather -
         """
-        entry = cmd_create(
-            name,
-            prompt,
-            public=public,
-            description=description,
-            model=model,
-            force=force,
-            exclude_newer=not no_exclude_newer,
-            preview=preview,
-            yes=yes,
-        )
+        entry = create_script(name, prompt, exclude_newer=not no_exclude_newer, **options)
         echo_entry(entry, as_json, f"Created {name}: {entry.get('html_url') or entry['gist_id']}")
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="edit", context_settings=settings)
     @click.argument("name")
     @click.argument("prompt")
-    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
-    @click.option(
-        "-p",
-        "--preview",
-        is_flag=True,
-        help="Watch the change being written, then review it as with `create --preview` before uploading.",
-    )
-    @prompt_yes
-    @json_flag
-    def edit(name: str, prompt: str, model: str | None, preview: bool, yes: bool, as_json: bool) -> None:
+    @model_options("Watch the change being written, then review it as with `create --preview` before uploading.")
+    @json_option("the mapping entry")
+    def edit_command(name: str, prompt: str, as_json: bool, **options: Any) -> None:
         """Change a script in plain words and store the result as a new revision of its gist.
 
         The model gets the current code and PROMPT (- reads stdin); the result is checked like
@@ -5030,38 +4983,23 @@ def build_cli() -> click.Group:
         sm edit gists "Also print each gist's URL"
         sm edit gists "Sort by creation date, newest first" --preview
         """
-        entry = cmd_edit(name, prompt, model=model, preview=preview, yes=yes)
+        entry = edit_script(name, prompt, **options)
         url = entry.get("html_url") or entry["gist_id"]
         echo_entry(entry, as_json, f"Updated {name} to revision {entry['revision'][:8]}: {url}")
 
-    @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
+    @cli.command(
+        name="run",
+        cls=RunCommand,
+        context_settings={**settings, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    )
     @click.argument("name", shell_complete=complete_script_names)
     @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=complete_run_args)
-    @click.option(
-        "--latest",
-        is_flag=True,
-        help="Run the gist's newest revision; a new one is shown as a diff and must be trusted.",
-    )
-    @click.option(
-        "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
-    )
-    @click.option(
-        "-y",
-        "--yes",
-        is_flag=True,
-        help="Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
-    )
-    @click.option("-f", "--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
-    @click.option(
-        "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
-    )
-    def run(
-        name: str, args: tuple[str, ...], latest: bool, rev: str | None, yes: bool, file: str | None, save: str | None
-    ) -> None:
+    def run_command(name: str, args: tuple[str, ...]) -> None:
         """Run a script with uv, pinned to the revision you accepted.
 
-        key=value becomes --key=value (one word, so values may start with -); everything after -- goes to the script as it is. Options may come
-        after NAME too. NAME may also be a gist URL or id that is not yours: it is shown and must be trusted.
+        key=value becomes --key=value (one word, so values may start with -); everything after -- goes to the
+        script as it is. sm's options may come before or after NAME. NAME may also be a gist URL or id that is
+        not yours: it is shown and must be trusted.
 
         \b
         sm run gists prefix=demo
@@ -5069,65 +5007,46 @@ def build_cli() -> click.Group:
         sm run gists --latest
         sm run https://gist.github.com/someone/0123456789abcdef0123 --yes --save theirs
         """
-        options = parse_run_tail(args).options
-        if options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
+        req = parse_run_tail([name, *args])
+        if req.options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
             click.echo(click.get_current_context().get_help())
             with contextlib.suppress(SmError):
-                params = read_mapping()["scripts"][name].get("params")
-                click.echo(
-                    "\n"
-                    + (describe_params(params) if params is not None else f"{name} declares no parameters sm knows of.")
-                )
+                click.echo("\n" + run_help(str(req.name)))
             return
-        cmd_run(
-            name,
-            args,
-            choose_file,
-            yes=yes or bool(options.get("yes")),
-            latest=latest,
-            rev=rev,
-            file=file,
-            save=save,
-        )
+        run_script(req, choose_file)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="history", context_settings=settings)
     @click.argument("name")
-    @click.option("--json", "as_json", is_flag=True, help="Print the revisions as JSON.")
-    def history(name: str, as_json: bool) -> None:
+    @json_option("the revisions")
+    def history_command(name: str, as_json: bool) -> None:
         """List a script's revisions, newest first; * marks the pinned one.
 
         \b
         sm history gists
         sm show gists --rev 3f2a9c1e
         """
-        rows = cmd_history(name)
-        if as_json:
-            click.echo(json_text(rows))
-            return
-        for r in rows:
-            mark = "*" if r["pinned"] else " "
-            line = f"{mark} {r['version'][:12]}  {(r['committed_at'] or '')[:19].replace('T', ' ')}  +{r['additions']} -{r['deletions']}"
-            click.echo(visible(line, one_line=True))
+        rows = script_history(name)
+        echo_lines([json_text(rows)] if as_json else map(history_line, rows))
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="rollback", context_settings=settings)
     @click.argument("name")
     @click.argument("rev", metavar="SHA")
-    @click.option("-y", "--yes", is_flag=True, help="Roll back without asking (the diff is still shown).")
-    @json_flag
-    def rollback(name: str, rev: str, yes: bool, as_json: bool) -> None:
+    @yes_option("Roll back without asking (the diff is still shown).")
+    @json_option("the mapping entry")
+    def rollback_command(name: str, rev: str, as_json: bool, **options: Any) -> None:
         """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
 
         \b
         sm history gists
         sm rollback gists 3f2a9c1e
         """
-        entry = cmd_rollback(name, rev, yes=yes)
+        entry = rollback_script(name, rev, **options)
         echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
 
-    @cli.command(name="list", context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
+    @cli.command(name="list", context_settings=settings)
+    @json_option("the mapping entries")
     @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
-    def list_scripts(as_json: bool, wide: bool) -> None:
+    def list_command(as_json: bool, wide: bool) -> None:
         """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
 
         \b
@@ -5135,41 +5054,32 @@ def build_cli() -> click.Group:
         sm list --wide
         sm list --json | jq -r '.[].script_name'
         """
-        rows = list_rows()
-        if as_json:
-            click.echo(rows_json(rows))
-        elif isatty(sys.stdout):
-            print_table(rows, wide=wide)
+        rows = list_scripts()
+        if as_json or not isatty(sys.stdout):
+            echo_lines([rows_json(rows)] if as_json else map(list_line, rows))
         else:
-            for r in rows:
-                params = " ".join(p["name"] for p in r.get("params") or [])
-                cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
-                click.echo("\t".join(visible(str(cell), one_line=True) for cell in cells))
+            print_table(rows, wide=wide)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="sync", context_settings=settings)
     @click.option(
         "--from-remote", is_flag=True, help="Rebuild a corrupt local mapping from GitHub (keeps the bad file aside)."
     )
-    @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-    def sync(from_remote: bool, as_json: bool) -> None:
+    @json_option("what changed")
+    def sync_command(from_remote: bool, as_json: bool) -> None:
         """Pull, merge and push the mapping of names to gists, and say what changed on each side.
 
         \b
         sm sync
         sm sync --from-remote     # after "mapping.json is corrupt"
         """
-        changes = cmd_sync(from_remote)
-        if as_json:
-            click.echo(json_text(changes))
-        else:
-            for line in describe_changes(changes):
-                click.echo(visible(line, one_line=True))
+        changes = sync_mapping(from_remote)
+        echo_lines([json_text(changes)] if as_json else describe_changes(changes))
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="show", context_settings=settings)
     @click.argument("name", shell_complete=complete_script_names)
     @click.option("--rev", metavar="SHA", help="Show another revision (see `sm history`).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entry with the code as JSON.")
-    def show(name: str, rev: str | None, as_json: bool) -> None:
+    @json_option("the mapping entry with the code")
+    def show_command(name: str, rev: str | None, as_json: bool) -> None:
         """Print a script's code: highlighted on a terminal, byte-exact when piped.
 
         \b
@@ -5178,34 +5088,20 @@ def build_cli() -> click.Group:
         sm show gists --rev 3f2a9c1e
         sm show gists --json | jq -r .revision
         """
-        entry = lookup(name)
-        code = script_code(entry, rev)
+        entry, code = read_code(name, rev)
         if as_json:
             click.echo(json_text({**entry, "code": code}))
         else:
             print_code(code)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="add", context_settings=settings)
     @click.argument("name")
     @click.argument("source", type=click.Path(dir_okay=False))
-    @click.option("--public", is_flag=True, help="Upload a local file to a public gist (default: secret).")
-    @click.option(
-        "-d", "--description", help="One-line description (default: [tool.sm], the docstring, or the gist's)."
-    )
+    @upload_options("[tool.sm], the docstring, or the gist's")
     @click.option("-f", "--file", "filename", help="The .py file to adopt when the gist holds several.")
-    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
-    @click.option("-y", "--yes", is_flag=True, help="Adopt a gist without asking.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the new mapping entry as JSON.")
-    def add(
-        name: str,
-        source: str,
-        public: bool,
-        description: str | None,
-        filename: str | None,
-        force: bool,
-        yes: bool,
-        as_json: bool,
-    ) -> None:
+    @yes_option("Adopt a gist without asking.")
+    @json_option("the new mapping entry")
+    def add_command(name: str, source: str, as_json: bool, **options: Any) -> None:
         """Register an existing script: a local .py file or a gist.
 
         A local file gets the checks `create` makes and goes to a new secret gist; its parameters come from
@@ -5216,22 +5112,14 @@ def build_cli() -> click.Group:
         sm add weather ./weather.py
         sm add gists https://gist.github.com/alice/0123456789abcdef0123
         """
-        entry = cmd_add(
-            name,
-            source,
-            public=public,
-            description=description,
-            force=force,
-            filename=filename,
-            yes=yes,
-        )
+        entry = add_script(name, source, **options)
         echo_entry(entry, as_json, f"Added {name}: {entry.get('html_url') or entry['gist_id']}")
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="rm", context_settings=settings)
     @click.argument("name", shell_complete=complete_script_names)
     @click.option("--purge", is_flag=True, help="Also delete the gist on GitHub (asks first).")
-    @click.option("-y", "--yes", is_flag=True, help="Do not ask before --purge deletes the gist.")
-    def rm(name: str, purge: bool, yes: bool) -> None:
+    @yes_option("Do not ask before --purge deletes the gist.")
+    def rm_command(name: str, purge: bool, yes: bool) -> None:
         """Forget a script; --purge deletes its gist too.
 
         Without --purge the gist stays on GitHub. --purge asks first, unless --yes.
@@ -5240,26 +5128,26 @@ def build_cli() -> click.Group:
         sm rm weather
         sm rm weather --purge --yes
         """
-        entry = cmd_rm(name, purge=purge, yes=yes)
+        entry = remove_script(name, purge=purge, yes=yes)
         kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
         click.echo(f"Removed {name}; {kept}.", err=True)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="rename", context_settings=settings)
     @click.argument("old", shell_complete=complete_script_names)
     @click.argument("new")
-    @json_flag
-    def rename(old: str, new: str, as_json: bool) -> None:
+    @json_option("the mapping entry")
+    def rename_command(old: str, new: str, as_json: bool) -> None:
         """Give a script a new name (its gist stays as it is).
 
         \b
         sm rename weather forecast
         """
-        entry = cmd_rename(old, new)
+        entry = rename_script(old, new)
         echo_entry(entry, as_json, f"Renamed {old} to {new}.")
 
-    @cli.command(context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-    def doctor(as_json: bool) -> None:
+    @cli.command(name="doctor", context_settings=settings)
+    @json_option("the checks")
+    def doctor_command(as_json: bool) -> None:
         """Check the setup: uv, token, mapping, model, $SM_HOME.
 
         Each failure comes with a fix. Exits 1 when a check fails.
@@ -5268,9 +5156,7 @@ def build_cli() -> click.Group:
         sm doctor
         sm doctor --json | jq '.checks[] | select(.status == "fail")'
         """
-        with status_line("Checking…"):
-            checks = doctor_checks()
-        ok = all(c["status"] != "fail" for c in checks)
+        ok, checks = check_setup()
         if as_json:
             click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
         else:
@@ -5278,9 +5164,9 @@ def build_cli() -> click.Group:
         if not ok:
             click.get_current_context().exit(1)
 
-    @cli.command(context_settings=ctx_settings)
+    @cli.command(name="completion", context_settings=settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-    def completion(shell: str) -> None:
+    def completion_command(shell: str) -> None:
         """Print the shell completion script for bash, zsh or fish.
 
         It completes commands, script names, and key= for each parameter.
@@ -5292,7 +5178,7 @@ def build_cli() -> click.Group:
         """
         click.echo(completion_source(cli, shell))
 
-    @cli.group(name="self", context_settings=ctx_settings)
+    @cli.group(name="self", context_settings=settings)
     def self_group() -> None:
         """Manage sm itself.
 
@@ -5300,9 +5186,9 @@ def build_cli() -> click.Group:
         sm self publish
         """
 
-    @self_group.command(context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the gist ID, URL and install line as JSON.")
-    def publish(as_json: bool) -> None:
+    @self_group.command(name="publish", context_settings=settings)
+    @json_option("the gist ID, URL and install line")
+    def publish_command(as_json: bool) -> None:
         """Publish sm to a secret gist; print its install line.
 
         Uploads sm.py and pyproject.toml; publishing again updates the same gist.
@@ -5311,8 +5197,7 @@ def build_cli() -> click.Group:
         sm self publish
         uv tool install git+https://gist.github.com/ID.git      # on the other machine
         """
-        with status_line("Publishing sm…"):
-            result = cmd_self_publish()
+        result = self_publish()
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:
@@ -5320,6 +5205,118 @@ def build_cli() -> click.Group:
             click.echo(result["install"])
 
     return cli
+
+
+# -- shared options -----------------------------------------------------------------------------------
+# Options several commands take, bundled as decorators (as sqlite-utils' output_options): one spelling each.
+
+
+def stacked(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def json_option(what: str) -> Callable[[Any], Any]:
+    import click
+
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
+
+
+def yes_option(what: str) -> Callable[[Any], Any]:
+    import click
+
+    return click.option("-y", "--yes", is_flag=True, help=what)
+
+
+def model_options(preview: str) -> Callable[[Any], Any]:
+    """What the commands that ask the model take (create, edit)."""
+    import click
+
+    return stacked(
+        click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL]."),
+        click.option("-p", "--preview", is_flag=True, help=preview),
+        yes_option("Send a prompt that looks like it holds a secret without asking."),
+    )
+
+
+def upload_options(default_description: str) -> Callable[[Any], Any]:
+    """What the commands that upload a new script take (create, add)."""
+    import click
+
+    return stacked(
+        click.option("--public", is_flag=True, help="Upload to a public gist (default: secret)."),
+        click.option("-d", "--description", help=f"One-line description (default: {default_description})."),
+        click.option("--force", is_flag=True, help="Replace an existing script of the same name."),
+    )
+
+
+# -- output -------------------------------------------------------------------------------------------
+# stdout carries data (JSON, the run line, code); what is said to people goes to stderr.
+
+
+def echo_entry(entry: Entry, as_json: bool, status: str) -> None:
+    """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
+    import click
+
+    if as_json:
+        click.echo(json_text(entry))
+        return
+    click.echo(visible(status), err=True)
+    click.echo(run_line(str(entry["script_name"]), entry.get("params") or []))
+
+
+def echo_lines(lines: Iterable[str]) -> None:
+    import click
+
+    for line in lines:
+        click.echo(line)
+
+
+def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
+    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
+    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
+
+
+def history_line(r: dict[str, Any]) -> str:
+    when = (r["committed_at"] or "")[:19].replace("T", " ")
+    mark = "*" if r["pinned"] else " "
+    return visible(f"{mark} {r['version'][:12]}  {when}  +{r['additions']} -{r['deletions']}", one_line=True)
+
+
+def list_line(r: Entry) -> str:
+    """`sm list` piped: one tab-separated line per script."""
+    params = " ".join(p["name"] for p in r.get("params") or [])
+    cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
+    return "\t".join(visible(str(cell), one_line=True) for cell in cells)
+
+
+def describe_changes(changes: dict[str, Any]) -> list[str]:
+    lines = []
+    for side, label in (("local", "Local"), ("remote", "GitHub")):
+        parts = [f"{kind} {', '.join(names)}" for kind, names in changes[side].items() if names]
+        lines.append(visible(f"{label}: {'; '.join(parts) if parts else 'no changes'}", one_line=True))
+    return lines
+
+
+DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
+
+
+def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
+    import click
+
+    width = max(len(c["check"]) for c in checks)
+    lines = []
+    for c in checks:
+        mark, colour = DOCTOR_MARKS[c["status"]]
+        mark = click.style(mark, fg=colour) if color and colour else mark
+        lines.append(f"{mark} {c['check']:<{width}}  {c['detail']}")
+        if c["fix"] and c["status"] in ("fail", "warn"):
+            lines.append(f"  {'':<{width}}  fix: {c['fix']}")
+    return "\n".join(lines)
 
 
 # -- shell completion -------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 
 import pytest
-from conftest import TOKEN, reply
+from conftest import ROOT, TOKEN, reply
 
 import sm
 
@@ -194,7 +195,7 @@ def test_run_refetches_missing_cache_by_pinned_revision(created, invoke, github_
     github_env.external_edit(created["gist_id"], "greet.py", "print('someone else')\n")
     result = invoke("run", "greet", "name=x")
     assert result.exit_code == 0, result.output
-    assert sm.cached_path(created).read_text() == sm.script_code(created)
+    assert sm.cached_path(created).read_text() == sm.read_code("greet")[1]
     assert "someone else" not in sm.cached_path(created).read_text()
     assert github_env.count("GET", rf"/gists/{created['gist_id']}/{created['revision']}") == 1
 
@@ -279,3 +280,22 @@ def test_corrupt_mapping_is_one_line_and_kept(invoke, sm_env):
 
 def test_version(invoke):
     assert invoke("--version").stdout.strip() == f"sm, version {sm.__version__}"
+
+
+def test_every_command_only_forwards_to_an_operation():
+    """The work of a command lives in a plain function (Operations); its click function parses and prints."""
+    tree = ast.parse((ROOT / "sm.py").read_text())
+    build = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_cli")
+    commands = [
+        n
+        for n in ast.walk(build)
+        if isinstance(n, ast.FunctionDef)
+        and any(
+            isinstance(d, ast.Call) and getattr(d.func, "attr", "") in ("command", "group") for d in n.decorator_list
+        )
+    ]
+    assert len(commands) == 16
+    for command in commands:
+        body = command.body[1:]  # after the docstring
+        assert not body or body[-1].end_lineno - body[0].lineno < 8, f"{command.name} does more than forward"
+        assert command.name.endswith(("_command", "_group")) or command.name == "cli"  # shadows no function

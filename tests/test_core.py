@@ -182,8 +182,8 @@ def test_build_script_args_errors_list_parameters(pairs, message):
 
 
 def test_parse_run_tail():
-    req = sm.parse_run_tail(["a=1", "--latest", "--rev", "abc", "-y", "--", "--raw", "x=y", "--"])
-    assert req.pairs == ["a=1"]
+    req = sm.parse_run_tail(["--latest", "greet", "a=1", "--rev", "abc", "-y", "--", "--raw", "x=y", "--"])
+    assert req.name == "greet" and req.pairs == ["a=1"]
     assert req.passthrough == ["--raw", "x=y", "--"]
     assert req.options == {"latest": True, "rev": "abc", "yes": True}
 
