@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 # The file reads from cheap to expensive, one banner per section, in dependency order:
 #   Errors · Secrets & logging · Paths & config · Fast paths · Script model · GitHub client · Mapping & sync ·
@@ -1475,10 +1475,60 @@ def _is_table_array(v: Any) -> bool:
 # best-practice page asks; the token goes to the API host only, never to raw or redirect hosts.
 
 RETRY_STATUSES = {500, 502, 503, 504}
+# How many tries one request gets. A refused connection usually means offline: give up soon (and quietly).
+# Other failures, and answers GitHub asks to retry, get more; all of them within the budget (SM_RETRY_BUDGET).
+MAX_TRIES = {"refused": 3, "failed": 6, "answered": 8}
+
+
+def backoff(tries: int, jitter: float) -> float:
+    """Exponential backoff, 0.5 s doubling up to 30 s, times a jitter of 0.5-1 so that clients spread out."""
+    return min(30.0, 0.5 * 2 ** (tries - 1)) * jitter
+
+
+def retry_wait(
+    method: str,
+    tries: int,
+    *,
+    failure: str | None = None,
+    status: int = 0,
+    headers: Mapping[str, str] | None = None,
+    message: str = "",
+    now: float = 0.0,
+    jitter: float = 1.0,
+) -> float | None:
+    """GitHub's rules for trying a request again: the seconds to wait first, or None to stop. Pure: the request
+    loop gives the failure ("refused", "failed") or the answer (status, headers, message), the wall time `now`
+    (for x-ratelimit-reset) and the jitter."""
+    if failure is not None:
+        if method == "POST" and failure != "refused":
+            return None  # GitHub may have created the gist before the connection dropped: create_gist looks first
+        return backoff(tries, jitter) if tries < MAX_TRIES[failure] else None
+    if tries >= MAX_TRIES["answered"]:
+        return None
+    if status in RETRY_STATUSES:
+        # A POST that failed with a 5xx may still have created its gist: retrying could make two.
+        return None if method == "POST" else backoff(tries, jitter)
+    headers = headers or {}
+    if status in (403, 429) and rate_limited(status, headers, message):
+        if retry_after := headers.get("retry-after"):
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(retry_after))
+        if headers.get("x-ratelimit-remaining") == "0" and (reset := headers.get("x-ratelimit-reset")):
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(reset) - now) + 1.0
+        return max(60.0, backoff(tries, jitter))  # a secondary limit without hints: GitHub says wait ≥ 1 min
+    return None
+
+
+def rate_limited(status: int, headers: Mapping[str, str], message: str) -> bool:
+    return status == 429 or headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
 
 
 class GitHub:
     _last_mutation = 0.0  # process-wide: every client in this process shares GitHub's 1 s spacing
+    # How time passes for retries and spacing; tests swap in a clock that moves only when sm waits.
+    clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -1487,7 +1537,6 @@ class GitHub:
         client: httpx2.Client | None = None,
         *,
         retry_budget: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         import httpx2
 
@@ -1495,7 +1544,6 @@ class GitHub:
         self.host = httpx2.URL(self.base_url).host
         self._token = token
         self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
-        self._sleep = sleep
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
         self.login: str | None = None  # set by check_token()
 
@@ -1523,6 +1571,10 @@ class GitHub:
     def request(
         self, method: str, url: str, *, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> httpx2.Response:
+        """One request, tried again as retry_wait() says within the retry budget; GitHub's answer, whatever it is."""
+        import itertools
+        import random
+
         import httpx2
 
         full = url if url.startswith(("http://", "https://")) else f"{self.base_url}{url}"
@@ -1534,83 +1586,72 @@ class GitHub:
         }
         if self._token and _origin(httpx2.URL(full)) == _origin(httpx2.URL(self.base_url)):  # scheme, host, port
             hdrs["Authorization"] = f"Bearer {self._token}"
-        mutating = method in ("POST", "PATCH", "PUT", "DELETE")
-        deadline = time.monotonic() + self.retry_budget
-        attempt = 0
-        while True:
-            attempt += 1
-            if mutating:
-                self._space_mutation()
-            started = time.monotonic()
+        deadline = self.clock() + self.retry_budget
+        for tries in itertools.count(1):
+            jitter = random.uniform(0.5, 1.0)
             try:
-                resp = self._client.request(method, full, json=json_body, headers=hdrs)
+                resp = self._send(method, full, json_body, hdrs)
             except (httpx2.TransportError, OSError) as e:
-                wait = self._backoff(attempt)
-                connect = isinstance(e, httpx2.ConnectError)  # refused: nothing reached GitHub
-                if method == "POST" and not connect:
-                    # GitHub may have created the gist before the connection dropped: create_gist looks first
-                    raise AnswerLost(
-                        f"The connection to {_host(full)} dropped before GitHub answered ({_short(e)}); the change "
-                        "may or may not have been made.",
-                        reason=f"the connection dropped: {_short(e)}",
-                    ) from e
-                # A refused connection usually means offline: give up sooner, and retry without a warning.
-                if attempt < (3 if connect else 6) and time.monotonic() + wait < deadline:
-                    kind = (
-                        "could not connect"
-                        if connect
-                        else "timed out"
-                        if isinstance(e, httpx2.TimeoutException)
-                        else "failed"
-                    )
-                    say = log.debug if connect else log.warning
-                    say("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
-                    status_wait(wait, kind)
-                    self._sleep(wait)
-                    continue
-                raise OfflineError(
-                    f"Cannot reach {_host(full)}: {_short(e)}. Check your network"
-                    + (" or SM_GITHUB_API_URL." if _host(full) == self.host else ".")
-                ) from e
-            finally:
-                if mutating:
-                    GitHub._last_mutation = time.monotonic()
-            log.debug("%s %s → %s (%.0f ms)", method, full, resp.status_code, (time.monotonic() - started) * 1000)
-            wait = self._retry_wait(resp, attempt, method)
-            if wait is None:
-                return resp
-            if time.monotonic() + wait > deadline or attempt >= 8:
-                return resp  # out of patience: the caller turns it into a clear error
-            log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
-            status_wait(wait, resp.status_code)
-            self._sleep(wait)
+                wait, why = self._no_answer(e, method, full, tries, jitter, deadline)
+            else:
+                message = _message(resp) if resp.status_code in (403, 429) else ""  # only a rate limit needs it
+                wait = retry_wait(
+                    method,
+                    tries,
+                    status=resp.status_code,
+                    headers=resp.headers,
+                    message=message,
+                    now=time.time(),
+                    jitter=jitter,
+                )
+                if wait is None or self.clock() + wait > deadline:
+                    return resp  # done, or out of patience: the caller turns an error status into a clear error
+                log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
+                why = resp.status_code
+            status_wait(wait, why)
+            self.sleep(wait)
+        raise AssertionError("unreachable")
 
-    def _space_mutation(self) -> None:
-        interval = float(os.environ.get("SM_WRITE_INTERVAL", "1"))  # GitHub asks for >= 1 s; GHES may not limit
-        gap = interval - (time.monotonic() - self._last_mutation)
-        if self._last_mutation and gap > 0:
-            self._sleep(gap)
+    def _send(self, method: str, url: str, json_body: Any, headers: dict[str, str]) -> httpx2.Response:
+        write = method in ("POST", "PATCH", "PUT", "DELETE")
+        if write:  # GitHub asks for >= 1 s between writes; GHES may not limit them (SM_WRITE_INTERVAL)
+            gap = float(os.environ.get("SM_WRITE_INTERVAL", "1")) - (self.clock() - GitHub._last_mutation)
+            if GitHub._last_mutation and gap > 0:
+                self.sleep(gap)
+        started = self.clock()
+        try:
+            resp = self._client.request(method, url, json=json_body, headers=headers)
+        finally:
+            if write:
+                GitHub._last_mutation = self.clock()
+        log.debug("%s %s → %s (%.0f ms)", method, url, resp.status_code, (self.clock() - started) * 1000)
+        return resp
 
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        import random
+    def _no_answer(
+        self, e: Exception, method: str, url: str, tries: int, jitter: float, deadline: float
+    ) -> tuple[float, str]:
+        """The request got no answer: (how long to wait, what happened) before trying again, or raise."""
+        import httpx2
 
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-    def _retry_wait(self, resp: httpx2.Response, attempt: int, method: str) -> float | None:
-        status = resp.status_code
-        if status in RETRY_STATUSES:
-            # A POST that failed with a 5xx may still have created its gist: retrying could make two.
-            return None if method == "POST" else self._backoff(attempt)
-        if status in (403, 429) and _is_rate_limited(resp):
-            if ra := resp.headers.get("retry-after"):
-                with contextlib.suppress(ValueError):
-                    return max(0.0, float(ra))
-            if resp.headers.get("x-ratelimit-remaining") == "0" and (reset := resp.headers.get("x-ratelimit-reset")):
-                with contextlib.suppress(ValueError):
-                    return max(0.0, float(reset) - time.time()) + 1.0
-            return max(60.0, self._backoff(attempt))  # secondary limit without hints: GitHub says wait ≥ 1 min
-        return None
+        refused = isinstance(e, httpx2.ConnectError)  # nothing reached GitHub
+        wait = retry_wait(method, tries, failure="refused" if refused else "failed", jitter=jitter)
+        if wait is None and method == "POST" and not refused:
+            raise AnswerLost(
+                f"The connection to {_host(url)} dropped before GitHub answered ({_short(e)}); the change "
+                "may or may not have been made.",
+                reason=f"the connection dropped: {_short(e)}",
+            ) from e
+        if wait is None or self.clock() + wait >= deadline:
+            raise OfflineError(
+                f"Cannot reach {_host(url)}: {_short(e)}. Check your network"
+                + (" or SM_GITHUB_API_URL." if _host(url) == self.host else ".")
+            ) from e
+        what = "could not connect" if refused else "timed out" if isinstance(e, httpx2.TimeoutException) else "failed"
+        # Offline is common, and said once when sm gives up; other failures are worth a warning now.
+        (log.debug if refused else log.warning)(
+            "Request to %s %s (%s); retrying in %.1f s", _host(url), what, _short(e), wait
+        )
+        return wait, what
 
     def call(
         self,
@@ -1649,7 +1690,7 @@ class GitHub:
                 if isinstance(e, dict)
             )
             text = f"{what}: GitHub refused the request (422 {message or 'Validation Failed'}{': ' + detail if detail else ''})."
-        elif status in (403, 429) and _is_rate_limited(resp):
+        elif status in (403, 429) and rate_limited(status, resp.headers, _message(resp)):
             reset = resp.headers.get("x-ratelimit-reset")
             when = time.strftime("%H:%M:%S", time.localtime(float(reset))) if reset and reset.isdigit() else "later"
             text = f"GitHub rate limit reached ({status}); try again at {when}."
@@ -1681,7 +1722,9 @@ class GitHub:
         created it anyway: look for it among the newest gists (description, file names, sha256 of every file)
         and adopt it, or try again with backoff when it is not there."""
         body = {"description": description, "public": public, "files": {n: {"content": c} for n, c in files.items()}}
-        deadline = time.monotonic() + self.retry_budget
+        import random
+
+        deadline = self.clock() + self.retry_budget
         for attempt in range(1, 5):
             try:
                 resp = self.request("POST", "/gists", json_body=body)
@@ -1702,11 +1745,11 @@ class GitHub:
                     f"GitHub did not confirm the new gist ({lost}), and checking whether it exists failed ({e}). "
                     "Look at your gists before trying again."
                 ) from e
-            wait = self._backoff(attempt)
-            if time.monotonic() + wait > deadline:
+            wait = backoff(attempt, random.uniform(0.5, 1.0))
+            if self.clock() + wait > deadline:
                 break
             log.warning("GitHub did not confirm the new gist (%s) and none was made; retrying in %.1f s", lost, wait)
-            self._sleep(wait)
+            self.sleep(wait)
         raise GitHubError(f"GitHub did not create the gist ({lost}); nothing was uploaded. Try again later.")
 
     def find_created(self, files: dict[str, str], description: str) -> dict[str, Any] | None:
@@ -1763,12 +1806,11 @@ class GitHub:
         return resp.text
 
 
-def _is_rate_limited(resp: httpx2.Response) -> bool:
-    if resp.status_code == 429 or resp.headers.get("x-ratelimit-remaining") == "0":
-        return True
+def _message(resp: httpx2.Response) -> str:
+    """The `message` of GitHub's answer, or ""."""
     with contextlib.suppress(ValueError, AttributeError):
-        return "rate limit" in str(resp.json().get("message", "")).lower()
-    return False
+        return str(resp.json().get("message", ""))
+    return ""
 
 
 def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:

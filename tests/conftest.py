@@ -52,8 +52,9 @@ def sm_env(tmp_path, monkeypatch):
     home = tmp_path / "smhome"
     monkeypatch.setenv("SM_HOME", str(home))
     monkeypatch.setenv("SM_RAISE_ERRORS", "1")
+    # For sm in a subprocess, where the virtual clock below does not reach: GitHub's 1 s between writes and
+    # a minute of retries would make those tests wait.
     monkeypatch.setenv("SM_RETRY_BUDGET", "10")
-    # GitHub's 1 s between writes would make most tests wait; test_sync checks the real default.
     monkeypatch.setenv("SM_WRITE_INTERVAL", "0.02")
     monkeypatch.setattr(sm, "which", _which_without_gh)
     monkeypatch.setattr(sm, "_warned", set())  # each test sees sm's once-per-process warnings afresh
@@ -67,9 +68,35 @@ def _which_without_gh(cmd, *a, **k):
     return None if cmd == "gh" else _real_which(cmd, *a, **k)
 
 
+class VirtualClock:
+    """The clock sm's GitHub client waits on in tests: time moves only when sm sleeps, so retries, backoff and
+    the spacing of writes cost nothing, and how long sm waited can still be checked."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    virtual = VirtualClock()
+    monkeypatch.setattr(sm.GitHub, "clock", staticmethod(virtual.monotonic))
+    monkeypatch.setattr(sm.GitHub, "sleep", staticmethod(virtual.sleep))
+    monkeypatch.setattr(sm.GitHub, "_last_mutation", 0.0)
+    return virtual
+
+
 @pytest.fixture
-def gh_server():
+def gh_server(clock):
     with FakeGitHub() as fake:
+        fake.monotonic = clock.monotonic  # arrival times on sm's clock
         fake.add_token(TOKEN, login="alice")
         yield fake
 
