@@ -7,6 +7,7 @@
 #     "pydantic>=2.10",
 #     "httpx2>=2.16",
 #     "pydantic-ai-slim[openai,anthropic,google,groq]>=2.68,<3",
+#     "tomlkit>=0.13",
 # ]
 # ///
 """sm, a Script Manager: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
@@ -1370,101 +1371,83 @@ def stamp_script(
     exclude_newer: bool = True,
     changes: Sequence[dict[str, str]] = (),
 ) -> str:
-    """Record parameters and provenance under [tool.sm] (never [tool.uv]) so a gist describes itself.
+    """Record parameters and provenance under [tool.sm] (never [tool.uv]) so a gist describes itself; the rest
+    of the block keeps its comments and key order.
 
     exclude-newer pins dependency resolution to the creation time, so the script resolves the same
     way next year.
     """
-    meta = dict(read_script(code).metadata())  # a copy: read_script's answer is shared
-    tool = dict(meta.get("tool") or {})
-    tool["sm"] = {
-        "description": description,
-        "prompt": prompt,
-        "model": model,
-        "created_at": created_at,
-        **({"changes": list(changes)} if changes else {}),
-        "params": [param_dict(p) for p in params],
-    }
-    if not tool["sm"]["params"]:
-        del tool["sm"]["params"]
-    if exclude_newer:
-        uv = dict(tool.get("uv") or {})
-        uv.setdefault("exclude-newer", created_at.split(".")[0] + "Z")
-        tool["uv"] = uv
-    meta["tool"] = tool
-    code = replace_metadata(code, meta)
+    read_script(code).metadata()  # a block that cannot be read is refused, never rewritten
+    table: dict[str, Any] = {"description": description, "prompt": prompt, "model": model, "created_at": created_at}
+    if changes:
+        table["changes"] = list(changes)
+    if params:
+        table["params"] = [param_dict(p) for p in params]
+
+    def stamp(doc: Any) -> None:
+        tool = subtable(doc, "tool")
+        tool["sm"] = toml_item(table)
+        if exclude_newer and "exclude-newer" not in (uv := subtable(tool, "uv")):
+            uv["exclude-newer"] = created_at.split(".")[0] + "Z"
+
+    code = edit_metadata(code, stamp)
     return code if code.endswith("\n") else code + "\n"
 
 
 def pin_resolution(code: str, when: str) -> str:
     """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
-    meta = dict(read_script(code).metadata())
-    tool = dict(meta.get("tool") or {})
-    tool["uv"] = {**(tool.get("uv") or {}), "exclude-newer": when.split(".")[0].removesuffix("Z") + "Z"}
-    meta["tool"] = tool
-    return replace_metadata(code, meta)
+    read_script(code).metadata()
+
+    def pin(doc: Any) -> None:
+        subtable(subtable(doc, "tool"), "uv")["exclude-newer"] = when.split(".")[0].removesuffix("Z") + "Z"
+
+    return edit_metadata(code, pin)
 
 
-def replace_metadata(code: str, meta: dict[str, Any]) -> str:
-    """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
-    import tomllib
+def edit_metadata(code: str, change: Callable[[Any], None]) -> str:
+    """Apply `change` to the single `script` block, parsed with tomlkit, which writes back what it did not
+    change as it was (comments, key order, layout); the rest of the code is untouched. Only the commands that
+    write a script (create, edit, add, self publish) import tomlkit."""
+    import tomlkit
 
     (block,) = script_blocks(code)
-    body = toml_dumps(meta)
-    lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
-    new_block = "\n".join(lines) + "\n# ///"
-    new = code[: block.start()] + new_block + code[block.end() :]
-    if tomllib.loads(block_toml(script_blocks(new)[0])) != meta:  # the writer must round-trip
-        raise ValidationFailed("internal error: could not write the PEP 723 block faithfully")
-    return new
+    doc = tomlkit.parse(block_toml(block))
+    change(doc)
+    body = tomlkit.dumps(doc).rstrip("\n").split("\n")
+    new_block = "\n".join(["# /// script", *(f"# {line}" if line else "#" for line in body), "# ///"])
+    return code[: block.start()] + new_block + code[block.end() :]
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+def subtable(parent: Any, key: str) -> Any:
+    """parent[key], made when missing: `tool` without a [tool] header of its own, as PEP 723 blocks write it."""
+    import tomlkit
+
+    if key not in parent:
+        parent[key] = tomlkit.table(is_super_table=key == "tool")
+    return parent[key]
+
+
+def toml_item(value: Any) -> Any:
+    """A tomlkit item for `value`: lists of tables as [[arrays of tables]], and strings escaped so that no line
+    of the block breaks where str.splitlines() would (U+2028 and its kind are valid raw in TOML strings)."""
+    import tomlkit
+
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for PEP 723 metadata: scalars, arrays, tables and arrays of tables."""
-    scalars, tables, arrays = [], [], []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif _is_table_array(v):
-            arrays.append((k, v))
-        elif k == "dependencies" and isinstance(v, list) and v:
-            scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
-        else:
-            scalars.append(f"{toml_key(k)} = {toml_value(v)}")
-    out = "\n".join(scalars) + ("\n" if scalars else "")
-    for k, v in tables:
-        name = f"{prefix}{toml_key(k)}"
-        body = toml_dumps(v, name + ".")
-        has_scalars = any(not isinstance(x, dict) and not _is_table_array(x) for x in v.values())
-        out += ("\n" if out else "") + (f"[{name}]\n" if has_scalars or not v else "") + body.lstrip("\n")
-    for k, items in arrays:
-        name = f"{prefix}{toml_key(k)}"
-        for item in items:
-            out += ("\n" if out else "") + f"[[{name}]]\n" + toml_dumps(item, name + ".")
-    return out
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
+        table = tomlkit.table()
+        for k, v in value.items():
+            table[k] = toml_item(v)
+        return table
+    if isinstance(value, list):
+        items = tomlkit.aot() if value and all(isinstance(v, dict) for v in value) else tomlkit.array()
+        for v in value:
+            items.append(toml_item(v))
+        return items
+    if isinstance(value, str):
+        text = tomlkit.string(value).as_string()[1:-1]
+        for c in "\x85\u2028\u2029":
+            text = text.replace(c, f"\\u{ord(c):04X}")
+        return tomlkit.string(text, escape=False)
+    return value
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -4880,7 +4863,9 @@ def pyproject_for(code: str) -> str:
         "scripts": {"sm": "sm:main"},
     }
     build = {"requires": ["flit_core>=3.9,<4"], "build-backend": "flit_core.buildapi"}
-    return toml_dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
+    import tomlkit
+
+    return tomlkit.dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
 
 
 def self_record_path() -> Path:

@@ -87,19 +87,68 @@ def test_problems_hyphenated_param_read_as_underscore():
     assert sm.script_problems(code, [{"name": "max-items"}], ["max-items"]) == []
 
 
-def test_toml_writer_round_trips_awkward_strings():
-    meta = {
-        "requires-python": ">=3.11",
-        "dependencies": ["httpx>=0.27", 'rich; python_version >= "3.11"'],
-        "tool": {
-            "uv": {"exclude-newer": "2026-01-01T00:00:00Z"},
-            "sm": {
-                "prompt": 'multi\nline "quoted" \\ back\tslash \x7f ünïcode',
-                "params": [{"name": "a", "required": True}, {"name": "b", "required": False, "default": "x"}],
-            },
+AWKWARD = 'multi\nline "quoted" \\ back\tslash \x7f \x1b[2K ünïcode 😀 \u2028 \x85 end'
+
+
+def test_stamping_round_trips_awkward_strings():
+    """What stamp_script writes reads back as it was given (the check the old hand-written writer made at
+    run time), and every line of the block stays a `#` line, whatever the strings hold."""
+    code = script_code("print(args.a, args.b)", ["a", "b"], deps='["httpx>=0.27", \'rich; python_version >= "3.11"\']')
+    params = [
+        {"name": "a", "help": AWKWARD, "required": True},
+        {"name": "b", "help": "", "required": False, "default": AWKWARD},
+    ]
+    changes = [{"prompt": AWKWARD, "model": "m", "at": "2026-01-02T00:00:00.000000Z"}]
+    stamped = sm.stamp_script(
+        code,
+        params=params,
+        description=AWKWARD,
+        prompt=AWKWARD,
+        model="m",
+        created_at="2026-01-01T00:00:00.5Z",
+        changes=changes,
+    )
+    (block,) = sm.script_blocks(stamped)
+    assert all(line.startswith("#") for line in block.group().splitlines())
+    meta = tomllib.loads(sm.block_toml(block))
+    assert meta["dependencies"] == ["httpx>=0.27", 'rich; python_version >= "3.11"']
+    assert meta["tool"] == {
+        "sm": {
+            "description": AWKWARD,
+            "prompt": AWKWARD,
+            "model": "m",
+            "created_at": "2026-01-01T00:00:00.5Z",
+            "changes": changes,
+            "params": params,
         },
+        "uv": {"exclude-newer": "2026-01-01T00:00:00Z"},
     }
-    assert tomllib.loads(sm.toml_dumps(meta)) == meta
+    assert sm.read_script(sm.pin_resolution(stamped, "2026-03-04T05:06:07.123Z")).tool["uv"] == {
+        "exclude-newer": "2026-03-04T05:06:07Z"
+    }
+
+
+def test_stamping_keeps_the_blocks_comments_and_order():
+    block = (
+        "# /// script\n"
+        "# dependencies = [\n"
+        "#     # standard library only\n"
+        "# ]\n"
+        '# requires-python = ">=3.11"  # match, case\n'
+        "#\n"
+        "# [tool.uv]\n"
+        '# index-url = "https://pypi.example/simple"  # the team mirror\n'
+    )
+    stamped = sm.stamp_script(
+        block + "# ///\nprint(1)\n",
+        params=[],
+        description="d",
+        prompt="p",
+        model="m",
+        created_at="2026-01-01T00:00:00.000000Z",
+    )
+    assert stamped.startswith(block + '# exclude-newer = "2026-01-01T00:00:00Z"\n')
+    assert stamped.endswith("# ///\nprint(1)\n") and "# [tool.sm]\n" in stamped
 
 
 def test_stamp_records_params_and_provenance_under_tool_sm():

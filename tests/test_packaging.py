@@ -30,7 +30,7 @@ def test_shebang_and_console_script():
     assert "dev" in pyproject["dependency-groups"]
 
 
-HEAVY = ("pydantic_ai", "openai", "anthropic", "google", "groq", "rich", "httpx2", "httpx", "pydantic")
+HEAVY = ("pydantic_ai", "openai", "anthropic", "google", "groq", "rich", "httpx2", "httpx", "pydantic", "tomlkit")
 
 
 PROBE = """

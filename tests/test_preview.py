@@ -479,6 +479,24 @@ def test_edit_makes_a_new_revision_and_run_uses_it(created, github_env, llm, inv
     assert open(path).read() == code
 
 
+def commented(body):
+    """A model's answer whose PEP 723 block holds a comment of its own."""
+    answer = reply(body, ["name"])
+    block = "# dependencies = [\n#     # standard library only\n# ]"
+    return {**answer, "code": answer["code"].replace("# dependencies = []", block)}
+
+
+def test_a_comment_in_the_block_survives_create_and_edit(github_env, llm, invoke):
+    llm.queue(commented('print(f"hello {args.name}")'))
+    assert invoke("create", "greet", "Greet {{name}}").exit_code == 0
+    assert "# dependencies = [\n#     # standard library only\n# ]\n" in the_gist(github_env)
+    llm.queue(commented('print(f"HELLO {args.name}")'))
+    assert invoke("edit", "greet", "Shout it").exit_code == 0
+    code = the_gist(github_env)
+    assert "# dependencies = [\n#     # standard library only\n# ]\n" in code and "HELLO" in code
+    assert sm.read_script(code).table["changes"][0]["prompt"] == "Shout it"
+
+
 def test_edit_preview_shows_the_diff_against_the_stored_version(created, github_env, llm, invoke):
     llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
     result = invoke("edit", "greet", "Shout the greeting", "--preview", input="\n")
