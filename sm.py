@@ -1526,7 +1526,7 @@ class GitHub:
         self.base_url = (base_url or api_url()).rstrip("/")
         self.host = httpx2.URL(self.base_url).host
         self._token = token
-        self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
+        self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0), verify=tls_context())
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
         self.login: str | None = None  # set by check_token()
 
@@ -1794,6 +1794,14 @@ def _message(resp: httpx2.Response) -> str:
     with contextlib.suppress(ValueError, AttributeError):
         return str(resp.json().get("message", ""))
     return ""
+
+
+@functools.cache
+def tls_context() -> Any:
+    """One TLS context for every client in the process: loading the CA certificates takes ~20 ms each time."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
 
 
 def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
