@@ -305,6 +305,7 @@ def test_closed_stdout_ends_quietly(many_scripts, args):
 # ══ 4. :edit without a terminal ═══════════════════════════════════════════════════════════════════
 
 
+@pytest.mark.slow  # a real `sm create -p` process, model and GitHub included: ~3 s
 def test_piped_edit_never_starts_an_editor(env, openai_server, gh_server, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
