@@ -2576,6 +2576,8 @@ def recover_local() -> dict[str, Any]:
 
 @functools.cache
 def models() -> Any:
+    """The shapes the model answers in, made on first use: importing pydantic costs more than `sm run` may
+    spend in total."""
     from pydantic import BaseModel, Field
 
     class Param(BaseModel):
