@@ -93,6 +93,19 @@ def test_run_help_after_name_lists_the_scripts_parameters(created, invoke):
     assert result.execs == []
 
 
+def test_run_options_go_before_or_after_name_and_help_lists_them(created, invoke, github_env):
+    for args in (
+        ["--rev", created["revision"][:8], "greet", "name=x"],
+        ["greet", "name=x", "--rev", created["revision"]],
+    ):
+        result = invoke("run", *args)
+        assert result.exit_code == 0, result.output
+        assert result.execs[-1][3:] == [str(sm.cached_path(created)), "--name=x"]
+    helped = invoke("run", "--help")
+    for option in ("--latest", "--rev SHA", "-y, --yes", "-f, --file FILE", "--save NAME"):
+        assert option in helped.stdout
+
+
 # ── the pinned revision, checked before every run ─────────────────────────────────────────────────
 
 
