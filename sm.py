@@ -668,9 +668,9 @@ def which(cmd: str) -> str | None:
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Fast paths (standard library only)
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Everything `sm run NAME` needs before exec on a verified cache, and `sm list --json` before it prints: the
-# standard library only, and nothing below this section (tests/test_install.py checks both). Whatever these
-# paths do not handle themselves goes on to the full CLI, which reports it properly.
+# Everything `sm run NAME` needs before exec on a verified cache, and `sm list --json` before it prints, under
+# the rule at the top of the file (tests/test_install.py checks it). Whatever these paths do not handle
+# themselves goes on to the full CLI, which reports it properly.
 
 
 def fast_run(argv: Sequence[str]) -> None:
