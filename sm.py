@@ -7,6 +7,7 @@
 #     "pydantic>=2.10",
 #     "httpx2>=2.16",
 #     "pydantic-ai-slim[openai,anthropic,google,groq]>=2.68,<3",
+#     "tomlkit>=0.13",
 # ]
 # ///
 """sm, a Script Manager: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
@@ -23,13 +24,18 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+# The file reads from cheap to expensive, one banner per section, in dependency order:
+#   Errors · Secrets & logging · Paths & config · Fast paths · Script model · GitHub client · Mapping & sync ·
+#   Generation · Review UI · Operations · CLI wiring · main
+# The fast-path rule: `sm run NAME` on a verified cache and `sm list --json` finish within the first four
+# sections, which use the standard library only. Every other import happens inside the function that needs
+# it, because on the run path each millisecond is paid on top of uv's own start-up.
 
 # typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
 TYPE_CHECKING = False
 
-# Only what `sm run` needs to reach exec is imported here; everything else is imported where it is
-# used, because on the run path each millisecond is paid on top of uv's own start-up.
 if TYPE_CHECKING:
     import ast
     from pathlib import Path  # pathlib costs ~3 ms: imported where a Path is made, never on the run path
@@ -39,29 +45,6 @@ if TYPE_CHECKING:
     import httpx2
 
 __version__ = "0.1.0"
-
-
-class _Log:
-    """A logger made on first use: importing logging costs more than sm's whole run path."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr == "debug" and "logging" not in sys.modules:
-            return _ignore  # nothing can have asked for debug output before logging was even imported
-        import logging
-
-        return getattr(logging.getLogger(self._name), attr)
-
-
-def _ignore(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-log = _Log("sm")
-# Tokens sm has used in this process; redact() masks them in logs and error messages.
-KNOWN_SECRETS: set[str] = set()
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -131,6 +114,248 @@ class Cancelled(SmError):
         self.exit_code = exit_code
 
 
+def _short(e: BaseException) -> str:
+    """The first line of an exception, without its full stop: callers put it inside their own sentence."""
+    return (str(e).splitlines() or [""])[0].strip().rstrip(".") or type(e).__name__
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Secrets & logging
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Tokens never appear in output, logs or errors: redact() masks every token sm knows of. Text from outside
+# (code, descriptions, GitHub's messages) is made visible() before a terminal or the log sees it: its control
+# characters are shown, never obeyed. Uploads and prompts are scanned for credentials before they leave.
+
+
+class _Log:
+    """A logger made on first use: importing logging costs more than sm's whole run path."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "debug" and "logging" not in sys.modules:
+            return _ignore  # nothing can have asked for debug output before logging was even imported
+        import logging
+
+        return getattr(logging.getLogger(self._name), attr)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+log = _Log("sm")
+
+
+# Errors that click prints itself go to the log file only, through this child logger.
+errors_log = _Log("sm.errors")
+
+
+def log_file() -> Path:
+    return sm_home() / "sm.log"
+
+
+def setup_logging(verbose: bool, *, console: bool = True) -> None:
+    """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
+    import logging.handlers
+    from pathlib import Path
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
+
+    class Redact(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = visible(redact(record.getMessage())), None
+            return True
+
+    class Stderr(logging.StreamHandler):  # sys.stderr as it is at each write: a status line redirects it
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
+    class LogFile(logging.handlers.RotatingFileHandler):
+        def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
+            private_dir(Path(self.baseFilename).parent)
+            return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private_opener)
+
+        def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
+            pass
+
+    redactor = Redact()
+    stderr = Stderr()
+    stderr.setFormatter(OneLine())
+    stderr.addFilter(redactor)
+    stderr.addFilter(lambda record: record.name != errors_log.name)
+    file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
+    file.setLevel(logging.WARNING)
+    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    file.addFilter(redactor)
+    for handler in log.handlers:
+        handler.close()
+    log.handlers[:] = [stderr, file] if console else [file]
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
+
+
+# Tokens sm has used in this process; redact() masks them in logs and error messages.
+KNOWN_SECRETS: set[str] = set()
+
+
+TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def find_token() -> tuple[str, str]:
+    """Return (token, where it came from). Never log or print the token itself."""
+    for var in TOKEN_VARS:
+        if value := os.environ.get(var, "").strip():
+            KNOWN_SECRETS.add(value)
+            return value, var
+    gh = which("gh")
+    if gh:
+        import subprocess
+
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                KNOWN_SECRETS.add(out.stdout.strip())
+                return out.stdout.strip(), "gh auth token"
+    raise ConfigError(
+        "No GitHub token: set GITHUB_PAT to a token with the gist scope "
+        "(https://github.com/settings/tokens), or log in with `gh auth login`."
+    )
+
+
+TOKEN_SHAPES = r"\b(?:gh[pousr]_|github_pat_|sk-)[A-Za-z0-9_-]{16,}"
+
+
+def redact(text: str) -> str:
+    """Mask the tokens sm knows of (used this run, or set in the environment) and anything shaped like one."""
+    secret_vars = (*TOKEN_VARS, *(var for var, _ in DEFAULT_MODELS))
+    values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in secret_vars}
+    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
+        text = text.replace(value, "***")
+    for _kind, pattern in SECRET_PATTERNS:  # the upload scan's patterns: AWS keys, private key blocks too
+        text = re.sub(pattern, "***", text)
+    return re.sub(TOKEN_SHAPES, "***", text)
+
+
+SECRET_PATTERNS = (
+    ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    ("an Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{30,}"),
+    ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
+    ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
+    # A key block, not the bare marker that code checking for keys contains: the base64 body must follow
+    # (after optional PEM headers, also as the \n escapes of a string literal).
+    (
+        "a private key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*"
+        r"(?:[A-Za-z-]+: [^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/]{40}[A-Za-z0-9+/=\s\\]*",
+    ),
+)
+# AWS's documentation uses key ids ending in EXAMPLE and secret keys ending in EXAMPLEKEY (AKIAIOSFODNN7EXAMPLE,
+# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY): placeholders, not secrets.
+EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
+# Two string literals that Python joins, across spaces, line breaks or a `+`: a token split this way
+# ("ghp_abc" "def…") is found once they are joined.
+SPLIT_STRING = r"""(?<=[A-Za-z0-9_/+=-])["']\s*\+?\s*(?:\\\n\s*)?["'](?=[A-Za-z0-9_/+=-])"""
+
+
+def find_secrets(text: str) -> list[tuple[str, int]]:
+    """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
+    hits = set()
+    cuts = [(m.start(), m.end()) for m in re.finditer(SPLIT_STRING, text)]
+    joined = re.sub(SPLIT_STRING, "", text) if cuts else text
+    for kind, rx in SECRET_PATTERNS:
+        for m in re.finditer(rx, joined):
+            if m.group().rstrip().endswith(EXAMPLE_SUFFIXES):
+                continue
+            pos = m.start()
+            for start, end in cuts:  # back to a position in `text`: add what was cut before the match
+                if start > pos:
+                    break
+                pos += end - start
+            hits.add((kind, text.count("\n", 0, pos) + 1))
+    return sorted(hits, key=lambda h: (h[1], h[0]))
+
+
+def check_secrets(text: str, filename: str, *, public: bool) -> None:
+    """Refuse to publish credentials; a secret gist only gets a warning, since anyone with its URL can read it."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if public:
+        raise ValidationFailed(
+            f"Refusing to upload {filename} to a public gist: it contains {found}. "
+            "Read secrets from the environment instead, or keep the gist secret (no --public)."
+        )
+    log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
+
+
+def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
+    """Scan everything a gist upload carries: each file's name and content, and the description."""
+    for fname, text in files.items():
+        check_secrets(fname, "a file name", public=public)
+        check_secrets(text, fname, public=public)
+    if description:
+        check_secrets(description, "the description", public=public)
+
+
+def check_prompt(text: str, *, yes: bool) -> None:
+    """A prompt goes to the model's provider: one that looks like it holds a credential is sent only when the
+    user says so (asked on a terminal, --yes otherwise)."""
+    if not (hits := find_secrets(text)):
+        return
+    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
+    if yes:
+        log.warning("The prompt contains %s; sending it to the model because of --yes.", found)
+        return
+    if not interactive():
+        raise ValidationFailed(
+            f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
+            "from the environment), or pass --yes to send it anyway."
+        )
+    confirm(
+        f"The prompt contains {found}. Send it to the model anyway?",
+        yes=False,
+        declined="Nothing was sent to the model.",
+    )
+
+
+# What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
+# a line), DEL, C1 controls, and the Unicode controls that reorder or break what is displayed (bidi
+# embeddings, overrides, isolates and marks, as in "Trojan Source", CVE-2021-42574).
+CONTROL_PATTERN = (
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
+)
+
+
+def visible(text: str, *, one_line: bool = False) -> str:
+    """`text` with its control characters shown, as `cat -v` does: ESC as ^[, DEL as ^?, C1 as M-^[,
+    and bidi controls as <U+202E>. Newlines and tabs stay, unless `one_line`."""
+    return re.sub(r"[\t\n\r]|" + CONTROL_PATTERN if one_line else CONTROL_PATTERN, _shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    n = ord(match.group())
+    if n < 0x20 or n == 0x7F:
+        return "^" + chr(n ^ 0x40)
+    if n < 0xA0:
+        return "M-^" + chr((n - 0x80) ^ 0x40)
+    return f"<U+{n:04X}>"
+
+
+def control_count(text: str) -> int:
+    return len(re.findall(CONTROL_PATTERN, text))
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # Paths & config
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -139,7 +364,7 @@ class Cancelled(SmError):
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # patterns compile on first use (re caches them)
 DEFAULT_API_URL = "https://api.github.com"
-TOKEN_VARS = ("GITHUB_PAT", "GITHUB_TOKEN", "GH_TOKEN")
+
 
 # Provider key → default model, in the order they are tried when neither --model nor SM_MODEL is set.
 DEFAULT_MODELS: tuple[tuple[str, str], ...] = (
@@ -239,6 +464,51 @@ def private_opener(path: str, flags: int) -> int:
     return fd
 
 
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file, and a
+    symlink at `path` is replaced, never written through."""
+    import tempfile
+
+    private_dir(path.parent)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_home() -> None:
+    """Before a model or GitHub is paid for: can sm keep what they produce? One line naming the path if not."""
+    import tempfile
+
+    home = home_dir()
+    for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
+        try:
+            private_dir(folder)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise ConfigError(
+                f"sm cannot write to {folder} ({e.strerror or e}): make it writable, or point SM_HOME at a "
+                "folder that is. Nothing was generated or uploaded."
+            ) from e
+    if os.path.isdir(mapping_file()):
+        raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
+    if (version := read_mapping()["version"]) > MAPPING_VERSION:
+        raise MappingError(
+            f"{mapping_file()} was written by a newer sm (mapping version {version}): {UPGRADE_HINT}. "
+            "Nothing was generated or uploaded."
+        )
+
+
 def api_url() -> str:
     url = (os.environ.get("SM_GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
     if problem := url_problem(url, "SM_GITHUB_API_URL"):
@@ -275,6 +545,39 @@ def http_allowance(url: str) -> str | None:
     if os.environ.get("SM_ALLOW_HTTP") == "1":
         return "SM_ALLOW_HTTP=1"
     return None
+
+
+def resolve_model(explicit: str | None) -> str:
+    """--model, then SM_MODEL, then a current model for whichever provider key is present."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("SM_MODEL", "").strip():
+        return env
+    if found := default_model():
+        return found[0]
+    choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
+    raise ConfigError(
+        f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
+        f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
+        f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
+    )
+
+
+def default_model() -> tuple[str, str] | None:
+    """(model, the variable that chose it) when neither --model nor SM_MODEL is set, or None."""
+    for var, model in (COMPATIBLE_DEFAULT, *DEFAULT_MODELS):
+        if os.environ.get(var, "").strip():
+            return model, var
+    return None
+
+
+def model_setup_problem(model: str) -> tuple[str, str] | None:
+    """What the model's provider lacks in the environment, as (what is missing, what to do), or None."""
+    needs, fix = MODEL_SETTINGS.get(model.partition(":")[0], ((), ""))
+    if not needs or any(os.environ.get(var, "").strip() for var in needs):
+        return None
+    missing = f"{needs[0]} is not set" if len(needs) == 1 else f"neither {' nor '.join(needs)} is set"
+    return missing, f"{fix}, or choose another model with SM_MODEL or --model."
 
 
 def check_name(name: str) -> str:
@@ -344,65 +647,6 @@ def param_problem(param: Any) -> str | None:
     return None
 
 
-def _clip(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def find_token() -> tuple[str, str]:
-    """Return (token, where it came from). Never log or print the token itself."""
-    for var in TOKEN_VARS:
-        if value := os.environ.get(var, "").strip():
-            KNOWN_SECRETS.add(value)
-            return value, var
-    gh = which("gh")
-    if gh:
-        import subprocess
-
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([gh, "auth", "token"], capture_output=True, text=True, timeout=10)
-            if out.returncode == 0 and out.stdout.strip():
-                KNOWN_SECRETS.add(out.stdout.strip())
-                return out.stdout.strip(), "gh auth token"
-    raise ConfigError(
-        "No GitHub token: set GITHUB_PAT to a token with the gist scope "
-        "(https://github.com/settings/tokens), or log in with `gh auth login`."
-    )
-
-
-def resolve_model(explicit: str | None) -> str:
-    """--model, then SM_MODEL, then a current model for whichever provider key is present."""
-    if explicit:
-        return explicit
-    if env := os.environ.get("SM_MODEL", "").strip():
-        return env
-    if found := default_model():
-        return found[0]
-    choices = ", ".join(f"{var} (→ {model})" for var, model in DEFAULT_MODELS)
-    raise ConfigError(
-        f"No model configured: set SM_MODEL (e.g. openai:gpt-5.1, anthropic:claude-sonnet-4-5, "
-        f"google:gemini-2.5-pro, ollama:qwen2.5-coder with OLLAMA_BASE_URL, or openai-chat:NAME with "
-        f"OPENAI_BASE_URL), pass --model, or set one of {choices}."
-    )
-
-
-def default_model() -> tuple[str, str] | None:
-    """(model, the variable that chose it) when neither --model nor SM_MODEL is set, or None."""
-    for var, model in (COMPATIBLE_DEFAULT, *DEFAULT_MODELS):
-        if os.environ.get(var, "").strip():
-            return model, var
-    return None
-
-
-def model_setup_problem(model: str) -> tuple[str, str] | None:
-    """What the model's provider lacks in the environment, as (what is missing, what to do), or None."""
-    needs, fix = MODEL_SETTINGS.get(model.partition(":")[0], ((), ""))
-    if not needs or any(os.environ.get(var, "").strip() for var in needs):
-        return None
-    missing = f"{needs[0]} is not set" if len(needs) == 1 else f"neither {' nor '.join(needs)} is set"
-    return missing, f"{fix}, or choose another model with SM_MODEL or --model."
-
-
 def now_iso() -> str:
     """UTC timestamp with microseconds; ISO strings of this one shape sort chronologically."""
     import datetime as dt
@@ -443,498 +687,114 @@ def which(cmd: str) -> str | None:
     return None
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename: readers never see half a file, and a
-    symlink at `path` is replaced, never written through."""
-    import tempfile
-
-    private_dir(path.parent)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Models (pydantic)
+# Fast paths (standard library only)
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Built on first use: importing pydantic costs more than `sm run` may spend in total.
+# Everything `sm run NAME` needs before exec on a verified cache, and `sm list --json` before it prints, under
+# the rule at the top of the file (tests/test_install.py checks it). Whatever these paths do not handle
+# themselves goes on to the full CLI, which reports it properly.
 
 
-@functools.cache
-def models() -> Any:
-    from pydantic import BaseModel, Field
+def fast_run(argv: Sequence[str]) -> None:
+    """`sm run NAME key=value ...` on a verified cache, before click is even imported.
 
-    class Param(BaseModel):
-        """A runtime parameter: `sm run NAME key=value` passes it as `--key=value`."""
-
-        name: str = Field(
-            pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
-            description="Option name without dashes; the script accepts it as --NAME.",
-        )
-        help: str = Field(description="One-line help text, as given to argparse/click.")
-        required: bool = Field(description="True if the script cannot run without it.")
-        default: str | None = Field(description="Default value as a string, or null.")
-
-    class Script(BaseModel):
-        """A complete Python script with its PEP 723 block. `code` comes last so it streams last."""
-
-        description: str = Field(description="One line (under 100 characters) saying what the script does.")
-        params: list[Param] = Field(description="Every --option the script accepts.")
-        code: str = Field(description="The whole script, starting with its `# /// script` block.")
-
-    return type("Models", (), {"Param": Param, "Script": Script})
-
-
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# PEP 723 & validation (pure)
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-
-# The reference regex from PEP 723.
-BLOCK_PATTERN = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
-PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
-
-
-def placeholders(prompt: str) -> list[str]:
-    """`{{word}}` names in order of first appearance; a `{{...}}` that is not a valid name is refused."""
-    found = dict.fromkeys(re.findall(r"\{\{.*?\}\}", prompt, re.S))
-    if bad := [m for m in found if not re.fullmatch(PLACEHOLDER_PATTERN, m)]:
-        verb = "is not a valid parameter name" if len(bad) == 1 else "are not valid parameter names"
-        raise UsageProblem(
-            f"{' and '.join(bad)} {verb}: write a parameter as {{{{name}}}}, with letters, digits, _ and -, "
-            "starting with a letter."
-        )
-    return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
-
-
-def script_blocks(code: str) -> list[re.Match[str]]:
-    return [m for m in re.finditer(BLOCK_PATTERN, code) if m.group("type") == "script"]
-
-
-def block_toml(match: re.Match[str]) -> str:
-    return "".join(
-        line[2:] if line.startswith("# ") else line[1:] for line in match.group("content").splitlines(keepends=True)
-    )
-
-
-def read_metadata(code: str) -> dict[str, Any]:
-    """Parse the single PEP 723 `script` block; raise ValidationFailed naming the problem."""
-    import tomllib
-
-    blocks = script_blocks(code)
-    if len(blocks) != 1:
-        raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
-    try:
-        meta = tomllib.loads(block_toml(blocks[0]))
-    except tomllib.TOMLDecodeError as e:
-        raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
-    deps = meta.get("dependencies")
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise ValidationFailed("the `# /// script` block needs a `dependencies` list of strings (even if empty)")
-    if not isinstance(meta.get("requires-python"), str):
-        raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
-    return meta
-
-
-# A PEP 508 requirement: NAME[extras], then version specifiers or `@ URL`, then an optional `; marker`.
-# Checked before a dependency reaches pip's command line (uv checks them itself).
-_REQ_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_REQ_SPEC = r"(?:~=|===|==|!=|<=|>=|<|>)[ \t]*[A-Za-z0-9_.*+!-]+"
-REQUIREMENT_PATTERN = (
-    rf"[ \t]*{_REQ_NAME}[ \t]*(?:\[[ \t]*(?:{_REQ_NAME}(?:[ \t]*,[ \t]*{_REQ_NAME})*)?[ \t]*\])?[ \t]*"
-    rf"(?:@[ \t]*[^\s;]+[ \t]*|\(?[ \t]*{_REQ_SPEC}(?:[ \t]*,[ \t]*{_REQ_SPEC})*[ \t]*\)?[ \t]*)?"
-    r"(?:;[^\x00-\x1f]*)?"
-)
-
-
-def _option_strings(tree: ast.AST) -> set[str]:
-    import ast
-
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-
-
-def _identifiers(tree: ast.AST) -> set[str]:
-    import ast
-
-    names: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Attribute):
-            names.add(n.attr)
-        elif isinstance(n, ast.Name):
-            names.add(n.id)
-        elif isinstance(n, ast.arg):
-            names.add(n.arg)
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
-            names.add(n.value)  # getattr(args, "name") / vars(args)["name"]
-    return names
-
-
-def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
-    """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
-    import ast
-
-    problems: list[str] = []
-    try:
-        tree = ast.parse(code)
-        compile(tree, "script.py", "exec")
-    except SyntaxError as e:
-        return [f"the code does not compile: {e.msg} (line {e.lineno})"]
-    try:
-        read_metadata(code)
-    except ValidationFailed as e:
-        problems.append(str(e))
-    declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
-    strings, idents = _option_strings(tree), _identifiers(tree)
-    for name in required:
-        if name not in declared:
-            problems.append(f"placeholder {{{{{name}}}}} must be declared as parameter {name!r}")
-    for name in sorted(declared | set(required)):
-        if f"--{name}" not in strings:
-            problems.append(f"parameter {name!r} must be accepted as the command-line option --{name}")
-        elif name.replace("-", "_") not in idents:
-            problems.append(f"parameter {name!r} is declared but the code never reads its value")
-    return problems
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML basic-string escapes; DEL must be escaped in TOML.
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for PEP 723 metadata: scalars, arrays, tables and arrays of tables."""
-    scalars, tables, arrays = [], [], []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif _is_table_array(v):
-            arrays.append((k, v))
-        elif k == "dependencies" and isinstance(v, list) and v:
-            scalars.append(f"{toml_key(k)} = [\n" + "".join(f"    {toml_value(d)},\n" for d in v) + "]")
-        else:
-            scalars.append(f"{toml_key(k)} = {toml_value(v)}")
-    out = "\n".join(scalars) + ("\n" if scalars else "")
-    for k, v in tables:
-        name = f"{prefix}{toml_key(k)}"
-        body = toml_dumps(v, name + ".")
-        has_scalars = any(not isinstance(x, dict) and not _is_table_array(x) for x in v.values())
-        out += ("\n" if out else "") + (f"[{name}]\n" if has_scalars or not v else "") + body.lstrip("\n")
-    for k, items in arrays:
-        name = f"{prefix}{toml_key(k)}"
-        for item in items:
-            out += ("\n" if out else "") + f"[[{name}]]\n" + toml_dumps(item, name + ".")
-    return out
-
-
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
-
-
-def replace_metadata(code: str, meta: dict[str, Any]) -> str:
-    """Rewrite the single `script` block from `meta`, leaving the rest of the code untouched."""
-    import tomllib
-
-    (block,) = script_blocks(code)
-    body = toml_dumps(meta)
-    lines = ["# /// script"] + [f"# {line}" if line else "#" for line in body.rstrip("\n").split("\n")]
-    new_block = "\n".join(lines) + "\n# ///"
-    new = code[: block.start()] + new_block + code[block.end() :]
-    if tomllib.loads(block_toml(script_blocks(new)[0])) != meta:  # the writer must round-trip
-        raise ValidationFailed("internal error: could not write the PEP 723 block faithfully")
-    return new
-
-
-def param_dict(p: Any) -> dict[str, Any]:
-    d = p if isinstance(p, dict) else p.model_dump()
-    out = {
-        "name": d["name"],
-        "help": d["help"] if isinstance(d.get("help"), str) else "",
-        "required": bool(d.get("required")),
-    }
-    if d.get("default") is not None:
-        out["default"] = str(d["default"])
-    return out
-
-
-def stamp_script(
-    code: str,
-    *,
-    params: Sequence[Any],
-    description: str,
-    prompt: str,
-    model: str,
-    created_at: str,
-    exclude_newer: bool = True,
-    changes: Sequence[dict[str, str]] = (),
-) -> str:
-    """Record parameters and provenance under [tool.sm] (never [tool.uv]) so a gist describes itself.
-
-    exclude-newer pins dependency resolution to the creation time, so the script resolves the same
-    way next year.
+    Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
+    names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
     """
-    meta = read_metadata(code)
-    tool = dict(meta.get("tool") or {})
-    tool["sm"] = {
-        "description": description,
-        "prompt": prompt,
-        "model": model,
-        "created_at": created_at,
-        **({"changes": list(changes)} if changes else {}),
-        "params": [param_dict(p) for p in params],
-    }
-    if not tool["sm"]["params"]:
-        del tool["sm"]["params"]
-    if exclude_newer:
-        uv = dict(tool.get("uv") or {})
-        uv.setdefault("exclude-newer", created_at.split(".")[0] + "Z")
-        tool["uv"] = uv
-    meta["tool"] = tool
-    code = replace_metadata(code, meta)
-    return code if code.endswith("\n") else code + "\n"
-
-
-def pin_resolution(code: str, when: str) -> str:
-    """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
-    meta = read_metadata(code)
-    tool = dict(meta.get("tool") or {})
-    tool["uv"] = {**(tool.get("uv") or {}), "exclude-newer": when.split(".")[0].removesuffix("Z") + "Z"}
-    meta["tool"] = tool
-    return replace_metadata(code, meta)
-
-
-def params_from_code(code: str) -> list[dict[str, Any]]:
-    """Parameters recorded in the script's own [tool.sm] table."""
-    sm_table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    return [param_dict(p) for p in sm_table.get("params") or [] if isinstance(p, dict) and "name" in p]
-
-
-def foreign_params(code: str) -> list[dict[str, Any]] | None:
-    """Parameters of a script sm did not write: [tool.sm], else its --options; None when unreadable."""
+    if len(argv) < 2 or argv[0] != "run":
+        return
     try:
-        return script_params(code)
-    except (ValidationFailed, SyntaxError):
-        return None
+        req = parse_run_tail(argv[1:])
+        if req.options or req.name is None:
+            return
+        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
+            entry = json.loads(f.read())["scripts"].get(req.name)
+        if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
+            return
+        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
+        cmd = uv_command(path, args)
+    except Exception:  # anything odd: the full CLI meets it again and reports it properly
+        return
+    if cmd is not None:  # the no-uv fallback is the full CLI's business
+        with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
+            exec_script(cmd)
 
 
-def declared_params(code: str) -> list[dict[str, Any]] | None:
-    """The script's parameters, or None when it has no [tool.sm] table to say what they are."""
-    try:
-        if "sm" not in (read_metadata(code).get("tool") or {}):
-            return None
-        return params_from_code(code)
-    except ValidationFailed:
-        return None
+# -- sm run NAME key=value ... ---------------------------------------------------------------------
 
 
-def script_params(code: str) -> list[dict[str, Any]]:
-    """A script's parameters: its [tool.sm] table when it has one, else its argparse/click options."""
-    tool = read_metadata(code).get("tool") or {}
-    if isinstance(tool.get("sm"), dict):
-        return params_from_code(code)
-    return params_from_options(code)
+class RunRequest:
+    """What `sm run NAME ...` asked for, split from the raw words after `run`."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.pairs: list[str] = []
+        self.passthrough: list[str] = []
+        self.options: dict[str, Any] = {}
 
 
-# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
-FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
-
-
-def params_from_options(code: str) -> list[dict[str, Any]]:
-    """`--name` options declared with argparse's add_argument or click's option, read without running the code."""
-    found: dict[str, dict[str, Any]] = {}
-    import ast
-
-    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
-    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if func not in ("add_argument", "option"):
-            continue
-        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        long = next((d[2:] for d in decls if d.startswith("--")), None)
-        kw = {k.arg: k.value for k in call.keywords if k.arg}
-        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
-        action = kw.get("action")
-        is_flag = (
-            const.get("action") in FLAG_ACTIONS
-            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
-            or const.get("is_flag") is True
-            or const.get("count") is True
-            or "flag_value" in kw
-        )
-        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
-            continue
-        found[long] = param_dict(
-            {
-                "name": long,
-                "help": const["help"] if isinstance(const.get("help"), str) else "",
-                "required": const.get("required") is True,
-                "default": None if const.get("default") is None else str(const["default"]),
-            }
-        )
-    return list(found.values())
-
-
-# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
-# the owner, `.git` and anything after the ID are optional.
-GIST_URL_PATTERN = (
-    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
-)
-
-
-def gist_ref(text: str) -> str | None:
-    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
-    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
-    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
-        return ref.lower()
-    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
-        return m.group("id").lower()
-    return None
-
-
-def parse_gist_ref(text: str) -> str:
-    if (gist_id := gist_ref(text)) is None:
-        raise UsageProblem(
-            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
-        )
-    return gist_id
-
-
-SECRET_PATTERNS = (
-    ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
-    ("an Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{30,}"),
-    ("an OpenAI API key", r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{30,}|[A-Za-z0-9]{32,})"),
-    ("an AWS access key ID", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("an AWS secret access key", r"(?i)aws_?secret_?access_?key\W{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),
-    # A key block, not the bare marker that code checking for keys contains: the base64 body must follow
-    # (after optional PEM headers, also as the \n escapes of a string literal).
+# sm run's own options, anywhere before `--`: (spellings, key, value name or None for a flag, help). The one
+# table for parse_run_tail and for `sm run --help`; everything else goes to the script.
+RUN_OPTIONS = (
     (
-        "a private key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*"
-        r"(?:[A-Za-z-]+: [^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/]{40}[A-Za-z0-9+/=\s\\]*",
+        ("--latest",),
+        "latest",
+        None,
+        "Run the gist's newest revision; a new one is shown as a diff and must be trusted.",
     ),
+    (("--rev",), "rev", "SHA", "Run another revision once (see `sm history`), after the same trust check."),
+    (
+        ("-y", "--yes"),
+        "yes",
+        None,
+        "Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
+    ),
+    (("-f", "--file"), "file", "FILE", "For a gist with several .py files: the one to run."),
+    (("--save",), "save", "NAME", "Add a foreign gist to your mapping under NAME, pinned at this revision."),
+    (("-h", "--help"), "help", None, "Show this message and exit; after NAME, the script's parameters too."),
 )
-# AWS's documentation uses key ids ending in EXAMPLE and secret keys ending in EXAMPLEKEY (AKIAIOSFODNN7EXAMPLE,
-# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY): placeholders, not secrets.
-EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
-# Two string literals that Python joins, across spaces, line breaks or a `+`: a token split this way
-# ("ghp_abc" "def…") is found once they are joined.
-SPLIT_STRING = r"""(?<=[A-Za-z0-9_/+=-])["']\s*\+?\s*(?:\\\n\s*)?["'](?=[A-Za-z0-9_/+=-])"""
 
 
-def find_secrets(text: str) -> list[tuple[str, int]]:
-    """(kind, line number) of everything that looks like a credential. Never returns the value itself."""
-    hits = set()
-    cuts = [(m.start(), m.end()) for m in re.finditer(SPLIT_STRING, text)]
-    joined = re.sub(SPLIT_STRING, "", text) if cuts else text
-    for kind, rx in SECRET_PATTERNS:
-        for m in re.finditer(rx, joined):
-            if m.group().rstrip().endswith(EXAMPLE_SUFFIXES):
-                continue
-            pos = m.start()
-            for start, end in cuts:  # back to a position in `text`: add what was cut before the match
-                if start > pos:
-                    break
-                pos += end - start
-            hits.add((kind, text.count("\n", 0, pos) + 1))
-    return sorted(hits, key=lambda h: (h[1], h[0]))
-
-
-def check_secrets(text: str, filename: str, *, public: bool) -> None:
-    """Refuse to publish credentials; a secret gist only gets a warning, since anyone with its URL can read it."""
-    if not (hits := find_secrets(text)):
-        return
-    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
-    if public:
-        raise ValidationFailed(
-            f"Refusing to upload {filename} to a public gist: it contains {found}. "
-            "Read secrets from the environment instead, or keep the gist secret (no --public)."
-        )
-    log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
-
-
-def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
-    """Scan everything a gist upload carries: each file's name and content, and the description."""
-    for fname, text in files.items():
-        check_secrets(fname, "a file name", public=public)
-        check_secrets(text, fname, public=public)
-    if description:
-        check_secrets(description, "the description", public=public)
-
-
-def check_prompt(text: str, *, yes: bool) -> None:
-    """A prompt goes to the model's provider: one that looks like it holds a credential is sent only when the
-    user says so (asked on a terminal, --yes otherwise)."""
-    if not (hits := find_secrets(text)):
-        return
-    found = ", ".join(f"{kind} (line {line})" for kind, line in hits)
-    if yes:
-        log.warning("The prompt contains %s; sending it to the model because of --yes.", found)
-        return
-    if not interactive():
-        raise ValidationFailed(
-            f"The prompt contains {found}, so it was not sent to the model. Remove it (scripts read secrets "
-            "from the environment), or pass --yes to send it anyway."
-        )
-    import click
-
-    if not click.confirm(f"The prompt contains {found}. Send it to the model anyway?", default=False, err=True):
-        raise Cancelled("Nothing was sent to the model.")
-
-
-def python_satisfies(spec: str, version: Sequence[int]) -> bool:
-    """Does a Python (major, minor, micro) meet `requires-python`, e.g. ">=3.11,<4" or "~=3.12"?"""
-    have = tuple(version[:3])
-    for clause in filter(None, (c.strip() for c in spec.split(","))):
-        m = re.fullmatch(r"(~=|===|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
-        if not m or (m.group(3) and m.group(1) not in ("==", "!=")) or (m.group(1) == "~=" and "." not in m.group(2)):
-            raise ValidationFailed(f"cannot read requires-python {spec!r}: {clause!r} is not a version specifier")
-        op, text, star = m.groups()
-        want = tuple(int(x) for x in text.split("."))
-        if star:
-            ok = (have[: len(want)] == want) == (op == "==")
+def parse_run_tail(words: Sequence[str], *, named: bool = True) -> RunRequest:
+    """sm run's one parser: NAME (the first plain word, when `named`), sm's own options, key=value pairs, and
+    everything after `--`, which goes to the script as it is."""
+    spelled = {spelling: (key, value) for spellings, key, value, _ in RUN_OPTIONS for spelling in spellings}
+    req = RunRequest()
+    it = iter(words)
+    for word in it:
+        if word == "--":
+            req.passthrough.extend(it)
+            break
+        opt, eq, inline = word.partition("=")
+        key, takes_value = spelled.get(opt if eq else word, (None, None))
+        if key and not takes_value and not eq:
+            req.options[key] = True
+        elif key and takes_value:
+            value = inline if eq else next(it, None)
+            if value is None:
+                raise UsageProblem(f"Option {opt} needs a value.")
+            req.options[key] = value
+        elif word.startswith("-"):
+            raise UsageProblem(
+                f"Unknown option {word!r} for sm run: pass parameters as key=value, "
+                "and arguments for the script after `--`."
+            )
+        elif named and req.name is None:
+            req.name = word
         else:
-            width = max(len(want), len(have))
-            h, w = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
-            ok = {
-                "==": h == w,
-                "===": h == w,
-                "!=": h != w,
-                "<=": h <= w,
-                ">=": h >= w,
-                "<": h < w,
-                ">": h > w,
-                "~=": h >= w and have[: len(want) - 1] == want[:-1],
-            }[op]
-        if not ok:
-            return False
-    return True
+            req.pairs.append(word)
+    return req
 
 
 def norm_key(key: str) -> str:
     return key.replace("_", "-").lower()
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise UsageProblem(f"Expected key=value, got {pair!r}; put raw arguments for the script after `--`.")
+    return key, value
 
 
 def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
@@ -967,13 +827,6 @@ def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[s
     return [f"--{name}={value}" for name, value in given]
 
 
-def split_pair(pair: str) -> tuple[str, str]:
-    key, sep, value = pair.partition("=")
-    if not sep or not key:
-        raise UsageProblem(f"Expected key=value, got {pair!r}; put raw arguments for the script after `--`.")
-    return key, value
-
-
 def describe_params(params: Sequence[dict[str, Any]]) -> str:
     """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
     if not params:
@@ -991,71 +844,644 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
     return "\n".join(visible(line, one_line=True) for line in lines)
 
 
-class RunRequest:
-    """What `sm run NAME ...` asked for, split from the raw words after NAME."""
-
-    def __init__(self) -> None:
-        self.pairs: list[str] = []
-        self.passthrough: list[str] = []
-        self.options: dict[str, Any] = {}
+# -- the pinned copy -------------------------------------------------------------------------------
+# One stable path per gist, checked against the sha256 the user accepted before every run.
 
 
-RUN_FLAGS = {"--latest": "latest", "--yes": "yes", "-y": "yes", "-h": "help", "--help": "help"}
-RUN_VALUE_OPTIONS = {"--rev": "rev", "--file": "file", "-f": "file", "--save": "save"}
+def entry_path(entry: Entry, *parts: str) -> str:
+    """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
+    # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
+    if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
+        raise IntegrityError(
+            f"Refusing to use the mapping entry {_clip(entry.get('script_name'))}: {problem}. Remove it with "
+            "`sm rm NAME`, or fix it in your mapping gist and run `sm sync`."
+        )
+    return home_path("cache", entry["gist_id"], *parts)
 
 
-def parse_run_tail(words: Sequence[str]) -> RunRequest:
-    """Split what follows NAME: sm's own options, key=value pairs, and everything after `--`."""
-    req = RunRequest()
-    it = iter(words)
-    for word in it:
-        if word == "--":
-            req.passthrough.extend(it)
-            break
-        opt, eq, inline = word.partition("=")
-        if word in RUN_FLAGS:
-            req.options[RUN_FLAGS[word]] = True
-        elif opt in RUN_VALUE_OPTIONS:
-            value = inline if eq else next(it, None)
-            if value is None:
-                raise UsageProblem(f"Option {opt} needs a value.")
-            req.options[RUN_VALUE_OPTIONS[opt]] = value
-        elif word.startswith("-"):
-            raise UsageProblem(
-                f"Unknown option {word!r} for sm run: pass parameters as key=value, "
-                "and arguments for the script after `--`."
-            )
-        else:
-            req.pairs.append(word)
-    return req
+def cached_file(entry: Entry) -> str:
+    # One stable path per gist, so uv reuses the script's environment between runs.
+    return entry_path(entry, entry["filename"])
 
 
-def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
-    import difflib
+def cached_path(entry: Entry) -> Path:
+    from pathlib import Path
 
-    return "".join(
-        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
-    )
+    return Path(cached_file(entry))
 
 
-def dependencies_of(code: str) -> list[str]:
+def verified_cache(entry: Entry) -> str | None:
+    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
+
+    The copy is read through no symlink, and only if it is a regular file of this user that no other user
+    can write; anything else is fetched again.
+    """
+    import stat
+
+    path = cached_file(entry)
     try:
-        return list(read_metadata(code)["dependencies"])
-    except ValidationFailed:
-        return []
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            data = f.read()
+    except OSError:
+        return None
+    return path if sha256_hex(data) == entry["sha256"] else None
 
 
-def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
-    """A unified diff of the dependencies, then of the code."""
-    deps = unified_diff(
-        "\n".join(dependencies_of(old)) + "\n",
-        "\n".join(dependencies_of(new)) + "\n",
-        f"{old_label} dependencies",
-        f"{new_label} dependencies",
+def store_cache(entry: Entry, content: str) -> Path:
+    path = cached_path(entry)
+    atomic_write(path, content)
+    return path
+
+
+UV_INSTALL_HINT = (
+    "install it with `python3 -m pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)"
+)
+
+
+def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
+    """`uv run --script PATH ARGS`, or None without uv (script_argv() then falls back to a venv and pip)."""
+    uv = which("uv")
+    return [uv, "run", "--script", str(path), *args] if uv else None
+
+
+def exec_script(argv: list[str]) -> None:
+    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
+    log.debug("exec: %s", " ".join(argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    refresh_in_background()
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:  # a uv for another machine, a half-written upgrade, an argument list too long
+        raise ConfigError(f"Could not start {argv[0]} ({e.strerror or e}): reinstall it, or check PATH.") from e
+
+
+def refresh_in_background() -> None:
+    """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
+    another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
+    the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
+    try:
+        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
+    except ValueError:
+        interval = 300.0
+    if interval < 0 or os.environ.get("SM_BACKGROUND"):
+        return
+    stamp = os.path.join(home_dir(), "refresh.stamp")
+    try:
+        last = os.stat(stamp).st_mtime
+    except OSError:
+        last = 0.0
+    if time.time() - last < interval:
+        return
+    try:
+        fd = os.open(stamp, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        try:
+            os.utime(fd)  # the attempt, not the success: an offline machine forks once per interval, not per run
+        finally:
+            os.close(fd)
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        return
+    try:  # the child: its own session, no terminal, no share of the script's stdin or output
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.environ["SM_BACKGROUND"] = "1"
+        background_sync()
+    finally:
+        os._exit(0)
+
+
+def background_sync() -> None:
+    """The body of the detached refresh: warnings and failures go to sm.log only."""
+    try:
+        setup_logging(verbose=False, console=False)
+        try_sync("Background refresh of the mapping failed: %s")
+    except Exception as e:  # noqa: BLE001 - nobody is there to see it: record it and go
+        with contextlib.suppress(Exception):
+            log.error("Background refresh crashed: %s", e)
+
+
+# -- sm list --json, and reading the mapping -------------------------------------------------------
+
+
+def fast_list_json(argv: Sequence[str]) -> bool:
+    """`sm list --json` on a machine that has synced before: the standard library is enough."""
+    if list(argv) != ["list", "--json"] or not read_sync_state().get("gist_id"):
+        return False
+    if not isatty(sys.stdout):  # piped: the compact rows written with the mapping, if they are its current ones
+        with contextlib.suppress(OSError, ValueError), open(list_cache_path(), "rb") as cached:
+            if cached.readline().decode().strip() == file_stamp(mapping_path()):
+                sys.stdout.flush()
+                sys.stdout.buffer.write(cached.read())
+                sys.stdout.flush()
+                return True
+    try:
+        text = rows_json(script_rows(read_mapping()))
+    except SmError:
+        return False  # the full CLI reports it
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return True
+
+
+def script_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a mapping, sorted by name: what `sm list --json` prints."""
+    return [data["scripts"][n] for n in sorted(data["scripts"])]
+
+
+def rows_json(rows: list[dict[str, Any]]) -> str:
+    """Indented for people on a terminal; compact (and several times faster to write) for programs."""
+    return json_text(rows, indent=2 if isatty(sys.stdout) else None)
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """JSON for stdout. On a terminal, text that holds characters a terminal would act on is written with
+    \\u escapes instead: the same data, nothing for the terminal to obey."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    if isatty(sys.stdout) and visible(text) != text:
+        text = json.dumps(data, indent=indent)
+    return text
+
+
+MAPPING_VERSION = 1
+QUARANTINE = "_quarantined"  # in memory only: {"scripts": {name: raw}, "tombstones": {name: raw}}
+UPGRADE_HINT = "upgrade sm (`uv tool upgrade sm-script-manager`, or a newer sm.py)"
+_warned: set[tuple[str, str, str]] = set()
+
+
+def empty_mapping() -> dict[str, Any]:
+    return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
+
+
+def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
+    path = path or mapping_file()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return empty_mapping()
+    except OSError as e:
+        raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        backup = f"{path}.bak"
+        source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
+        raise MappingError(
+            f"{path} is corrupt ({_short(e)}) and was left untouched: repair it, or run `sm sync --from-remote` "
+            f"to set it aside and rebuild it from {source}."
+        ) from e
+    return check_mapping(data, str(path))
+
+
+def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, Any]:
+    """A whole mapping, its entries and tombstones checked one by one: bad ones move to data[QUARANTINE]."""
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
+            "`sm sync --from-remote` to restore it from GitHub."
+        )
+    data.pop(QUARANTINE, None)  # sm's own in-memory key: never taken from a file
+    if type(data.get("version", MAPPING_VERSION)) is not int:
+        _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
+        data["version"] = MAPPING_VERSION
+    quarantined: dict[str, dict[str, Any]] = {}
+    for section, problem_of, kind in (
+        ("scripts", entry_problem, "entry"),
+        ("tombstones", tombstone_problem, "tombstone"),
+    ):
+        items = data.get(section, {})
+        if type(items) is not dict:
+            _warn_once(source, section, f"{source}: `{section}` is not an object ({_clip(items)}); ignored.")
+            data[section] = {}
+            continue
+        for name, value in items.items():
+            if problem := problem_of(name, value):
+                quarantined.setdefault(section, {})[name] = value
+                if not quiet:
+                    _warn_once(
+                        source,
+                        f"{section}/{name}",
+                        f"Ignoring the {kind} {name!r} in {source}: {problem}. "
+                        "The other scripts work as usual; fix or remove that entry.",
+                    )
+        if section in quarantined:
+            data[section] = {n: v for n, v in items.items() if n not in quarantined[section]}
+    data.setdefault("version", MAPPING_VERSION)
+    data.setdefault("scripts", {})
+    data.setdefault("tombstones", {})
+    if quarantined:
+        data[QUARANTINE] = quarantined
+    return data
+
+
+def tombstone_problem(name: Any, stone: Any) -> str | None:
+    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
+        return "the name is not a valid script name"
+    if type(stone) is not dict:
+        return f"the tombstone is a {type(stone).__name__}, not an object"
+    if type(stone.get("deleted_at")) is not str:
+        return f"deleted_at is missing or not a string ({_clip(stone.get('deleted_at'))})"
+    gist_id = stone.get("gist_id")
+    if gist_id is not None and (type(gist_id) is not str or not re.fullmatch(GIST_ID_PATTERN, gist_id)):
+        return f"gist_id is malformed ({_clip(gist_id)})"
+    if stone.get("clock") is not None and type(stone["clock"]) is not str:
+        return f"clock is not a string ({_clip(stone['clock'])})"
+    return None
+
+
+def _warn_once(source: str, key: str, message: str) -> None:
+    if (source, key, message) not in _warned:
+        _warned.add((source, key, message))
+        log.warning("%s", message)
+
+
+def list_cache_path() -> Path:
+    return sm_home() / "list.json"
+
+
+def file_stamp(path: Path) -> str:
+    """Changes whenever the file is replaced or rewritten (atomic writes make a new inode)."""
+    st = os.stat(path)
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def sync_state_path() -> Path:
+    return sm_home() / "sync.json"
+
+
+def read_sync_state() -> dict[str, Any]:
+    try:
+        state = json.loads(sync_state_path().read_text())
+        return state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Script model
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# A script describes itself in its PEP 723 block: requires-python, dependencies, and sm's [tool.sm] table
+# (description, provenance, parameters). Pure functions: reading it, checking a candidate, stamping it.
+
+# The reference regex from PEP 723.
+BLOCK_PATTERN = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
+
+
+def script_blocks(code: str) -> list[re.Match[str]]:
+    return [m for m in re.finditer(BLOCK_PATTERN, code) if m.group("type") == "script"]
+
+
+def block_toml(match: re.Match[str]) -> str:
+    return "".join(
+        line[2:] if line.startswith("# ") else line[1:] for line in match.group("content").splitlines(keepends=True)
     )
-    code = unified_diff(old, new, old_label, new_label)
-    warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
-    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
+
+
+class ScriptInfo:
+    """A script as sm reads it: its PEP 723 metadata, [tool.sm] table and parameters, parsed once.
+
+    Made by read_script(), which never raises: a block that cannot be used is recorded in `problem`, and
+    metadata() raises it for callers that need a valid block. Shared between callers: treat it as read-only.
+    """
+
+    def __init__(self, code: str):
+        import tomllib
+
+        self.code = code
+        self.problem: str | None = None  # why the PEP 723 block cannot be used, or None
+        self.meta: dict[str, Any] = {}
+        blocks = script_blocks(code)
+        try:
+            if len(blocks) != 1:
+                raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
+            try:
+                meta = tomllib.loads(block_toml(blocks[0]))
+            except tomllib.TOMLDecodeError as e:
+                raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
+            deps = meta.get("dependencies")
+            if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+                raise ValidationFailed(
+                    "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
+                )
+            if not isinstance(meta.get("requires-python"), str):
+                raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
+        except ValidationFailed as e:
+            self.problem = str(e)
+        else:
+            self.meta = meta
+        tool = self.meta.get("tool")
+        self.tool: dict[str, Any] = tool if isinstance(tool, dict) else {}
+        table = self.tool.get("sm")
+        self.table: dict[str, Any] | None = table if isinstance(table, dict) else None  # [tool.sm]
+
+    def metadata(self) -> dict[str, Any]:
+        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block."""
+        if self.problem:
+            raise ValidationFailed(self.problem)
+        return self.meta
+
+    @property
+    def requires_python(self) -> str | None:
+        return self.meta.get("requires-python")
+
+    @property
+    def dependencies(self) -> list[str]:
+        return list(self.meta.get("dependencies") or [])
+
+    @property
+    def declared(self) -> list[dict[str, Any]] | None:
+        """The parameters in [tool.sm]; None when there is no such table to say what they are."""
+        if self.table is None:
+            return None
+        return [param_dict(p) for p in self.table.get("params") or [] if isinstance(p, dict) and "name" in p]
+
+    @functools.cached_property
+    def tree(self) -> ast.Module:
+        """The code's syntax tree; raises SyntaxError."""
+        import ast
+
+        return ast.parse(self.code)
+
+    @functools.cached_property
+    def options(self) -> list[dict[str, Any]]:
+        """The `--name` options the code declares (argparse's add_argument, click's option), read without running
+        it; raises SyntaxError."""
+        return option_params(self.tree)
+
+    @property
+    def params(self) -> list[dict[str, Any]] | None:
+        """What `key=value` can feed: [tool.sm] when the script has the table, else its --options; None when
+        neither can be read (no valid block, or code that does not parse)."""
+        if self.problem:
+            return None
+        try:
+            return self.options if self.declared is None else self.declared
+        except SyntaxError:
+            return None
+
+    @property
+    def description(self) -> str:
+        """[tool.sm] description, else the first line of the module docstring."""
+        import ast
+
+        if isinstance(text := (self.table or {}).get("description"), str):
+            return text
+        with contextlib.suppress(SyntaxError):
+            return ((ast.get_docstring(self.tree) or "").strip().splitlines() or [""])[0]
+        return ""
+
+    def ready_params(self, label: str) -> list[dict[str, Any]]:
+        """For a script sm did not write (`sm add`): the checks `create` makes, then its parameters. Raises
+        ValidationFailed naming every problem."""
+        problems = script_problems(self.code, [], [])
+        params: list[dict[str, Any]] = []
+        if not problems:
+            params = self.params or []
+            # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
+            if self.table is not None:
+                problems = script_problems(self.code, params, [])
+        if problems:
+            raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
+        return params
+
+
+@functools.lru_cache(maxsize=16)
+def read_script(code: str) -> ScriptInfo:
+    """The one reader of a script: one call path asks about the same code several times, and parses it once."""
+    return ScriptInfo(code)
+
+
+# A PEP 508 requirement: NAME[extras], then version specifiers or `@ URL`, then an optional `; marker`.
+# Checked before a dependency reaches pip's command line (uv checks them itself).
+_REQ_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_REQ_SPEC = r"(?:~=|===|==|!=|<=|>=|<|>)[ \t]*[A-Za-z0-9_.*+!-]+"
+REQUIREMENT_PATTERN = (
+    rf"[ \t]*{_REQ_NAME}[ \t]*(?:\[[ \t]*(?:{_REQ_NAME}(?:[ \t]*,[ \t]*{_REQ_NAME})*)?[ \t]*\])?[ \t]*"
+    rf"(?:@[ \t]*[^\s;]+[ \t]*|\(?[ \t]*{_REQ_SPEC}(?:[ \t]*,[ \t]*{_REQ_SPEC})*[ \t]*\)?[ \t]*)?"
+    r"(?:;[^\x00-\x1f]*)?"
+)
+
+
+def python_satisfies(spec: str, version: Sequence[int]) -> bool:
+    """Does a Python (major, minor, micro) meet `requires-python`, e.g. ">=3.11,<4" or "~=3.12"?"""
+    have = tuple(version[:3])
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        m = re.fullmatch(r"(~=|===|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if not m or (m.group(3) and m.group(1) not in ("==", "!=")) or (m.group(1) == "~=" and "." not in m.group(2)):
+            raise ValidationFailed(f"cannot read requires-python {spec!r}: {clause!r} is not a version specifier")
+        op, text, star = m.groups()
+        want = tuple(int(x) for x in text.split("."))
+        if star:
+            ok = (have[: len(want)] == want) == (op == "==")
+        else:
+            width = max(len(want), len(have))
+            h, w = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+            ok = {
+                "==": h == w,
+                "===": h == w,
+                "!=": h != w,
+                "<=": h <= w,
+                ">=": h >= w,
+                "<": h < w,
+                ">": h > w,
+                "~=": h >= w and have[: len(want) - 1] == want[:-1],
+            }[op]
+        if not ok:
+            return False
+    return True
+
+
+def param_dict(p: Any) -> dict[str, Any]:
+    d = p if isinstance(p, dict) else p.model_dump()
+    out = {
+        "name": d["name"],
+        "help": d["help"] if isinstance(d.get("help"), str) else "",
+        "required": bool(d.get("required")),
+    }
+    if d.get("default") is not None:
+        out["default"] = str(d["default"])
+    return out
+
+
+# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+
+
+def option_params(tree: ast.Module) -> list[dict[str, Any]]:
+    """`--name` options declared with argparse's add_argument or click's option (see ScriptInfo.options)."""
+    import ast
+
+    found: dict[str, dict[str, Any]] = {}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
+        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if func not in ("add_argument", "option"):
+            continue
+        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        long = next((d[2:] for d in decls if d.startswith("--")), None)
+        kw = {k.arg: k.value for k in call.keywords if k.arg}
+        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
+        action = kw.get("action")
+        is_flag = (
+            const.get("action") in FLAG_ACTIONS
+            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
+            or const.get("is_flag") is True
+            or const.get("count") is True
+            or "flag_value" in kw
+        )
+        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
+            continue
+        found[long] = param_dict(
+            {
+                "name": long,
+                "help": const["help"] if isinstance(const.get("help"), str) else "",
+                "required": const.get("required") is True,
+                "default": None if const.get("default") is None else str(const["default"]),
+            }
+        )
+    return list(found.values())
+
+
+def _option_strings(tree: ast.AST) -> set[str]:
+    import ast
+
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _identifiers(tree: ast.AST) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute):
+            names.add(n.attr)
+        elif isinstance(n, ast.Name):
+            names.add(n.id)
+        elif isinstance(n, ast.arg):
+            names.add(n.arg)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            names.add(n.value)  # getattr(args, "name") / vars(args)["name"]
+    return names
+
+
+def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
+    """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
+    script = read_script(code)
+    try:
+        tree = script.tree
+        compile(tree, "script.py", "exec")
+    except SyntaxError as e:
+        return [f"the code does not compile: {e.msg} (line {e.lineno})"]
+    problems = [script.problem] if script.problem else []
+    declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
+    strings, idents = _option_strings(tree), _identifiers(tree)
+    for name in required:
+        if name not in declared:
+            problems.append(f"placeholder {{{{{name}}}}} must be declared as parameter {name!r}")
+    for name in sorted(declared | set(required)):
+        if f"--{name}" not in strings:
+            problems.append(f"parameter {name!r} must be accepted as the command-line option --{name}")
+        elif name.replace("-", "_") not in idents:
+            problems.append(f"parameter {name!r} is declared but the code never reads its value")
+    return problems
+
+
+def stamp_script(
+    code: str,
+    *,
+    params: Sequence[Any],
+    description: str,
+    prompt: str,
+    model: str,
+    created_at: str,
+    exclude_newer: bool = True,
+    changes: Sequence[dict[str, str]] = (),
+) -> str:
+    """Record parameters and provenance under [tool.sm] (never [tool.uv]) so a gist describes itself; the rest
+    of the block keeps its comments and key order.
+
+    exclude-newer pins dependency resolution to the creation time, so the script resolves the same
+    way next year.
+    """
+    read_script(code).metadata()  # a block that cannot be read is refused, never rewritten
+    table: dict[str, Any] = {"description": description, "prompt": prompt, "model": model, "created_at": created_at}
+    if changes:
+        table["changes"] = list(changes)
+    if params:
+        table["params"] = [param_dict(p) for p in params]
+
+    def stamp(doc: Any) -> None:
+        tool = subtable(doc, "tool")
+        tool["sm"] = toml_item(table)
+        if exclude_newer and "exclude-newer" not in (uv := subtable(tool, "uv")):
+            uv["exclude-newer"] = created_at.split(".")[0] + "Z"
+
+    code = edit_metadata(code, stamp)
+    return code if code.endswith("\n") else code + "\n"
+
+
+def pin_resolution(code: str, when: str) -> str:
+    """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
+    read_script(code).metadata()
+
+    def pin(doc: Any) -> None:
+        subtable(subtable(doc, "tool"), "uv")["exclude-newer"] = when.split(".")[0].removesuffix("Z") + "Z"
+
+    return edit_metadata(code, pin)
+
+
+def edit_metadata(code: str, change: Callable[[Any], None]) -> str:
+    """Apply `change` to the single `script` block, parsed with tomlkit, which writes back what it did not
+    change as it was (comments, key order, layout); the rest of the code is untouched. Only the commands that
+    write a script (create, edit, add, self publish) import tomlkit."""
+    import tomlkit
+
+    (block,) = script_blocks(code)
+    doc = tomlkit.parse(block_toml(block))
+    change(doc)
+    body = tomlkit.dumps(doc).rstrip("\n").split("\n")
+    new_block = "\n".join(["# /// script", *(f"# {line}" if line else "#" for line in body), "# ///"])
+    return code[: block.start()] + new_block + code[block.end() :]
+
+
+def subtable(parent: Any, key: str) -> Any:
+    """parent[key], made when missing: `tool` without a [tool] header of its own, as PEP 723 blocks write it."""
+    import tomlkit
+
+    if key not in parent:
+        parent[key] = tomlkit.table(is_super_table=key == "tool")
+    return parent[key]
+
+
+def toml_item(value: Any) -> Any:
+    """A tomlkit item for `value`: lists of tables as [[arrays of tables]], and strings escaped so that no line
+    of the block breaks where str.splitlines() would (U+2028 and its kind are valid raw in TOML strings)."""
+    import tomlkit
+
+    if isinstance(value, dict):
+        table = tomlkit.table()
+        for k, v in value.items():
+            table[k] = toml_item(v)
+        return table
+    if isinstance(value, list):
+        items = tomlkit.aot() if value and all(isinstance(v, dict) for v in value) else tomlkit.array()
+        for v in value:
+            items.append(toml_item(v))
+        return items
+    if isinstance(value, str):
+        text = tomlkit.string(value).as_string()[1:-1]
+        for c in "\x85\u2028\u2029":
+            text = text.replace(c, f"\\u{ord(c):04X}")
+        return tomlkit.string(text, escape=False)
+    return value
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1066,10 +1492,60 @@ def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
 # best-practice page asks; the token goes to the API host only, never to raw or redirect hosts.
 
 RETRY_STATUSES = {500, 502, 503, 504}
+# How many tries one request gets. A refused connection usually means offline: give up soon (and quietly).
+# Other failures, and answers GitHub asks to retry, get more; all of them within the budget (SM_RETRY_BUDGET).
+MAX_TRIES = {"refused": 3, "failed": 6, "answered": 8}
+
+
+def backoff(tries: int, jitter: float) -> float:
+    """Exponential backoff, 0.5 s doubling up to 30 s, times a jitter of 0.5-1 so that clients spread out."""
+    return min(30.0, 0.5 * 2 ** (tries - 1)) * jitter
+
+
+def retry_wait(
+    method: str,
+    tries: int,
+    *,
+    failure: str | None = None,
+    status: int = 0,
+    headers: Mapping[str, str] | None = None,
+    message: str = "",
+    now: float = 0.0,
+    jitter: float = 1.0,
+) -> float | None:
+    """GitHub's rules for trying a request again: the seconds to wait first, or None to stop. Pure: the request
+    loop gives the failure ("refused", "failed") or the answer (status, headers, message), the wall time `now`
+    (for x-ratelimit-reset) and the jitter."""
+    if failure is not None:
+        if method == "POST" and failure != "refused":
+            return None  # GitHub may have created the gist before the connection dropped: create_gist looks first
+        return backoff(tries, jitter) if tries < MAX_TRIES[failure] else None
+    if tries >= MAX_TRIES["answered"]:
+        return None
+    if status in RETRY_STATUSES:
+        # A POST that failed with a 5xx may still have created its gist: retrying could make two.
+        return None if method == "POST" else backoff(tries, jitter)
+    headers = headers or {}
+    if status in (403, 429) and rate_limited(status, headers, message):
+        if retry_after := headers.get("retry-after"):
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(retry_after))
+        if headers.get("x-ratelimit-remaining") == "0" and (reset := headers.get("x-ratelimit-reset")):
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(reset) - now) + 1.0
+        return max(60.0, backoff(tries, jitter))  # a secondary limit without hints: GitHub says wait ≥ 1 min
+    return None
+
+
+def rate_limited(status: int, headers: Mapping[str, str], message: str) -> bool:
+    return status == 429 or headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
 
 
 class GitHub:
     _last_mutation = 0.0  # process-wide: every client in this process shares GitHub's 1 s spacing
+    # How time passes for retries and spacing; tests swap in a clock that moves only when sm waits.
+    clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -1078,15 +1554,13 @@ class GitHub:
         client: httpx2.Client | None = None,
         *,
         retry_budget: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         import httpx2
 
         self.base_url = (base_url or api_url()).rstrip("/")
         self.host = httpx2.URL(self.base_url).host
         self._token = token
-        self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0))
-        self._sleep = sleep
+        self._client = client or httpx2.Client(timeout=httpx2.Timeout(30.0, connect=10.0), verify=tls_context())
         self.retry_budget = float(os.environ.get("SM_RETRY_BUDGET", "60")) if retry_budget is None else retry_budget
         self.login: str | None = None  # set by check_token()
 
@@ -1114,6 +1588,10 @@ class GitHub:
     def request(
         self, method: str, url: str, *, json_body: Any = None, headers: dict[str, str] | None = None
     ) -> httpx2.Response:
+        """One request, tried again as retry_wait() says within the retry budget; GitHub's answer, whatever it is."""
+        import itertools
+        import random
+
         import httpx2
 
         full = url if url.startswith(("http://", "https://")) else f"{self.base_url}{url}"
@@ -1125,83 +1603,72 @@ class GitHub:
         }
         if self._token and _origin(httpx2.URL(full)) == _origin(httpx2.URL(self.base_url)):  # scheme, host, port
             hdrs["Authorization"] = f"Bearer {self._token}"
-        mutating = method in ("POST", "PATCH", "PUT", "DELETE")
-        deadline = time.monotonic() + self.retry_budget
-        attempt = 0
-        while True:
-            attempt += 1
-            if mutating:
-                self._space_mutation()
-            started = time.monotonic()
+        deadline = self.clock() + self.retry_budget
+        for tries in itertools.count(1):
+            jitter = random.uniform(0.5, 1.0)
             try:
-                resp = self._client.request(method, full, json=json_body, headers=hdrs)
+                resp = self._send(method, full, json_body, hdrs)
             except (httpx2.TransportError, OSError) as e:
-                wait = self._backoff(attempt)
-                connect = isinstance(e, httpx2.ConnectError)  # refused: nothing reached GitHub
-                if method == "POST" and not connect:
-                    # GitHub may have created the gist before the connection dropped: create_gist looks first
-                    raise AnswerLost(
-                        f"The connection to {_host(full)} dropped before GitHub answered ({_short(e)}); the change "
-                        "may or may not have been made.",
-                        reason=f"the connection dropped: {_short(e)}",
-                    ) from e
-                # A refused connection usually means offline: give up sooner, and retry without a warning.
-                if attempt < (3 if connect else 6) and time.monotonic() + wait < deadline:
-                    kind = (
-                        "could not connect"
-                        if connect
-                        else "timed out"
-                        if isinstance(e, httpx2.TimeoutException)
-                        else "failed"
-                    )
-                    say = log.debug if connect else log.warning
-                    say("Request to %s %s (%s); retrying in %.1f s", _host(full), kind, _short(e), wait)
-                    status_wait(wait, kind)
-                    self._sleep(wait)
-                    continue
-                raise OfflineError(
-                    f"Cannot reach {_host(full)}: {_short(e)}. Check your network"
-                    + (" or SM_GITHUB_API_URL." if _host(full) == self.host else ".")
-                ) from e
-            finally:
-                if mutating:
-                    GitHub._last_mutation = time.monotonic()
-            log.debug("%s %s → %s (%.0f ms)", method, full, resp.status_code, (time.monotonic() - started) * 1000)
-            wait = self._retry_wait(resp, attempt, method)
-            if wait is None:
-                return resp
-            if time.monotonic() + wait > deadline or attempt >= 8:
-                return resp  # out of patience: the caller turns it into a clear error
-            log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
-            status_wait(wait, resp.status_code)
-            self._sleep(wait)
+                wait, why = self._no_answer(e, method, full, tries, jitter, deadline)
+            else:
+                message = _message(resp) if resp.status_code in (403, 429) else ""  # only a rate limit needs it
+                wait = retry_wait(
+                    method,
+                    tries,
+                    status=resp.status_code,
+                    headers=resp.headers,
+                    message=message,
+                    now=time.time(),
+                    jitter=jitter,
+                )
+                if wait is None or self.clock() + wait > deadline:
+                    return resp  # done, or out of patience: the caller turns an error status into a clear error
+                log.warning("GitHub answered %s; waiting %.1f s before retrying", resp.status_code, wait)
+                why = resp.status_code
+            status_wait(wait, why)
+            self.sleep(wait)
+        raise AssertionError("unreachable")
 
-    def _space_mutation(self) -> None:
-        interval = float(os.environ.get("SM_WRITE_INTERVAL", "1"))  # GitHub asks for >= 1 s; GHES may not limit
-        gap = interval - (time.monotonic() - self._last_mutation)
-        if self._last_mutation and gap > 0:
-            self._sleep(gap)
+    def _send(self, method: str, url: str, json_body: Any, headers: dict[str, str]) -> httpx2.Response:
+        write = method in ("POST", "PATCH", "PUT", "DELETE")
+        if write:  # GitHub asks for >= 1 s between writes; GHES may not limit them (SM_WRITE_INTERVAL)
+            gap = float(os.environ.get("SM_WRITE_INTERVAL", "1")) - (self.clock() - GitHub._last_mutation)
+            if GitHub._last_mutation and gap > 0:
+                self.sleep(gap)
+        started = self.clock()
+        try:
+            resp = self._client.request(method, url, json=json_body, headers=headers)
+        finally:
+            if write:
+                GitHub._last_mutation = self.clock()
+        log.debug("%s %s → %s (%.0f ms)", method, url, resp.status_code, (self.clock() - started) * 1000)
+        return resp
 
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        import random
+    def _no_answer(
+        self, e: Exception, method: str, url: str, tries: int, jitter: float, deadline: float
+    ) -> tuple[float, str]:
+        """The request got no answer: (how long to wait, what happened) before trying again, or raise."""
+        import httpx2
 
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-    def _retry_wait(self, resp: httpx2.Response, attempt: int, method: str) -> float | None:
-        status = resp.status_code
-        if status in RETRY_STATUSES:
-            # A POST that failed with a 5xx may still have created its gist: retrying could make two.
-            return None if method == "POST" else self._backoff(attempt)
-        if status in (403, 429) and _is_rate_limited(resp):
-            if ra := resp.headers.get("retry-after"):
-                with contextlib.suppress(ValueError):
-                    return max(0.0, float(ra))
-            if resp.headers.get("x-ratelimit-remaining") == "0" and (reset := resp.headers.get("x-ratelimit-reset")):
-                with contextlib.suppress(ValueError):
-                    return max(0.0, float(reset) - time.time()) + 1.0
-            return max(60.0, self._backoff(attempt))  # secondary limit without hints: GitHub says wait ≥ 1 min
-        return None
+        refused = isinstance(e, httpx2.ConnectError)  # nothing reached GitHub
+        wait = retry_wait(method, tries, failure="refused" if refused else "failed", jitter=jitter)
+        if wait is None and method == "POST" and not refused:
+            raise AnswerLost(
+                f"The connection to {_host(url)} dropped before GitHub answered ({_short(e)}); the change "
+                "may or may not have been made.",
+                reason=f"the connection dropped: {_short(e)}",
+            ) from e
+        if wait is None or self.clock() + wait >= deadline:
+            raise OfflineError(
+                f"Cannot reach {_host(url)}: {_short(e)}. Check your network"
+                + (" or SM_GITHUB_API_URL." if _host(url) == self.host else ".")
+            ) from e
+        what = "could not connect" if refused else "timed out" if isinstance(e, httpx2.TimeoutException) else "failed"
+        # Offline is common, and said once when sm gives up; other failures are worth a warning now.
+        (log.debug if refused else log.warning)(
+            "Request to %s %s (%s); retrying in %.1f s", _host(url), what, _short(e), wait
+        )
+        return wait, what
 
     def call(
         self,
@@ -1240,7 +1707,7 @@ class GitHub:
                 if isinstance(e, dict)
             )
             text = f"{what}: GitHub refused the request (422 {message or 'Validation Failed'}{': ' + detail if detail else ''})."
-        elif status in (403, 429) and _is_rate_limited(resp):
+        elif status in (403, 429) and rate_limited(status, resp.headers, _message(resp)):
             reset = resp.headers.get("x-ratelimit-reset")
             when = time.strftime("%H:%M:%S", time.localtime(float(reset))) if reset and reset.isdigit() else "later"
             text = f"GitHub rate limit reached ({status}); try again at {when}."
@@ -1272,7 +1739,9 @@ class GitHub:
         created it anyway: look for it among the newest gists (description, file names, sha256 of every file)
         and adopt it, or try again with backoff when it is not there."""
         body = {"description": description, "public": public, "files": {n: {"content": c} for n, c in files.items()}}
-        deadline = time.monotonic() + self.retry_budget
+        import random
+
+        deadline = self.clock() + self.retry_budget
         for attempt in range(1, 5):
             try:
                 resp = self.request("POST", "/gists", json_body=body)
@@ -1293,11 +1762,11 @@ class GitHub:
                     f"GitHub did not confirm the new gist ({lost}), and checking whether it exists failed ({e}). "
                     "Look at your gists before trying again."
                 ) from e
-            wait = self._backoff(attempt)
-            if time.monotonic() + wait > deadline:
+            wait = backoff(attempt, random.uniform(0.5, 1.0))
+            if self.clock() + wait > deadline:
                 break
             log.warning("GitHub did not confirm the new gist (%s) and none was made; retrying in %.1f s", lost, wait)
-            self._sleep(wait)
+            self.sleep(wait)
         raise GitHubError(f"GitHub did not create the gist ({lost}); nothing was uploaded. Try again later.")
 
     def find_created(self, files: dict[str, str], description: str) -> dict[str, Any] | None:
@@ -1354,12 +1823,19 @@ class GitHub:
         return resp.text
 
 
-def _is_rate_limited(resp: httpx2.Response) -> bool:
-    if resp.status_code == 429 or resp.headers.get("x-ratelimit-remaining") == "0":
-        return True
+def _message(resp: httpx2.Response) -> str:
+    """The `message` of GitHub's answer, or ""."""
     with contextlib.suppress(ValueError, AttributeError):
-        return "rate limit" in str(resp.json().get("message", "")).lower()
-    return False
+        return str(resp.json().get("message", ""))
+    return ""
+
+
+@functools.cache
+def tls_context() -> Any:
+    """One TLS context for every client in the process: loading the CA certificates takes ~20 ms each time."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
 
 
 def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
@@ -1370,11 +1846,6 @@ def _host(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).netloc or url
-
-
-def _short(e: BaseException) -> str:
-    """The first line of an exception, without its full stop: callers put it inside their own sentence."""
-    return (str(e).splitlines() or [""])[0].strip().rstrip(".") or type(e).__name__
 
 
 def gist_file(gist: dict[str, Any], filename: str | None = None) -> dict[str, Any]:
@@ -1414,15 +1885,89 @@ def latest_revision(gh: GitHub, gist: dict[str, Any]) -> str:
     return commits[0]["version"]
 
 
+def gist_owner(gist: dict[str, Any]) -> str | None:
+    """The login of a gist's owner: `owner`, or `user` on old gists; anonymous gists have neither."""
+    for field in ("owner", "user"):
+        who = gist.get(field)
+        if isinstance(who, dict) and isinstance(who.get("login"), str):
+            return who["login"]
+    return None
+
+
+def my_login(gh: GitHub) -> str | None:
+    """The token user's login: asked of GitHub (GET /user) once, then remembered in sync.json."""
+    if gh.login:
+        return gh.login
+    if isinstance(login := read_sync_state().get("login"), str):
+        gh.login = login
+        return login
+    if not gh.has_token:
+        return None
+    gh.check_token()
+    if gh.login:
+        # Not under mapping_lock, which may already be held by a caller (flock does not nest): at worst a
+        # sync running at this very moment keeps its own copy of the state, and the login is asked again.
+        write_sync_state({**read_sync_state(), "login": gh.login})
+    return gh.login
+
+
+# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
+# the owner, `.git` and anything after the ID are optional.
+GIST_URL_PATTERN = (
+    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
+)
+
+
+def gist_ref(text: str) -> str | None:
+    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
+    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
+    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
+        return ref.lower()
+    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
+        return m.group("id").lower()
+    return None
+
+
+def parse_gist_ref(text: str) -> str:
+    if (gist_id := gist_ref(text)) is None:
+        raise UsageProblem(
+            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
+        )
+    return gist_id
+
+
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Mapping store & sync
+# Mapping & sync
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # mapping.json: {"version": 1, "scripts": {name: entry}, "tombstones": {name: {...}}, ...}
 # Unknown fields (from newer sm versions) are kept as they are. Each entry and tombstone is checked on
 # its own: a malformed one (hand-edited, or written by another tool) is named in one warning, left out
 # of everything sm does, and written back untouched, so one bad value never stops the others.
+# (Reading it is on the fast path: read_mapping and its checks live in that section.)
 
-MAPPING_VERSION = 1
+if TYPE_CHECKING:
+    from typing import NotRequired, TypedDict
+
+    class Entry(TypedDict):
+        """One script in the mapping (see make_entry); fields from newer sm versions are kept as they are."""
+
+        script_name: str | None  # None while an adopted gist is not saved under a name
+        gist_id: str
+        filename: str
+        created_at: str
+        updated_at: str
+        revision: str  # the pinned revision: what `sm run` runs
+        sha256: str  # of the code at that revision, checked before every run
+        description: str
+        params: list[dict[str, Any]] | None  # None: the script declares none that sm knows of
+        clock: NotRequired[str]  # set when stored (put_entry): orders changes made on two machines
+        public: NotRequired[bool]
+        html_url: NotRequired[str]
+        owner: NotRequired[str]  # someone else's gist (adopted)
+
+
+# The fields every stored entry has.
 ENTRY_FIELDS = (
     "script_name",
     "gist_id",
@@ -1435,75 +1980,22 @@ ENTRY_FIELDS = (
     "params",
     "clock",
 )
-QUARANTINE = "_quarantined"  # in memory only: {"scripts": {name: raw}, "tombstones": {name: raw}}
-UPGRADE_HINT = "upgrade sm (`uv tool upgrade sm-script-manager`, or a newer sm.py)"
-_warned: set[tuple[str, str, str]] = set()
 
 
-def empty_mapping() -> dict[str, Any]:
-    return {"version": MAPPING_VERSION, "scripts": {}, "tombstones": {}}
+def make_entry(base: Entry | None = None, *, code: str | None = None, **fields: Any) -> Entry:
+    """The one constructor of a mapping entry: `base` (an entry it changes: its other fields are kept, unknown
+    ones included) updated now with `fields`; with `code`, pinned at fields["revision"] with its sha256."""
+    now = now_iso()
+    entry = {"created_at": now, **(base or {}), "updated_at": now, **fields}
+    if code is not None:
+        entry["sha256"] = sha256_text(code)
+    # A new entry has every field (clock comes when it is stored); an entry read from a mapping keeps its shape.
+    if base is None and (missing := [f for f in ENTRY_FIELDS if f not in entry and f != "clock"]):
+        raise TypeError(f"make_entry() needs {', '.join(missing)}")
+    return entry  # type: ignore[return-value]
 
 
-def tombstone_problem(name: Any, stone: Any) -> str | None:
-    if type(name) is not str or not re.fullmatch(NAME_PATTERN, name):
-        return "the name is not a valid script name"
-    if type(stone) is not dict:
-        return f"the tombstone is a {type(stone).__name__}, not an object"
-    if type(stone.get("deleted_at")) is not str:
-        return f"deleted_at is missing or not a string ({_clip(stone.get('deleted_at'))})"
-    gist_id = stone.get("gist_id")
-    if gist_id is not None and (type(gist_id) is not str or not re.fullmatch(GIST_ID_PATTERN, gist_id)):
-        return f"gist_id is malformed ({_clip(gist_id)})"
-    if stone.get("clock") is not None and type(stone["clock"]) is not str:
-        return f"clock is not a string ({_clip(stone['clock'])})"
-    return None
-
-
-def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, Any]:
-    """A whole mapping, its entries and tombstones checked one by one: bad ones move to data[QUARANTINE]."""
-    if not isinstance(data, dict):
-        raise MappingError(
-            f"{source} is not an sm mapping (expected an object with `scripts`). Move it away, then run "
-            "`sm sync --from-remote` to restore it from GitHub."
-        )
-    data.pop(QUARANTINE, None)  # sm's own in-memory key: never taken from a file
-    if type(data.get("version", MAPPING_VERSION)) is not int:
-        _warn_once(source, "version", f"{source}: `version` is not a number ({_clip(data['version'])}); read as 1.")
-        data["version"] = MAPPING_VERSION
-    quarantined: dict[str, dict[str, Any]] = {}
-    for section, problem_of, kind in (
-        ("scripts", entry_problem, "entry"),
-        ("tombstones", tombstone_problem, "tombstone"),
-    ):
-        items = data.get(section, {})
-        if type(items) is not dict:
-            _warn_once(source, section, f"{source}: `{section}` is not an object ({_clip(items)}); ignored.")
-            data[section] = {}
-            continue
-        for name, value in items.items():
-            if problem := problem_of(name, value):
-                quarantined.setdefault(section, {})[name] = value
-                if not quiet:
-                    _warn_once(
-                        source,
-                        f"{section}/{name}",
-                        f"Ignoring the {kind} {name!r} in {source}: {problem}. "
-                        "The other scripts work as usual; fix or remove that entry.",
-                    )
-        if section in quarantined:
-            data[section] = {n: v for n, v in items.items() if n not in quarantined[section]}
-    data.setdefault("version", MAPPING_VERSION)
-    data.setdefault("scripts", {})
-    data.setdefault("tombstones", {})
-    if quarantined:
-        data[QUARANTINE] = quarantined
-    return data
-
-
-def _warn_once(source: str, key: str, message: str) -> None:
-    if (source, key, message) not in _warned:
-        _warned.add((source, key, message))
-        log.warning("%s", message)
+# -- writing, under a lock -------------------------------------------------------------------------
 
 
 def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -1514,27 +2006,6 @@ def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = 
         merged = {**{n: v for n, v in items.items() if n not in out[section]}, **out[section]}
         out[section] = dict(sorted(merged.items()))
     return out
-
-
-def read_mapping(path: Path | str | None = None) -> dict[str, Any]:
-    path = path or mapping_file()
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return empty_mapping()
-    except OSError as e:
-        raise MappingError(f"Cannot read {path}: {e.strerror}.") from e
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        backup = f"{path}.bak"
-        source = f"{os.path.basename(backup)} and GitHub" if os.path.exists(backup) else "GitHub"
-        raise MappingError(
-            f"{path} is corrupt ({_short(e)}) and was left untouched: repair it, or run `sm sync --from-remote` "
-            f"to set it aside and rebuild it from {source}."
-        ) from e
-    return check_mapping(data, str(path))
 
 
 def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
@@ -1551,43 +2022,9 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
     if path == mapping_path():
         # What `sm list --json` prints, stamped with the file it came from: with 10,000 scripts, parsing and
         # re-encoding the mapping costs more than the whole command may take (see fast_list_json).
-        rows = [data["scripts"][n] for n in sorted(data["scripts"])]
+        rows = json.dumps(script_rows(data), ensure_ascii=False)
         with contextlib.suppress(OSError):
-            atomic_write(list_cache_path(), f"{file_stamp(path)}\n{json.dumps(rows, ensure_ascii=False)}\n")
-
-
-def list_cache_path() -> Path:
-    return sm_home() / "list.json"
-
-
-def file_stamp(path: Path) -> str:
-    """Changes whenever the file is replaced or rewritten (atomic writes make a new inode)."""
-    st = os.stat(path)
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-
-
-def check_home() -> None:
-    """Before a model or GitHub is paid for: can sm keep what they produce? One line naming the path if not."""
-    import tempfile
-
-    home = home_dir()
-    for folder in (home, os.path.join(home, "cache"), os.path.join(home, "drafts")):
-        try:
-            private_dir(folder)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as e:
-            raise ConfigError(
-                f"sm cannot write to {folder} ({e.strerror or e}): make it writable, or point SM_HOME at a "
-                "folder that is. Nothing was generated or uploaded."
-            ) from e
-    if os.path.isdir(mapping_file()):
-        raise ConfigError(f"{mapping_file()} is a folder, not a file: move it away. Nothing was generated or uploaded.")
-    if (version := read_mapping()["version"]) > MAPPING_VERSION:
-        raise MappingError(
-            f"{mapping_file()} was written by a newer sm (mapping version {version}): {UPGRADE_HINT}. "
-            "Nothing was generated or uploaded."
-        )
+            atomic_write(list_cache_path(), f"{file_stamp(path)}\n{rows}\n")
 
 
 @contextlib.contextmanager
@@ -1617,10 +2054,10 @@ def locked_mapping() -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[dict[str, Any] | None]:
+def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[Entry | None]:
     """Hold NAME while a script is made for it: parallel sm processes on this machine stop at once, and a
     name already taken here or on GitHub (one conditional request) is refused before the model is paid.
-    Yields the entry being replaced (replace=True), or None."""
+    A name held by a malformed entry counts as taken. Yields the entry being replaced (replace=True), or None."""
     with hold_name(name):
         local = read_mapping()
         existing = local["scripts"].get(name)
@@ -1677,7 +2114,7 @@ def remote_mapping(gh: GitHub) -> dict[str, Any]:
         return empty_mapping()
 
 
-def put_entry(entry: dict[str, Any]) -> None:
+def put_entry(entry: Entry) -> None:
     """Store `entry` (stamped with its clock, in place) and sync."""
     with locked_mapping() as data:
         entry["clock"] = tick(data)
@@ -1686,7 +2123,7 @@ def put_entry(entry: dict[str, Any]) -> None:
     after_change()
 
 
-def delete_entry(name: str) -> dict[str, Any]:
+def delete_entry(name: str) -> Entry:
     """Remove a name, leaving a tombstone so the deletion syncs instead of coming back."""
     with locked_mapping() as data:
         entry = data["scripts"].pop(name, None)
@@ -1697,7 +2134,7 @@ def delete_entry(name: str) -> dict[str, Any]:
     return entry
 
 
-def rename_entry(old: str, new: str) -> dict[str, Any]:
+def rename_entry(old: str, new: str) -> Entry:
     """Move an entry to a new name in one locked write; the old name leaves a tombstone, as in delete_entry."""
     with hold_name(new), locked_mapping() as data:  # not while a create or add is making a script called `new`
         scripts = data["scripts"]
@@ -1706,7 +2143,7 @@ def rename_entry(old: str, new: str) -> dict[str, Any]:
         if new in scripts:
             raise UsageProblem(f"A script named {new!r} already exists: choose another name, or `sm rm {new}` first.")
         clock = tick(data)
-        entry = {**scripts.pop(old), "script_name": new, "updated_at": now_iso(), "clock": clock}
+        entry = make_entry(scripts.pop(old), script_name=new, clock=clock)
         scripts[new] = entry
         data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
         data["tombstones"].pop(new, None)
@@ -1736,7 +2173,7 @@ def try_sync(warning: str | None) -> bool:
     return True
 
 
-def lookup(name: str, pull: bool = True) -> dict[str, Any]:
+def lookup(name: str, pull: bool = True) -> Entry:
     """The entry for `name`; an unknown name is looked up once more after pulling from GitHub."""
     import difflib
 
@@ -1749,6 +2186,45 @@ def lookup(name: str, pull: bool = True) -> dict[str, Any]:
     close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
+
+
+# -- trust per machine ------------------------------------------------------------------------------
+# Anyone who can write your mapping gist can write your own gists too, so a pin at a gist you own is
+# yours wherever it was set. A pin at someone else's gist is trusted only where it was reviewed:
+# $SM_HOME/trusted.json records the (gist, revision, sha256) this machine's user accepted, and is
+# never synced, so a pin swapped in the mapping gist is reviewed before it first runs here.
+
+
+def trust_record_path() -> Path:
+    from pathlib import Path
+
+    return Path(home_path("trusted.json"))
+
+
+def accepted_pins() -> dict[str, str]:
+    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+    try:
+        data = json.loads(trust_record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    accepted = data.get("accepted") if isinstance(data, dict) else None
+    return accepted if isinstance(accepted, dict) else {}
+
+
+def pin_key(entry: Entry) -> str:
+    return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
+
+
+def is_accepted(entry: Entry) -> bool:
+    return pin_key(entry) in accepted_pins()
+
+
+def record_accepted(entry: Entry) -> None:
+    """Remember, on this machine only, that its user accepted the code the entry pins."""
+    accepted = accepted_pins()
+    if pin_key(entry) not in accepted:
+        accepted[pin_key(entry)] = now_iso()
+        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
 
 
 # -- clocks ------------------------------------------------------------------------------------------
@@ -1906,18 +2382,6 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 REMOTE_FILE = "sm-mapping.json"
 REMOTE_DESCRIPTION = "sm script mapping"
 MAX_SYNC_ROUNDS = 6
-
-
-def sync_state_path() -> Path:
-    return sm_home() / "sync.json"
-
-
-def read_sync_state() -> dict[str, Any]:
-    try:
-        state = json.loads(sync_state_path().read_text())
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def write_sync_state(state: dict[str, Any]) -> None:
@@ -2198,8 +2662,53 @@ def recover_local() -> dict[str, Any]:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Generation (PydanticAI)
+# Generation
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
+# PydanticAI, imported on first use. The model answers with a Script (description, params, code), checked
+# by script_problems(); a rejected answer goes back to the model with the problems, a bounded number of times.
+
+
+@functools.cache
+def models() -> Any:
+    """The shapes the model answers in, made on first use: importing pydantic costs more than `sm run` may
+    spend in total."""
+    from pydantic import BaseModel, Field
+
+    class Param(BaseModel):
+        """A runtime parameter: `sm run NAME key=value` passes it as `--key=value`."""
+
+        name: str = Field(
+            pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+            description="Option name without dashes; the script accepts it as --NAME.",
+        )
+        help: str = Field(description="One-line help text, as given to argparse/click.")
+        required: bool = Field(description="True if the script cannot run without it.")
+        default: str | None = Field(description="Default value as a string, or null.")
+
+    class Script(BaseModel):
+        """A complete Python script with its PEP 723 block. `code` comes last so it streams last."""
+
+        description: str = Field(description="One line (under 100 characters) saying what the script does.")
+        params: list[Param] = Field(description="Every --option the script accepts.")
+        code: str = Field(description="The whole script, starting with its `# /// script` block.")
+
+    return type("Models", (), {"Param": Param, "Script": Script})
+
+
+PLACEHOLDER_PATTERN = r"\{\{\s*([A-Za-z][A-Za-z0-9_-]*)\s*\}\}"
+
+
+def placeholders(prompt: str) -> list[str]:
+    """`{{word}}` names in order of first appearance; a `{{...}}` that is not a valid name is refused."""
+    found = dict.fromkeys(re.findall(r"\{\{.*?\}\}", prompt, re.S))
+    if bad := [m for m in found if not re.fullmatch(PLACEHOLDER_PATTERN, m)]:
+        verb = "is not a valid parameter name" if len(bad) == 1 else "are not valid parameter names"
+        raise UsageProblem(
+            f"{' and '.join(bad)} {verb}: write a parameter as {{{{name}}}}, with letters, digits, _ and -, "
+            "starting with a letter."
+        )
+    return list(dict.fromkeys(re.findall(PLACEHOLDER_PATTERN, prompt)))
+
 
 # The one system prompt: everything the model is told about sm's rules lives here.
 SYSTEM_PROMPT = """\
@@ -2378,14 +2887,11 @@ class Draft:
 
     def take_edit(self, code: str, current: Candidate) -> Candidate:
         """Code edited by hand: validated like the model's, parameters re-read from [tool.sm]."""
-        try:
-            params = params_from_code(code)
-            table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-        except ValidationFailed:
-            params, table = [], {}  # script_problems names what is wrong with the block
+        script = read_script(code)
+        params = script.declared or []  # with no valid block, script_problems says what is wrong with it
         if problems := script_problems(code, params, self.required):
             raise ValidationFailed("; ".join(problems))
-        candidate = self.stamp(code, params, str(table.get("description") or current.description))
+        candidate = self.stamp(code, params, str((script.table or {}).get("description") or current.description))
         self.changes.append({"edit": "by hand", "at": now_iso()})
         return candidate
 
@@ -2403,7 +2909,7 @@ class Draft:
         )
         if self.repin:
             code = pin_resolution(code, self.repin)
-        return Candidate(code, desc, params_from_code(code))
+        return Candidate(code, desc, read_script(code).declared or [])
 
     def final(self, candidate: Candidate) -> Candidate:
         """The accepted version, with this session's changes recorded in its provenance."""
@@ -2517,35 +3023,22 @@ def _api_message(e: Any) -> str:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Terminal output
+# Review UI
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 # A terminal shows what sm prints; it never obeys it. Text from outside (code, diffs, descriptions,
 # file names, owners, parameters, GitHub's messages) passes through visible() on every path, and long
 # lines are wrapped behind a marker, never cut at the screen's edge: what a person is asked to trust
 # is all of what runs. Waits show one status line on stderr. None of it is drawn off a terminal.
+#
+# `create --preview` and `edit --preview`: watch the script being written, then review it until it
+# is right. Everything is drawn on stderr (stdout stays for data); when stderr is not a terminal
+# the same review is printed plainly, and when stdin is not a terminal the answers are read from it
+# line by line, so `printf 'change\n\n' | sm create x "..." -p` works and nothing waits on a tty.
 
-# What a terminal would act on instead of showing: C0 controls but tab and newline (and a CR that ends
-# a line), DEL, C1 controls, and the Unicode controls that reorder or break what is displayed (bidi
-# embeddings, overrides, isolates and marks, as in "Trojan Source", CVE-2021-42574).
-CONTROL_PATTERN = (
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
-)
 WRAP_MARK = "↪"  # starts the screen rows that continue a line too long for the screen
 
 
-def visible(text: str, *, one_line: bool = False) -> str:
-    """`text` with its control characters shown, as `cat -v` does: ESC as ^[, DEL as ^?, C1 as M-^[,
-    and bidi controls as <U+202E>. Newlines and tabs stay, unless `one_line`."""
-    return re.sub(r"[\t\n\r]|" + CONTROL_PATTERN if one_line else CONTROL_PATTERN, _shown, text)
-
-
-def _shown(match: re.Match[str]) -> str:
-    n = ord(match.group())
-    if n < 0x20 or n == 0x7F:
-        return "^" + chr(n ^ 0x40)
-    if n < 0xA0:
-        return "M-^" + chr((n - 0x80) ^ 0x40)
-    return f"<U+{n:04X}>"
+# -- terminal output -------------------------------------------------------------------------------
 
 
 def fit(text: str, width: int) -> str:
@@ -2571,10 +3064,6 @@ def terminal_width(stream: Any) -> int:
         return 80
 
 
-def control_count(text: str) -> int:
-    return len(re.findall(CONTROL_PATTERN, text))
-
-
 def control_warning(text: str, what: str) -> list[str]:
     """One line for a trust summary when `text` holds characters a terminal would act on."""
     if not (n := control_count(text)):
@@ -2587,6 +3076,16 @@ def control_warning(text: str, what: str) -> list[str]:
 
 def colour(console: Any) -> bool:
     return console.is_terminal and console.color_system is not None and not console.no_color
+
+
+def use_color(stream: Any) -> bool:
+    return isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 @functools.cache
@@ -2724,6 +3223,96 @@ def run_pager(text: str, out: Any) -> bool:
     return True
 
 
+def print_code(code: str, *, err: bool = False) -> None:
+    """On a terminal: control characters made visible, highlighted when colour is on, long lines wrapped
+    behind ↪, and through the pager when taller than the screen. Otherwise the exact bytes."""
+    stream = sys.stderr if err else sys.stdout
+    if isatty(stream):
+        from rich.console import Console
+
+        console = Console(stderr=err)
+        print_rows(console, code_rows(code.rstrip("\n"), "python", console.width, color=colour(console)), page=not err)
+    else:
+        stream.flush()
+        stream.buffer.write(code.encode("utf-8"))
+        stream.flush()
+
+
+def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    """`sm list` on a terminal: one line per script, as `gh gist list` does, the description (then the
+    parameters) cut with … to fit; names are never cut. `wide`: every column in full, wrapped."""
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    header = ("name", "description", "parameters", "updated")
+    cells = [
+        tuple(
+            visible(cell, one_line=True)
+            for cell in (
+                r["script_name"],
+                r.get("description") or "",
+                ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
+                (r.get("updated_at") or "")[:16].replace("T", " "),
+            )
+        )
+        for r in rows
+    ]
+    console = Console()
+    if wide:
+        table = Table(box=None, header_style="bold")
+        for col in header:
+            table.add_column(col)
+        for row in cells:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+        return
+    natural = [max(cell_len(row[i]) for row in [header, *cells]) for i in range(4)]
+    widths = [natural[0], 0, min(natural[2], 24), natural[3]]
+    for drop in (None, 3, 2):  # too narrow: drop the date, then the parameters, before the description goes
+        if drop:
+            widths[drop] = 0
+        widths[1] = console.width - sum(widths) - 2 * sum(1 for w in widths if w)
+        if widths[1] >= 12:
+            break
+    widths[1] = min(max(widths[1], 0), natural[1])
+    for n, row in enumerate([header, *cells]):
+        line = Text(style="bold" if n == 0 else "")
+        for cell, width in zip(row, widths, strict=True):
+            if width:
+                piece = Text(cell)
+                piece.truncate(width, overflow="ellipsis", pad=True)
+                line.append_text(piece + Text("  "))
+        line.rstrip()
+        line.truncate(console.width, overflow="ellipsis")
+        console.print(line, soft_wrap=True)
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_label, new_label)
+    )
+
+
+def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
+    """A unified diff of the dependencies, then of the code."""
+    deps = unified_diff(
+        "\n".join(read_script(old).dependencies) + "\n",
+        "\n".join(read_script(new).dependencies) + "\n",
+        f"{old_label} dependencies",
+        f"{new_label} dependencies",
+    )
+    code = unified_diff(old, new, old_label, new_label)
+    warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
+    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
+
+
+# -- the status line -------------------------------------------------------------------------------
+
+
 class StatusLine:
     """sm's one status line on stderr: a spinner and the step it is waiting on, or GitHub's wait."""
 
@@ -2785,13 +3374,48 @@ def status_wait(seconds: float, why: int | str) -> None:
     STATUS.wait_until = time.monotonic() + seconds
 
 
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Preview loop
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# `create --preview` and `edit --preview`: watch the script being written, then review it until it
-# is right. Everything is drawn on stderr (stdout stays for data); when stderr is not a terminal
-# the same review is printed plainly, and when stdin is not a terminal the answers are read from it
-# line by line, so `printf 'change\n\n' | sm create x "..." -p` works and nothing waits on a tty.
+# -- questions -------------------------------------------------------------------------------------
+
+
+def confirm(question: str, show: str = "", *, yes: bool, declined: str) -> None:
+    """The one question sm asks before it runs, changes or deletes something: `show` (code, a diff) is shown on
+    stderr first, all of it: made visible, long lines wrapped, never paged or cut. --yes says yes. A no, Ctrl-C,
+    end of input, or no terminal to ask on raises Cancelled(declined): nothing was done."""
+    import click
+
+    console = stderr_console()
+    question = visible(question, one_line=True)
+    if show and console.is_terminal:
+        lexer = "diff" if "\n@@ " in show else "python"
+        print_rows(console, code_rows(show.rstrip("\n"), lexer, console.width, color=colour(console)))
+    elif show:
+        click.echo(visible(show), err=True)
+    if yes:
+        return
+    if not interactive():
+        click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
+        raise Cancelled(declined)
+    try:
+        shown = fit(question, console.width - len(" [y/N]: n")) if console.is_terminal else question
+        agreed = click.confirm(shown, default=False, err=True)
+    except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
+        click.echo("", err=True)
+        agreed = False
+    if not agreed:
+        raise Cancelled(declined)
+
+
+def choose_file(names: list[str]) -> str:
+    import click
+
+    shown = ", ".join(visible(n, one_line=True) for n in names)
+    if not interactive():
+        raise UsageProblem(f"The gist holds several Python files ({shown}): choose one with --file.")
+    return click.prompt(f"Which file? ({shown})", type=click.Choice(names), show_choices=False, err=True)
+
+
+# -- the review ------------------------------------------------------------------------------------
+
 
 QUESTION = "Do you have any changes? "
 REVIEW_HELP = """\
@@ -2948,7 +3572,7 @@ def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, r
         words = shlex.split(arg)
     except ValueError as e:
         raise UsageProblem(f":run could not split its arguments: {e}.") from e
-    req = parse_run_tail(words)
+    req = parse_run_tail(words, named=False)
     if req.options:
         raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
     args = build_script_args(candidate.params, req.pairs) + req.passthrough
@@ -2968,7 +3592,7 @@ def run_candidate(code: str, filename: str, args: Sequence[str], emit: Callable[
         path.write_text(code, encoding="utf-8")
         # No stdin: piped answers belong to sm, and a script waiting for input must not hang the review.
         proc = subprocess.Popen(
-            uv_command(path, args),
+            script_argv(path, args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -3126,10 +3750,10 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
     """sm's own tables in the PEP 723 block, as (first line, end line, label) for code_rows: [tool.sm], and
     [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
     runs, so they are never folded away."""
-    try:
-        uv = (read_metadata(code).get("tool") or {}).get("uv") or {}
-    except ValidationFailed:
+    script = read_script(code)
+    if script.problem:
         return []
+    uv = script.tool.get("uv") or {}
     ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
     block = script_blocks(code)[0]
     top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
@@ -3150,7 +3774,7 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
 
 def show_facts(console: Any, candidate: Candidate) -> None:
     """Parameters, dependencies and description: a table on a terminal, lines otherwise."""
-    deps = read_metadata(candidate.code).get("dependencies") or []
+    deps = read_script(candidate.code).dependencies
     dep_text = ", ".join(deps) if deps else "none (standard library only)"
     if not console.is_terminal:
         for p in candidate.params:
@@ -3242,60 +3866,289 @@ class GrowingCode:
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Runner
+# Operations
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Standard library only: `sm run` must reach exec without paying for click, pydantic or httpx2.
+# The whole work of each command, as plain functions without click: the CLI wiring below only parses
+# arguments and prints results. Questions go through confirm(), so tests answer them with --yes or stdin.
+
+# -- create and edit -------------------------------------------------------------------------------
 
 
-def entry_path(entry: dict[str, Any], *parts: str) -> str:
-    """$SM_HOME/cache/<gist_id>/PARTS for a well-formed entry; a malformed one becomes no path at all."""
-    # An adopted gist has no name until it is saved; everything else in its entry is checked all the same.
-    if problem := entry_problem(entry.get("script_name") or "unsaved", entry):
-        raise IntegrityError(
-            f"Refusing to use the mapping entry {_clip(entry.get('script_name'))}: {problem}. Remove it with "
-            "`sm rm NAME`, or fix it in your mapping gist and run `sm sync`."
+def read_prompt(prompt: str) -> str:
+    if prompt == "-" and interactive():  # a terminal waiting in silence looks like a hang
+        sys.stderr.write("Type the prompt, end with Ctrl-D\n")
+        sys.stderr.flush()
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageProblem("The prompt is empty: describe the script you want.")
+    placeholders(text)  # a malformed {{...}} is refused here, before GitHub or the model is asked anything
+    return text.strip()
+
+
+def check_answers_source(prompt: str, preview: bool) -> None:
+    if preview and prompt == "-" and not interactive():
+        raise UsageProblem(
+            "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
         )
-    return home_path("cache", entry["gist_id"], *parts)
 
 
-def cached_file(entry: dict[str, Any]) -> str:
-    # One stable path per gist, so uv reuses the script's environment between runs.
-    return entry_path(entry, entry["filename"])
+def create_script(
+    name: str,
+    prompt: str,
+    *,
+    public: bool = False,
+    description: str | None = None,
+    model: str | None = None,
+    force: bool = False,
+    exclude_newer: bool = True,
+    preview: bool = False,
+    yes: bool = False,
+) -> Entry:
+    """`sm create`: the model writes the script (reviewed first with `preview`), it goes to a new gist, and NAME
+    is mapped to it. Everything that can fail without the model is checked before the model is paid."""
+    check_name(name)
+    check_answers_source(prompt, preview)
+    prompt = read_prompt(prompt)
+    check_home()
+    check_prompt(prompt, yes=yes)
+    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
+        raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
+    gh = github()
+    with status_line("Checking the GitHub token…"):
+        gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
+    with claim_name(name, replace=force, gh=gh) as existing:
+        model_name = resolve_model(model)
+        created = now_iso()
+        draft = Draft(
+            model_name,
+            model_name=model_name,
+            filename=f"{name}.py",
+            origin={"prompt": prompt, "model": model_name, "created_at": created},
+            required=placeholders(prompt),
+            description=description,
+            exclude_newer=exclude_newer,
+            screen=functools.partial(check_prompt, yes=yes),
+        )
+        final = write_and_review(draft, lambda on_partial: draft.write(prompt, on_partial=on_partial), preview=preview)
+        with kept_if_refused(name, final.code, new=True), status_line(f"Uploading {name}.py…"):
+            return upload_new(
+                gh, name, final.code, final.description, public=public, created=created, replaced=existing
+            )
 
 
-def cached_path(entry: dict[str, Any]) -> Path:
+def edit_script(name: str, prompt: str, *, model: str | None = None, preview: bool = False, yes: bool = False) -> Entry:
+    """`sm edit`: the model changes the stored script; the result becomes a new revision of the same gist."""
+    check_answers_source(prompt, preview)
+    prompt = read_prompt(prompt)
+    check_prompt(prompt, yes=yes)
+    entry = lookup(name)
+    check_home()
+    gh = github()
+    with status_line(f"Fetching {name}…"):
+        gh.check_token()
+        check_owner(gh, entry)
+        check_gist_exists(gh, entry)
+    code = pinned_code(entry, lambda: gh)
+    model_name = resolve_model(model)
+    script = read_script(code)  # a script broken by hand: the model is asked to fix the block with the change
+    origin = script.table or {}
+    draft = Draft(
+        model_name,
+        model_name=model_name,
+        filename=entry["filename"],
+        origin={
+            "prompt": str(origin.get("prompt") or ""),
+            "model": str(origin.get("model") or ""),
+            "created_at": str(origin.get("created_at") or entry.get("created_at") or now_iso()),
+        },
+        changes=[c for c in origin.get("changes") or [] if isinstance(c, dict)],
+        exclude_newer=False,
+        # uv resolves as of the pinned time: move it to now, or a newly added package may not exist yet
+        repin=now_iso() if "exclude-newer" in (script.tool.get("uv") or {}) else None,
+        screen=functools.partial(check_prompt, yes=yes),
+    )
+    current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
+    final = write_and_review(
+        draft, lambda on_partial: draft.revise(prompt, current, on_partial=on_partial), preview=preview, before=current
+    )
+    with kept_if_refused(name, final.code, new=False), status_line(f"Uploading {entry['filename']}…"):
+        return upload_revision(gh, entry, final)
+
+
+def write_and_review(
+    draft: Draft, first: Callable[[Any], Candidate], *, preview: bool, before: Candidate | None = None
+) -> Candidate:
+    """The accepted version: `first(on_partial)` writes it; with `preview` the user watches and reviews it."""
+    if preview:
+        console = stderr_console()
+        return review(draft, first, console=console, ask=answer_reader(console), before=before)
+    verb = "Revising" if before else "Writing"
+    with status_line(f"{verb} {draft.filename} with {draft.model_name}…"):
+        return draft.final(first(None))
+
+
+@contextlib.contextmanager
+def kept_if_refused(name: str, code: str, *, new: bool) -> Iterator[None]:
+    """The upload failed (GitHub, or the secret scan, refused it): keep the accepted code, so no model tokens or
+    review work are lost, and say where it is."""
     from pathlib import Path
 
-    return Path(cached_file(entry))
-
-
-def verified_cache(entry: dict[str, Any]) -> str | None:
-    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
-
-    The copy is read through no symlink, and only if it is a regular file of this user that no other user
-    can write; anything else is fetched again.
-    """
-    import stat
-
-    path = cached_file(entry)
     try:
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return None
-            data = f.read()
-    except OSError:
-        return None
-    return path if sha256_hex(data) == entry["sha256"] else None
+        yield
+    except (GitHubError, ValidationFailed) as e:
+        draft = Path(home_path("drafts", f"{name}.py"))
+        atomic_write(draft, code)
+        then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
+        e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
+        raise
 
 
-def store_cache(entry: dict[str, Any], content: str) -> Path:
-    path = cached_path(entry)
-    atomic_write(path, content)
-    return path
+def upload_new(
+    gh: GitHub,
+    name: str,
+    code: str,
+    description: str,
+    *,
+    public: bool,
+    created: str,
+    replaced: Entry | None = None,
+    params: Sequence[dict[str, Any]] | None = None,
+) -> Entry:
+    filename = f"{name}.py"
+    check_upload({filename: code}, description, public=public)
+    gist = gh.create_gist({filename: code}, description, public=public)
+    entry = make_entry(
+        code=code,
+        script_name=name,
+        gist_id=gist["id"],
+        filename=filename,
+        created_at=created,
+        revision=latest_revision(gh, gist),
+        description=description,
+        params=(read_script(code).declared or []) if params is None else list(params),
+        public=public,
+        html_url=gist.get("html_url", ""),
+    )
+    record_accepted(entry)
+    store_cache(entry, code)
+    status_step("Syncing mapping…")
+    put_entry(entry)
+    if replaced:
+        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
+    return entry
 
 
-def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def check_owner(gh: GitHub, entry: Entry) -> None:
+    """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
+    owner = entry.get("owner")
+    if owner and gh.login and owner != gh.login:
+        raise UsageProblem(
+            f"{entry['script_name']} is {owner}'s gist: only they can change it. "
+            f"`sm run {entry['script_name']} --latest` follows their changes."
+        )
+
+
+def check_gist_exists(gh: GitHub, entry: Entry) -> None:
+    """One request before the model is paid: a gist deleted on GitHub cannot take a new revision."""
+    try:
+        gh.get_gist(entry["gist_id"])
+    except GitHubError as e:
+        if e.status != 404:
+            raise
+        name, file = entry["script_name"], entry["filename"]
+        keep = f"save the code with `sm show {name} > {file}`, store it again with `sm add {name} {file} --force`, or "
+        raise GitHubError(
+            f"The gist of {name} ({entry['gist_id']}) no longer exists on GitHub, or this token cannot see it; "
+            f"nothing was changed: {keep if verified_cache(entry) else ''}forget it with `sm rm {name}`.",
+            404,
+        ) from e
+
+
+def upload_revision(gh: GitHub, entry: Entry, final: Candidate) -> Entry:
+    """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
+    check_owner(gh, entry)
+    check_upload({entry["filename"]: final.code}, final.description, public=bool(entry.get("public")))
+    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
+    updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
+    history = [h.get("version") for h in gist.get("history") or []]
+    if entry["revision"] not in history[:2]:  # someone committed to the gist after the revision sm pinned
+        log.warning(
+            "The gist of %s had changed on GitHub since revision %s; this edit was made from that revision, "
+            "and the other changes stay in the gist's history.",
+            entry["script_name"],
+            entry["revision"][:8],
+        )
+    return updated
+
+
+# -- run -------------------------------------------------------------------------------------------
+# Code that is not the pinned revision runs only after the user has seen it.
+
+
+def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None) -> None:
+    """`sm run`: NAME at its pinned revision (or --latest, or --rev), or a gist URL or id, checked and trusted,
+    then exec'ed with uv. The key=value pairs become arguments once, as soon as the parameters are known."""
+    if req.name is None:
+        raise UsageProblem("Missing NAME: `sm run NAME key=value ...` (`sm list` shows your scripts).")
+    yes = bool(req.options.get("yes"))
+    gist_id = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
+    if gist_id is None:
+        path, args = run_mapped(req, yes=yes)
+    else:
+        path, args = run_foreign(gist_id, req, yes=yes, choose=choose)
+    exec_script(script_argv(path, args + req.passthrough))
+
+
+def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
+    """A name in the mapping: the script's path, and the arguments its parameters make of the pairs."""
+    opts = req.options
+    if opts.get("save") or opts.get("file"):
+        raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
+    entry = lookup(str(req.name))
+    if opts.get("rev"):
+        path, code = run_revision(github(), entry, opts["rev"], yes=yes)
+        declared = read_script(code).declared  # that revision's own parameters, if it says
+        return path, build_script_args(entry.get("params") if declared is None else declared, req.pairs)
+    if opts.get("latest"):
+        entry, path = latest_or_pinned(entry, yes=yes)
+        return path, build_script_args(entry.get("params"), req.pairs)
+    args = build_script_args(entry.get("params"), req.pairs)  # bad parameters fail before any network request
+    return ensure_cached(entry, github, yes=yes), args
+
+
+def run_foreign(
+    gist_id: str, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
+) -> tuple[Path, list[str]]:
+    """A gist that is not in the mapping: shown and trusted first; with --save, added to the mapping."""
+    if save := req.options.get("save"):
+        check_name(save)
+        if save in read_mapping()["scripts"]:
+            raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+    entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
+    args = build_script_args(entry["params"], req.pairs)  # before anything is saved
+    if save:
+        entry = make_entry(entry, script_name=save)
+        with hold_name(save):
+            if save in read_mapping()["scripts"]:  # taken while the gist was being reviewed
+                raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
+            path = store_cache(entry, code)
+            with status_line("Syncing mapping…"):
+                put_entry(entry)
+        log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
+    else:  # beside, not over, the pinned copy of a name that may use the same gist
+        path = revision_path(entry, entry["revision"])
+        atomic_write(path, code)
+    return path, args
+
+
+def run_help(name: str) -> str:
+    """`sm run NAME -h`, after sm's own help: what NAME takes."""
+    entry = read_mapping()["scripts"].get(name)
+    params = entry.get("params") if entry else None
+    return describe_params(params) if params is not None else f"{name} declares no parameters sm knows of."
+
+
+def fetch_pinned(gh: GitHub, entry: Entry) -> tuple[dict[str, Any], str]:
     """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
     one the user accepted."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
@@ -3309,13 +4162,13 @@ def fetch_pinned(gh: GitHub, entry: dict[str, Any]) -> tuple[dict[str, Any], str
 
 
 def load_pinned(
-    entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust | None
+    entry: Entry, gh_factory: Callable[[], GitHub], *, run: bool, yes: bool = False
 ) -> tuple[Path | None, str]:
     """The pinned code and its cached path: from the verified cache, or fetched from GitHub on a miss.
 
     Only code this machine may run is cached (and so reaches `sm run`'s fast path): a gist of yours, or a pin
-    recorded as accepted here. Someone else's gist at any other pin arrived through sync: `trust` reviews it
-    first; without `trust` (show, the base of a diff) its code is returned but not cached (path None).
+    recorded as accepted here. Someone else's gist at any other pin arrived through sync: to `run` it, it is
+    reviewed first; otherwise (show, the base of a diff) its code is returned but not cached (path None).
     """
     from pathlib import Path
 
@@ -3329,36 +4182,31 @@ def load_pinned(
     gh = gh_factory()
     gist, code = fetch_pinned(gh, entry)
     if not known_pin(gh, entry, gist):
-        if trust is None:
+        if not run:
             return None, code
-        review_pin(gh, entry, gist, code, trust)
+        review_pin(gh, entry, gist, code, yes=yes)
     return store_cache(entry, code), code
 
 
-def ensure_cached(entry: dict[str, Any], gh_factory: Callable[[], GitHub], trust: Trust) -> Path:
+def ensure_cached(entry: Entry, gh_factory: Callable[[], GitHub], *, yes: bool) -> Path:
     """The path of the pinned code, ready to run (see load_pinned)."""
-    path, _ = load_pinned(entry, gh_factory, trust)
-    assert path is not None  # with `trust`, the code is cached or refused
+    path, _ = load_pinned(entry, gh_factory, run=True, yes=yes)
+    assert path is not None  # to run, the code is cached or refused
     return path
 
 
-def pinned_code(entry: dict[str, Any], gh_factory: Callable[[], GitHub]) -> str:
+def pinned_code(entry: Entry, gh_factory: Callable[[], GitHub]) -> str:
     """The pinned code, to read: shown or diffed, never run from here."""
-    return load_pinned(entry, gh_factory, None)[1]
+    return load_pinned(entry, gh_factory, run=False)[1]
 
 
-# -- code that is not the pinned revision runs only after the user has seen it ----------------------
-
-Trust = Callable[[str, str], bool]  # (question, text to review) → trusted?
-
-
-def head_meta_path(entry: dict[str, Any]) -> Path:
+def head_meta_path(entry: Entry) -> Path:
     from pathlib import Path
 
     return Path(entry_path(entry, ".head.json"))
 
 
-def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     """`sm run NAME --latest`: one conditional request; a new head runs only once trusted, then is pinned."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Asking GitHub for the newest revision of {name}…"):
@@ -3376,43 +4224,43 @@ def follow_latest(gh: GitHub, entry: dict[str, Any], trust: Trust) -> tuple[dict
                 new_code = gh.file_content(gist_file(gist, entry["filename"]))
     if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
         log.debug("gist head is the pinned revision: running it")
-        return entry, ensure_cached(entry, lambda: gh, trust)  # outside the status line: it may ask
+        return entry, ensure_cached(entry, lambda: gh, yes=yes)  # outside the status line: it may ask
     question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
     text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
-    if not trust(question, text):
-        raise Cancelled(
-            f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
-        )
+    declined = (
+        f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
+    )
+    confirm(question, text, yes=yes, declined=declined)
     with status_line(f"Pinning {name} at revision {head[:8]}…"):
         new_entry = repin(entry, head, new_code)
     log.warning("%s is now pinned at revision %s.", name, head[:8])
     return new_entry, cached_path(new_entry)
 
 
-def change_or_code(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, rev: str, label: str) -> str:
+def change_or_code(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, rev: str, label: str) -> str:
     """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
     or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
     if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, declared_params(code), me=gh.login)
+        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=gh.login)
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
 
 
-def latest_or_pinned(entry: dict[str, Any], trust: Trust) -> tuple[dict[str, Any], Path]:
+def latest_or_pinned(entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     """follow_latest(); when GitHub does not answer, the pinned revision instead, if the user agrees (or -y)."""
     name, pinned = entry["script_name"], entry["revision"][:8]
     try:
-        return follow_latest(github(), entry, trust)
+        return follow_latest(github(), entry, yes=yes)
     except KeyboardInterrupt:  # the status line says Ctrl-C stops the retries
         raise Cancelled(f"Stopped: nothing ran. `sm run {name}` runs the pinned revision {pinned}.", 130) from None
     except GitHubError as e:
         if not github_down(e):
             raise
-        if not trust(f"{e} Run the pinned revision {pinned} of {name} instead?", ""):
-            raise GitHubError(f"{e} `sm run {name}` runs the pinned revision {pinned}.", e.status) from e
+        question = f"{e} Run the pinned revision {pinned} of {name} instead?"
+        confirm(question, yes=yes, declined=f"{e} `sm run {name}` runs the pinned revision {pinned}.")
     log.warning("GitHub did not answer: running the pinned revision %s of %s, not a newer one.", pinned, name)
-    return entry, ensure_cached(entry, github, trust)
+    return entry, ensure_cached(entry, github, yes=yes)
 
 
 def github_down(e: GitHubError) -> bool:
@@ -3420,19 +4268,12 @@ def github_down(e: GitHubError) -> bool:
     return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
 
 
-def repin(entry: dict[str, Any], revision: str, code: str, **changes: Any) -> dict[str, Any]:
+def repin(entry: Entry, revision: str, code: str, **changes: Any) -> Entry:
     """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
-    params = declared_params(code)
+    params = read_script(code).declared
     if params is None:
         params = entry.get("params")
-    new_entry = {
-        **entry,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "updated_at": now_iso(),
-        "params": params,
-        **changes,
-    }
+    new_entry = make_entry(entry, code=code, revision=revision, params=params, **changes)
     record_accepted(new_entry)
     store_cache(new_entry, code)
     status_step("Syncing mapping…")
@@ -3459,11 +4300,11 @@ def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
     return found[0]
 
 
-def revision_code(gh: GitHub, entry: dict[str, Any], sha: str) -> str:
+def revision_code(gh: GitHub, entry: Entry, sha: str) -> str:
     return gh.file_content(gist_file(gh.get_revision(entry["gist_id"], sha), entry["filename"]))
 
 
-def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> tuple[Path, str]:
+def run_revision(gh: GitHub, entry: Entry, rev: str, *, yes: bool) -> tuple[Path, str]:
     """`sm run NAME --rev SHA`: a one-off run of another revision, after the same trust check."""
     name, rev_pinned = entry["script_name"], entry["revision"][:8]
     with status_line(f"Fetching revision {rev} of {name}…"):
@@ -3472,20 +4313,23 @@ def run_revision(gh: GitHub, entry: dict[str, Any], rev: str, trust: Trust) -> t
             gist = gh.get_revision(entry["gist_id"], sha)
             code = gh.file_content(gist_file(gist, entry["filename"]))
     if sha == entry["revision"]:
-        path = ensure_cached(entry, lambda: gh, trust)
+        path = ensure_cached(entry, lambda: gh, yes=yes)
         return path, path.read_text(encoding="utf-8")
     question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
-    if not trust(question, change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}")):
-        raise Cancelled(
-            f"Nothing ran: revision {sha[:8]} was not trusted. `sm run {name}` still runs the pinned revision {rev_pinned}."
-        )
-    record_accepted({**entry, "revision": sha, "sha256": sha256_text(code)})
+    confirm(
+        question,
+        change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}"),
+        yes=yes,
+        declined=f"Nothing ran: revision {sha[:8]} was not trusted. "
+        f"`sm run {name}` still runs the pinned revision {rev_pinned}.",
+    )
+    record_accepted(make_entry(entry, code=code, revision=sha))
     path = revision_path(entry, sha)
     atomic_write(path, code)
     return path, code
 
 
-def revision_path(entry: dict[str, Any], sha: str) -> Path:
+def revision_path(entry: Entry, sha: str) -> Path:
     """Where a revision other than the pinned one is kept for a one-off run."""
     from pathlib import Path
 
@@ -3494,72 +4338,7 @@ def revision_path(entry: dict[str, Any], sha: str) -> Path:
     return Path(entry_path(entry, f"rev-{sha}", entry["filename"]))
 
 
-# -- trust per machine ------------------------------------------------------------------------------
-# Anyone who can write your mapping gist can write your own gists too, so a pin at a gist you own is
-# yours wherever it was set. A pin at someone else's gist is trusted only where it was reviewed:
-# $SM_HOME/trusted.json records the (gist, revision, sha256) this machine's user accepted, and is
-# never synced, so a pin swapped in the mapping gist is reviewed before it first runs here.
-
-
-def trust_record_path() -> Path:
-    from pathlib import Path
-
-    return Path(home_path("trusted.json"))
-
-
-def accepted_pins() -> dict[str, str]:
-    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
-    try:
-        data = json.loads(trust_record_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    accepted = data.get("accepted") if isinstance(data, dict) else None
-    return accepted if isinstance(accepted, dict) else {}
-
-
-def pin_key(entry: dict[str, Any]) -> str:
-    return f"{entry['gist_id']}/{entry['revision']}/{entry['sha256']}"
-
-
-def is_accepted(entry: dict[str, Any]) -> bool:
-    return pin_key(entry) in accepted_pins()
-
-
-def record_accepted(entry: dict[str, Any]) -> None:
-    """Remember, on this machine only, that its user accepted the code the entry pins."""
-    accepted = accepted_pins()
-    if pin_key(entry) not in accepted:
-        accepted[pin_key(entry)] = now_iso()
-        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
-
-
-def gist_owner(gist: dict[str, Any]) -> str | None:
-    """The login of a gist's owner: `owner`, or `user` on old gists; anonymous gists have neither."""
-    for field in ("owner", "user"):
-        who = gist.get(field)
-        if isinstance(who, dict) and isinstance(who.get("login"), str):
-            return who["login"]
-    return None
-
-
-def my_login(gh: GitHub) -> str | None:
-    """The token user's login: asked of GitHub (GET /user) once, then remembered in sync.json."""
-    if gh.login:
-        return gh.login
-    if isinstance(login := read_sync_state().get("login"), str):
-        gh.login = login
-        return login
-    if not gh.has_token:
-        return None
-    gh.check_token()
-    if gh.login:
-        # Not under mapping_lock, which may already be held by a caller (flock does not nest): at worst a
-        # sync running at this very moment keeps its own copy of the state, and the login is asked again.
-        write_sync_state({**read_sync_state(), "login": gh.login})
-    return gh.login
-
-
-def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
+def known_pin(gh: GitHub, entry: Entry, gist: dict[str, Any]) -> bool:
     """May the entry's pinned code run here without a review? Yes for a gist you own, and for a pin that
     was accepted on this machine; `gist` is the pinned gist's JSON, as GitHub answered it."""
     if is_accepted(entry):
@@ -3568,39 +4347,39 @@ def known_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any]) -> bool:
     return owner is not None and owner == my_login(gh)
 
 
-def review_pin(gh: GitHub, entry: dict[str, Any], gist: dict[str, Any], code: str, trust: Trust) -> None:
+def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes: bool) -> None:
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
-    summary = trust_summary(gist, entry["filename"], code, entry["revision"], declared_params(code), me=gh.login)
+    summary = trust_summary(gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=gh.login)
     question = (
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
         "on this machine. Trust and run it?"
     )
-    if not trust(question, "\n".join(summary) + "\n\n" + code):
-        raise IntegrityError(
-            f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
-            f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
-            "Review it, then rerun with --yes."
-        )
+    declined = (
+        f"Not running {name}: it is pinned to {owner}'s gist {entry['gist_id']} at revision "
+        f"{entry['revision'][:8]}, which has not been reviewed on this machine (the pin came through sync). "
+        "Review it, then rerun with --yes."
+    )
+    confirm(question, "\n".join(summary) + "\n\n" + code, yes=yes, declined=declined)
     record_accepted(entry)
 
 
 def adopt_gist(
     gh: GitHub,
     gist_id: str,
-    trust: Trust,
     *,
+    yes: bool,
     filename: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
-    read_params: Callable[[str, str], list[dict[str, Any]] | None] = lambda code, label: foreign_params(code),
+    ready: bool = False,
     verb: str = "Run",
     declined: str = "Nothing ran",
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Entry, str]:
     """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
 
-    `read_params` may refuse the code (ValidationFailed) before anyone is asked to trust it. The accepted
-    revision is recorded as trusted on this machine.
+    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed) before anyone
+    is asked to trust it. The accepted revision is recorded as trusted on this machine.
     """
     with status_line(f"Fetching gist {gist_id}…"):
         gist, _ = gh.get_gist(gist_id)
@@ -3616,29 +4395,31 @@ def adopt_gist(
         raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
     with status_line(f"Fetching {fname}…"):
         code = gh.file_content(file)
-        params = read_params(code, f"{fname} in gist {gist_id}")
+        script = read_script(code)
+        params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
         revision = latest_revision(gh, gist)
     owner = gist_owner(gist) or "an unknown owner"
-    now = now_iso()
-    entry = {
-        "script_name": None,
-        "gist_id": gist_id,
-        "filename": fname,
-        "created_at": now,
-        "updated_at": now,
-        "revision": revision,
-        "sha256": sha256_text(code),
-        "description": " ".join(str(gist.get("description") or "").split()),
-        "params": params,
-        "public": bool(gist.get("public")),
-        "html_url": str(gist.get("html_url") or ""),
-        "owner": owner,
-    }
+    entry = make_entry(
+        code=code,
+        script_name=None,
+        gist_id=gist_id,
+        filename=fname,
+        revision=revision,
+        description=" ".join(str(gist.get("description") or "").split()),
+        params=params,
+        public=bool(gist.get("public")),
+        html_url=str(gist.get("html_url") or ""),
+        owner=owner,
+    )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
     summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
-    if not trust(f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?", f"{summary}\n\n{code}"):
-        raise Cancelled(f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.")
+    confirm(
+        f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
+        f"{summary}\n\n{code}",
+        yes=yes,
+        declined=f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.",
+    )
     record_accepted(entry)
     return entry, code
 
@@ -3654,11 +4435,9 @@ def trust_summary(
 ) -> list[str]:
     """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
     owner = gist_owner(gist) or "an unknown owner"
-    try:
-        python = read_metadata(code)["requires-python"]
-    except ValidationFailed:
-        python = "not stated (no valid PEP 723 block)"
-    deps = dependencies_of(code)
+    script = read_script(code)
+    python = script.requires_python or "not stated (no valid PEP 723 block)"
+    deps = script.dependencies
     when = next((h.get("committed_at") for h in gist.get("history") or [] if h.get("version") == revision), None)
     lines = [
         f"Gist {gist['id']} by {owner} ({'public' if gist.get('public') else 'secret'}): "
@@ -3676,23 +4455,18 @@ def trust_summary(
     return lines
 
 
-UV_INSTALL_HINT = (
-    "install it with `python3 -m pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)"
-)
+# -- without uv ------------------------------------------------------------------------------------
+# A venv per script under $SM_HOME/venvs, its dependencies installed by pip.
 
 
-def uv_command(path: Path, args: Sequence[str], *, fallback: bool = True) -> list[str]:
-    uv = which("uv")
-    if uv:
-        return [uv, "run", "--script", str(path), *args]
-    if not fallback:
-        raise ConfigError(f"uv is not installed: {UV_INSTALL_HINT}.")
-    return fallback_command(path, args)
+def script_argv(path: Path, args: Sequence[str]) -> list[str]:
+    """How to run a script: with uv, or without it from a venv of its own."""
+    return uv_command(path, args) or fallback_command(path, args)
 
 
 def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
     """Without uv: run with a venv of this script's own under $SM_HOME/venvs, dependencies installed by pip."""
-    meta = read_metadata(path.read_text(encoding="utf-8"))
+    meta = read_script(path.read_text(encoding="utf-8")).metadata()
     if not python_satisfies(meta["requires-python"], sys.version_info):
         raise ConfigError(
             f"{path.name} needs Python {meta['requires-python']} but this is Python {platform_python()}, "
@@ -3767,406 +4541,11 @@ def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
     return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--", *deps]
 
 
-def exec_script(argv: list[str]) -> None:
-    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
-    log.debug("exec: %s", " ".join(argv))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    refresh_in_background()
-    try:
-        os.execv(argv[0], argv)
-    except OSError as e:  # a uv for another machine, a half-written upgrade, an argument list too long
-        raise ConfigError(f"Could not start {argv[0]} ({e.strerror or e}): reinstall it, or check PATH.") from e
+# -- history, rollback, show, sync, list -----------------------------------------------------------
 
 
-def refresh_in_background() -> None:
-    """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
-    another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
-    the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
-    try:
-        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
-    except ValueError:
-        interval = 300.0
-    if interval < 0 or os.environ.get("SM_BACKGROUND"):
-        return
-    stamp = os.path.join(home_dir(), "refresh.stamp")
-    try:
-        last = os.stat(stamp).st_mtime
-    except OSError:
-        last = 0.0
-    if time.time() - last < interval:
-        return
-    try:
-        fd = os.open(stamp, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
-        try:
-            os.utime(fd)  # the attempt, not the success: an offline machine forks once per interval, not per run
-        finally:
-            os.close(fd)
-        pid = os.fork()
-    except OSError:
-        return
-    if pid:
-        return
-    try:  # the child: its own session, no terminal, no share of the script's stdin or output
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.environ["SM_BACKGROUND"] = "1"
-        background_sync()
-    finally:
-        os._exit(0)
-
-
-def background_sync() -> None:
-    """The body of the detached refresh: warnings and failures go to sm.log only."""
-    try:
-        setup_logging(verbose=False, console=False)
-        try_sync("Background refresh of the mapping failed: %s")
-    except Exception as e:  # noqa: BLE001 - nobody is there to see it: record it and go
-        with contextlib.suppress(Exception):
-            log.error("Background refresh crashed: %s", e)
-
-
-def fast_run(argv: Sequence[str]) -> None:
-    """`sm run NAME key=value ...` on a verified cache, before click is even imported.
-
-    Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
-    names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
-    """
-    if len(argv) < 2 or argv[0] != "run" or argv[1].startswith("-"):
-        return
-    try:
-        req = parse_run_tail(argv[2:])
-        if req.options:
-            return
-        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
-            entry = json.loads(f.read())["scripts"].get(argv[1])
-        if entry_problem(argv[1], entry) or not (path := verified_cache(entry)):
-            return
-        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
-        cmd = uv_command(path, args, fallback=False)  # the no-uv fallback is the full CLI's business
-    except Exception:  # anything odd: the full CLI meets it again and reports it properly
-        return
-    with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
-        exec_script(cmd)
-
-
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# CLI
-# ══════════════════════════════════════════════════════════════════════════════════════════════════
-# Commands are plain functions (testable without click); build_cli() wires them to click lazily.
-
-
-def read_prompt(prompt: str) -> str:
-    if prompt == "-" and interactive():  # a terminal waiting in silence looks like a hang
-        sys.stderr.write("Type the prompt, end with Ctrl-D\n")
-        sys.stderr.flush()
-    text = sys.stdin.read() if prompt == "-" else prompt
-    if not text.strip():
-        raise UsageProblem("The prompt is empty: describe the script you want.")
-    placeholders(text)  # a malformed {{...}} is refused here, before GitHub or the model is asked anything
-    return text.strip()
-
-
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def cmd_create(
-    name: str,
-    prompt: str,
-    *,
-    public: bool,
-    description: str | None,
-    model: str | None,
-    force: bool,
-    exclude_newer: bool = True,
-    model_obj: Any = None,
-    preview: bool = False,
-    ask: Callable[[str], str] | None = None,
-    yes: bool = False,
-) -> dict[str, Any]:
-    check_name(name)
-    check_answers_source(prompt, preview)
-    prompt = read_prompt(prompt)
-    check_home()
-    check_prompt(prompt, yes=yes)
-    if read_mapping()["scripts"].get(name) and not force:  # the cheap check first; claim_name checks GitHub too
-        raise UsageProblem(f"A script named {name!r} already exists: use --force to replace it, or `sm edit {name}`.")
-    gh = github()
-    with status_line("Checking the GitHub token…"):
-        gh.check_token()  # a bad token or an unreachable GitHub should fail before model tokens are spent
-    with claim_name(name, replace=force, gh=gh) as existing:
-        return make_new(
-            name, prompt, gh, existing, public, description, model, exclude_newer, model_obj, preview, ask, yes
-        )
-
-
-def make_new(
-    name: str,
-    prompt: str,
-    gh: GitHub,
-    existing: dict[str, Any] | None,
-    public: bool,
-    description: str | None,
-    model: str | None,
-    exclude_newer: bool,
-    model_obj: Any,
-    preview: bool,
-    ask: Callable[[str], str] | None,
-    yes: bool,
-) -> dict[str, Any]:
-    """The model's part of `create`, while NAME is claimed: write (and review) the script, then upload it."""
-    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
-    console = stderr_console()
-    created = now_iso()
-    draft = Draft(
-        model_obj or model_name,
-        model_name=model_name,
-        filename=f"{name}.py",
-        origin={"prompt": prompt, "model": model_name, "created_at": created},
-        required=placeholders(prompt),
-        description=description,
-        exclude_newer=exclude_newer,
-        screen=functools.partial(check_prompt, yes=yes),
-    )
-    if preview:
-        final = review(
-            draft,
-            lambda on_partial: draft.write(prompt, on_partial=on_partial),
-            console=console,
-            ask=ask or answer_reader(console),
-        )
-    else:
-        with status_line(f"Writing {name}.py with {model_name}…"):
-            final = draft.final(draft.write(prompt))
-    try:
-        with status_line(f"Uploading {name}.py…"):
-            return upload_new(
-                gh, name, final.code, final.description, public=public, created=created, replaced=existing
-            )
-    except (GitHubError, ValidationFailed) as e:  # refused by GitHub or by the secret scan: keep the work
-        keep_draft(e, name, final.code)
-        raise
-
-
-def cmd_edit(
-    name: str,
-    prompt: str,
-    *,
-    model: str | None,
-    preview: bool = False,
-    model_obj: Any = None,
-    ask: Callable[[str], str] | None = None,
-    yes: bool = False,
-) -> dict[str, Any]:
-    """Change a stored script through the model; the result becomes a new revision of the same gist."""
-    check_answers_source(prompt, preview)
-    prompt = read_prompt(prompt)
-    check_prompt(prompt, yes=yes)
-    entry = lookup(name)
-    check_home()
-    gh = github()
-    with status_line(f"Fetching {name}…"):
-        gh.check_token()
-        check_owner(gh, entry)
-        check_gist_exists(gh, entry)
-    code = pinned_code(entry, lambda: gh)
-    model_name = resolve_model(model) if model_obj is None else getattr(model_obj, "model_name", "test")
-    try:
-        tool = read_metadata(code).get("tool") or {}
-    except ValidationFailed:
-        tool = {}  # a script broken by hand: the model is asked to fix the block along with the change
-    origin = tool.get("sm") or {}
-    draft = Draft(
-        model_obj or model_name,
-        model_name=model_name,
-        filename=entry["filename"],
-        origin={
-            "prompt": str(origin.get("prompt") or ""),
-            "model": str(origin.get("model") or ""),
-            "created_at": str(origin.get("created_at") or entry.get("created_at") or now_iso()),
-        },
-        changes=[c for c in origin.get("changes") or [] if isinstance(c, dict)],
-        exclude_newer=False,
-        # uv resolves as of the pinned time: move it to now, or a newly added package may not exist yet
-        repin=now_iso() if "exclude-newer" in (tool.get("uv") or {}) else None,
-        screen=functools.partial(check_prompt, yes=yes),
-    )
-    current = Candidate(code, entry.get("description") or "", list(entry.get("params") or []))
-    console = stderr_console()
-    if preview:
-        final = review(
-            draft,
-            lambda on_partial: draft.revise(prompt, current, on_partial=on_partial),
-            console=console,
-            ask=ask or answer_reader(console),
-            before=current,
-        )
-    else:
-        with status_line(f"Revising {entry['filename']} with {model_name}…"):
-            final = draft.final(draft.revise(prompt, current))
-    try:
-        with status_line(f"Uploading {entry['filename']}…"):
-            return upload_revision(gh, entry, final)
-    except (GitHubError, ValidationFailed) as e:
-        keep_draft(e, name, final.code, new=False)
-        raise
-
-
-def check_answers_source(prompt: str, preview: bool) -> None:
-    if preview and prompt == "-" and not interactive():
-        raise UsageProblem(
-            "PROMPT - reads stdin, but --preview reads its answers from stdin: pass the prompt as an argument."
-        )
-
-
-def keep_draft(e: SmError, name: str, code: str, *, new: bool = True) -> None:
-    """The upload failed: keep the accepted code, so no model tokens or review work are lost."""
-    from pathlib import Path
-
-    draft = Path(home_path("drafts", f"{name}.py"))
-    atomic_write(draft, code)
-    then = f"publish it with `sm add {name} {draft}`" if new else f"it is at {draft}"
-    e.args = (f"{str(e).rstrip('.')}. The script was kept: {then}.",)
-
-
-def upload_new(
-    gh: GitHub,
-    name: str,
-    code: str,
-    description: str,
-    *,
-    public: bool,
-    created: str,
-    replaced: dict[str, Any] | None = None,
-    params: Sequence[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    filename = f"{name}.py"
-    check_upload({filename: code}, description, public=public)
-    gist = gh.create_gist({filename: code}, description, public=public)
-    entry = {
-        "script_name": name,
-        "gist_id": gist["id"],
-        "filename": filename,
-        "created_at": created,
-        "updated_at": now_iso(),
-        "revision": latest_revision(gh, gist),
-        "sha256": sha256_text(code),
-        "description": description,
-        "params": params_from_code(code) if params is None else list(params),
-        "public": public,
-        "html_url": gist.get("html_url", ""),
-    }
-    record_accepted(entry)
-    store_cache(entry, code)
-    status_step("Syncing mapping…")
-    put_entry(entry)
-    if replaced:
-        log.warning("The previous gist for %s (%s) was kept on GitHub.", name, replaced["gist_id"])
-    return entry
-
-
-def check_owner(gh: GitHub, entry: dict[str, Any]) -> None:
-    """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
-    owner = entry.get("owner")
-    if owner and gh.login and owner != gh.login:
-        raise UsageProblem(
-            f"{entry['script_name']} is {owner}'s gist: only they can change it. "
-            f"`sm run {entry['script_name']} --latest` follows their changes."
-        )
-
-
-def check_gist_exists(gh: GitHub, entry: dict[str, Any]) -> None:
-    """One request before the model is paid: a gist deleted on GitHub cannot take a new revision."""
-    try:
-        gh.get_gist(entry["gist_id"])
-    except GitHubError as e:
-        if e.status != 404:
-            raise
-        name, file = entry["script_name"], entry["filename"]
-        keep = f"save the code with `sm show {name} > {file}`, store it again with `sm add {name} {file} --force`, or "
-        raise GitHubError(
-            f"The gist of {name} ({entry['gist_id']}) no longer exists on GitHub, or this token cannot see it; "
-            f"nothing was changed: {keep if verified_cache(entry) else ''}forget it with `sm rm {name}`.",
-            404,
-        ) from e
-
-
-def upload_revision(gh: GitHub, entry: dict[str, Any], final: Candidate) -> dict[str, Any]:
-    """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
-    check_owner(gh, entry)
-    check_upload({entry["filename"]: final.code}, final.description, public=bool(entry.get("public")))
-    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
-    updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
-    history = [h.get("version") for h in gist.get("history") or []]
-    if entry["revision"] not in history[:2]:  # someone committed to the gist after the revision sm pinned
-        log.warning(
-            "The gist of %s had changed on GitHub since revision %s; this edit was made from that revision, "
-            "and the other changes stay in the gist's history.",
-            entry["script_name"],
-            entry["revision"][:8],
-        )
-    return updated
-
-
-def script_code(entry: dict[str, Any], rev: str | None = None) -> str:
-    if rev:
-        with status_line(f"Fetching {entry['script_name']}…"):
-            gh = github()
-            return revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
-    return pinned_code(entry, github)
-
-
-def cmd_run(
-    name: str, words: Sequence[str], trust: Trust, choose: Callable[[list[str]], str] | None = None, **options: Any
-) -> None:
-    req = parse_run_tail(words)
-    opts = {k: v for k, v in options.items() if v} | req.options
-    known = name in read_mapping()["scripts"]
-    gist_id = None if known else gist_ref(name)
-    if gist_id is None:
-        if opts.get("save") or opts.get("file"):
-            raise UsageProblem("--save and --file are for running a gist URL or id that is not in your mapping.")
-        entry = lookup(name)
-        params = entry.get("params")
-        if opts.get("rev"):
-            path, code = run_revision(github(), entry, opts["rev"], trust)
-            if (declared := declared_params(code)) is not None:
-                params = declared
-        elif opts.get("latest"):
-            entry, path = latest_or_pinned(entry, trust)
-            params = entry.get("params")
-        else:
-            build_script_args(params, req.pairs)  # bad parameters fail before any network request
-            path = ensure_cached(entry, github, trust)
-        args = build_script_args(params, req.pairs)
-    else:
-        if save := opts.get("save"):
-            check_name(save)
-            if save in read_mapping()["scripts"]:
-                raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-        entry, code = adopt_gist(github_optional(), gist_id, trust, filename=opts.get("file"), choose=choose)
-        args = build_script_args(entry["params"], req.pairs)  # before anything is saved
-        if save:
-            entry = {**entry, "script_name": save}
-            with hold_name(save):
-                if save in read_mapping()["scripts"]:  # taken while the gist was being reviewed
-                    raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-                path = store_cache(entry, code)
-                with status_line("Syncing mapping…"):
-                    put_entry(entry)
-            log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
-        else:  # beside, not over, the pinned copy of a name that may use the same gist
-            path = revision_path(entry, entry["revision"])
-            atomic_write(path, code)
-    exec_script(uv_command(path, args + req.passthrough))
-
-
-def cmd_history(name: str) -> list[dict[str, Any]]:
+def script_history(name: str) -> list[dict[str, Any]]:
+    """`sm history`: the gist's revisions, newest first, the pinned one marked."""
     entry = lookup(name)
     gh = github()
     with status_line(f"Fetching the history of {name}…"):
@@ -4182,7 +4561,7 @@ def cmd_history(name: str) -> list[dict[str, Any]]:
         ]
 
 
-def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
+def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
     """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
     entry = lookup(name)
     gh = github()
@@ -4193,625 +4572,47 @@ def cmd_rollback(name: str, rev: str, trust: Trust) -> dict[str, Any]:
         code = revision_code(gh, entry, sha)
     pinned = pinned_code(entry, lambda: gh)
     question = f"{name}: make revision {sha[:8]} the newest and pin it?"
-    if not trust(question, change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}")):
-        raise Cancelled(f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.")
+    confirm(
+        question,
+        change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}"),
+        yes=yes,
+        declined=f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.",
+    )
     check_upload({entry["filename"]: code}, None, public=bool(entry.get("public")))
     with status_line(f"Uploading {entry['filename']}…"):
         gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
         return repin(entry, latest_revision(gh, gist), code)
 
 
-def cmd_sync(from_remote: bool) -> dict[str, dict[str, list[str]]]:
+def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
+    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run."""
+    entry = lookup(name)
+    if not rev:
+        return entry, pinned_code(entry, github)
+    with status_line(f"Fetching {name}…"):
+        gh = github()
+        return entry, revision_code(gh, entry, resolve_revision(gh, entry["gist_id"], rev))
+
+
+def sync_mapping(from_remote: bool = False) -> dict[str, Any]:
+    """`sm sync`: what changed on each side (see sync())."""
     gh = github()
     with status_line("Syncing mapping…"):
         return sync(gh, from_remote=from_remote)
 
 
-def describe_changes(changes: dict[str, dict[str, list[str]]]) -> list[str]:
-    lines = []
-    for side, label in (("local", "Local"), ("remote", "GitHub")):
-        parts = [f"{kind} {', '.join(names)}" for kind, names in changes[side].items() if names]
-        lines.append(f"{label}: {'; '.join(parts) if parts else 'no changes'}")
-    return lines
-
-
-def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
-    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
-    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
-
-
-def list_rows(pull: bool = True) -> list[dict[str, Any]]:
-    if pull and not read_sync_state().get("gist_id"):
+def list_scripts() -> list[Entry]:
+    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first."""
+    if not read_sync_state().get("gist_id"):
         with status_line("Fetching your scripts from GitHub…"):
             try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
-    scripts = read_mapping()["scripts"]
-    return [scripts[n] for n in sorted(scripts)]
+    return script_rows(read_mapping())
 
 
-def rows_json(rows: list[dict[str, Any]]) -> str:
-    """Indented for people on a terminal; compact (and several times faster to write) for programs."""
-    return json_text(rows, indent=2 if isatty(sys.stdout) else None)
+# -- add, rm, rename -------------------------------------------------------------------------------
 
 
-def json_text(data: Any, indent: int | None = 2) -> str:
-    """JSON for stdout. On a terminal, text that holds characters a terminal would act on is written with
-    \\u escapes instead: the same data, nothing for the terminal to obey."""
-    text = json.dumps(data, ensure_ascii=False, indent=indent)
-    if isatty(sys.stdout) and visible(text) != text:
-        text = json.dumps(data, indent=indent)
-    return text
-
-
-def build_cli() -> click.Group:
-    import click
-
-    class SmGroup(click.Group):
-        """Turns SmError into one line on stderr; unexpected errors too, unless -v or SM_RAISE_ERRORS."""
-
-        def invoke(self, ctx: click.Context) -> Any:
-            try:
-                return super().invoke(ctx)
-            except UsageProblem as e:
-                raise click.UsageError(shown(e)) from e
-            except Cancelled as e:  # declining or leaving a review is not an error: no "Error:", its own status
-                click.echo(shown(e), err=True)
-                ctx.exit(e.exit_code)
-            except SmError as e:
-                errors_log.error("%s", e)
-                raise click.ClickException(shown(e)) from e
-            except KeyboardInterrupt:
-                click.echo("Interrupted.", err=True)
-                ctx.exit(130)
-            except BrokenPipeError:
-                ctx.exit(closed_stdout())
-            except (click.ClickException, click.exceptions.Exit, click.Abort):
-                raise
-            except Exception as e:
-                errors_log.error("unexpected error: %r", e)
-                if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(10):  # logging.DEBUG
-                    raise
-                raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
-
-    def shown(e: Exception) -> str:
-        """An error's message: secrets masked, made visible, wrapped between words on a terminal."""
-        text = visible(redact(str(e)))
-        return fit(text, terminal_width(sys.stderr) - len("Error: ")) if isatty(sys.stderr) else text
-
-    ctx_settings = {"help_option_names": ["-h", "--help"]}
-    json_flag = click.option("--json", "as_json", is_flag=True, help="Print the mapping entry as JSON on stdout.")
-    prompt_yes = click.option(
-        "-y", "--yes", is_flag=True, help="Send a prompt that looks like it holds a secret without asking."
-    )
-
-    def echo_entry(entry: dict[str, Any], as_json: bool, status: str) -> None:
-        """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
-        if as_json:
-            click.echo(json_text(entry))
-            return
-        click.echo(visible(status), err=True)
-        click.echo(run_line(entry["script_name"], entry.get("params") or []))
-
-    register_completions()
-
-    @click.group(cls=SmGroup, context_settings=ctx_settings)
-    @click.version_option(__version__, "-V", "--version", prog_name="sm")
-    @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (requests, cache hits, the uv command).")
-    def cli(verbose: bool) -> None:
-        """sm: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
-
-        \b
-        sm create hello "Print a greeting for {{name}}"
-        sm run hello name=World
-        sm list
-        """
-        setup_logging(verbose)
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
-    @click.argument("prompt")
-    @click.option("--public", is_flag=True, help="Make the gist public (default: secret).")
-    @click.option("-d", "--description", help="One-line description (default: the model's).")
-    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
-    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
-    @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
-    @click.option(
-        "-p",
-        "--preview",
-        is_flag=True,
-        help="Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.",
-    )
-    @prompt_yes
-    @json_flag
-    def create(
-        name: str,
-        prompt: str,
-        public: bool,
-        description: str | None,
-        model: str | None,
-        force: bool,
-        no_exclude_newer: bool,
-        preview: bool,
-        yes: bool,
-        as_json: bool,
-    ) -> None:
-        """Ask the model for a script and store it in a new secret gist.
-
-        Each {{word}} in PROMPT becomes a runtime parameter --word. PROMPT may be - to read stdin.
-        With --preview, answer "Do you have any changes?": Enter accepts, text asks for a change,
-        :edit, :run key=value, :diff, :quit. Piped stdin supplies the answers line by line.
-
-        \b
-        sm create gists "List my gists whose description starts with {{prefix}}"
-        sm create gists "List my gists whose description starts with {{prefix}}" --preview
-        printf 'also print the count\\n\\n' | sm create gists "List gists starting with {{prefix}}" -p
-        echo "Print the weather for {{city}}" | sm create weather -
-        """
-        entry = cmd_create(
-            name,
-            prompt,
-            public=public,
-            description=description,
-            model=model,
-            force=force,
-            exclude_newer=not no_exclude_newer,
-            preview=preview,
-            yes=yes,
-        )
-        echo_entry(entry, as_json, f"Created {name}: {entry.get('html_url') or entry['gist_id']}")
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
-    @click.argument("prompt")
-    @click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL].")
-    @click.option(
-        "-p",
-        "--preview",
-        is_flag=True,
-        help="Watch the change being written, then review it as with `create --preview` before uploading.",
-    )
-    @prompt_yes
-    @json_flag
-    def edit(name: str, prompt: str, model: str | None, preview: bool, yes: bool, as_json: bool) -> None:
-        """Change a script in plain words and store the result as a new revision of its gist.
-
-        The model gets the current code and PROMPT (- reads stdin); the result is checked like
-        `create`'s, and the change request is recorded in the script's [tool.sm] table.
-
-        \b
-        sm edit gists "Also print each gist's URL"
-        sm edit gists "Sort by creation date, newest first" --preview
-        """
-        entry = cmd_edit(name, prompt, model=model, preview=preview, yes=yes)
-        url = entry.get("html_url") or entry["gist_id"]
-        echo_entry(entry, as_json, f"Updated {name} to revision {entry['revision'][:8]}: {url}")
-
-    @cli.command(context_settings={**ctx_settings, "ignore_unknown_options": True, "allow_interspersed_args": False})
-    @click.argument("name", shell_complete=complete_script_names)
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=complete_run_args)
-    @click.option(
-        "--latest",
-        is_flag=True,
-        help="Run the gist's newest revision; a new one is shown as a diff and must be trusted.",
-    )
-    @click.option(
-        "--rev", metavar="SHA", help="Run another revision once (see `sm history`), after the same trust check."
-    )
-    @click.option(
-        "-y",
-        "--yes",
-        is_flag=True,
-        help="Trust a new revision, a foreign gist, or a pin not yet reviewed on this machine, without asking.",
-    )
-    @click.option("-f", "--file", metavar="FILE", help="For a gist with several .py files: the one to run.")
-    @click.option(
-        "--save", metavar="NAME", help="Add a foreign gist to your mapping under NAME, pinned at this revision."
-    )
-    def run(
-        name: str, args: tuple[str, ...], latest: bool, rev: str | None, yes: bool, file: str | None, save: str | None
-    ) -> None:
-        """Run a script with uv, pinned to the revision you accepted.
-
-        key=value becomes --key=value (one word, so values may start with -); everything after -- goes to the script as it is. Options may come
-        after NAME too. NAME may also be a gist URL or id that is not yours: it is shown and must be trusted.
-
-        \b
-        sm run gists prefix=demo
-        sm run gists prefix=demo -- --verbose
-        sm run gists --latest
-        sm run https://gist.github.com/someone/0123456789abcdef0123 --yes --save theirs
-        """
-        options = parse_run_tail(args).options
-        if options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
-            click.echo(click.get_current_context().get_help())
-            with contextlib.suppress(SmError):
-                params = read_mapping()["scripts"][name].get("params")
-                click.echo(
-                    "\n"
-                    + (describe_params(params) if params is not None else f"{name} declares no parameters sm knows of.")
-                )
-            return
-        cmd_run(
-            name,
-            args,
-            make_trust(yes or bool(options.get("yes"))),
-            choose_file,
-            latest=latest,
-            rev=rev,
-            file=file,
-            save=save,
-        )
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
-    @click.option("--json", "as_json", is_flag=True, help="Print the revisions as JSON.")
-    def history(name: str, as_json: bool) -> None:
-        """List a script's revisions, newest first; * marks the pinned one.
-
-        \b
-        sm history gists
-        sm show gists --rev 3f2a9c1e
-        """
-        rows = cmd_history(name)
-        if as_json:
-            click.echo(json_text(rows))
-            return
-        for r in rows:
-            mark = "*" if r["pinned"] else " "
-            line = f"{mark} {r['version'][:12]}  {(r['committed_at'] or '')[:19].replace('T', ' ')}  +{r['additions']} -{r['deletions']}"
-            click.echo(visible(line, one_line=True))
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
-    @click.argument("rev", metavar="SHA")
-    @click.option("-y", "--yes", is_flag=True, help="Roll back without asking (the diff is still shown).")
-    @json_flag
-    def rollback(name: str, rev: str, yes: bool, as_json: bool) -> None:
-        """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
-
-        \b
-        sm history gists
-        sm rollback gists 3f2a9c1e
-        """
-        entry = cmd_rollback(name, rev, make_trust(yes))
-        echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
-
-    @cli.command(name="list", context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entries as JSON.")
-    @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
-    def list_scripts(as_json: bool, wide: bool) -> None:
-        """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
-
-        \b
-        sm list
-        sm list --wide
-        sm list --json | jq -r '.[].script_name'
-        """
-        rows = list_rows()
-        if as_json:
-            click.echo(rows_json(rows))
-        elif isatty(sys.stdout):
-            print_table(rows, wide=wide)
-        else:
-            for r in rows:
-                params = " ".join(p["name"] for p in r.get("params") or [])
-                cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
-                click.echo("\t".join(visible(str(cell), one_line=True) for cell in cells))
-
-    @cli.command(context_settings=ctx_settings)
-    @click.option(
-        "--from-remote", is_flag=True, help="Rebuild a corrupt local mapping from GitHub (keeps the bad file aside)."
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-    def sync(from_remote: bool, as_json: bool) -> None:
-        """Pull, merge and push the mapping of names to gists, and say what changed on each side.
-
-        \b
-        sm sync
-        sm sync --from-remote     # after "mapping.json is corrupt"
-        """
-        changes = cmd_sync(from_remote)
-        if as_json:
-            click.echo(json_text(changes))
-        else:
-            for line in describe_changes(changes):
-                click.echo(visible(line, one_line=True))
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name", shell_complete=complete_script_names)
-    @click.option("--rev", metavar="SHA", help="Show another revision (see `sm history`).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the mapping entry with the code as JSON.")
-    def show(name: str, rev: str | None, as_json: bool) -> None:
-        """Print a script's code: highlighted on a terminal, byte-exact when piped.
-
-        \b
-        sm show gists
-        sm show gists > gists.py
-        sm show gists --rev 3f2a9c1e
-        sm show gists --json | jq -r .revision
-        """
-        entry = lookup(name)
-        code = script_code(entry, rev)
-        if as_json:
-            click.echo(json_text({**entry, "code": code}))
-        else:
-            print_code(code)
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name")
-    @click.argument("source", type=click.Path(dir_okay=False))
-    @click.option("--public", is_flag=True, help="Upload a local file to a public gist (default: secret).")
-    @click.option(
-        "-d", "--description", help="One-line description (default: [tool.sm], the docstring, or the gist's)."
-    )
-    @click.option("-f", "--file", "filename", help="The .py file to adopt when the gist holds several.")
-    @click.option("--force", is_flag=True, help="Replace an existing script of the same name.")
-    @click.option("-y", "--yes", is_flag=True, help="Adopt a gist without asking.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the new mapping entry as JSON.")
-    def add(
-        name: str,
-        source: str,
-        public: bool,
-        description: str | None,
-        filename: str | None,
-        force: bool,
-        yes: bool,
-        as_json: bool,
-    ) -> None:
-        """Register an existing script: a local .py file or a gist.
-
-        A local file gets the checks `create` makes and goes to a new secret gist; its parameters come from
-        its [tool.sm] table, or else from its argparse/click --options. A gist is adopted in place and pinned
-        at its current revision, after sm shows who owns it and what it pulls in.
-
-        \b
-        sm add weather ./weather.py
-        sm add gists https://gist.github.com/alice/0123456789abcdef0123
-        """
-        entry = cmd_add(
-            name,
-            source,
-            public=public,
-            description=description,
-            force=force,
-            filename=filename,
-            trust=make_trust(yes),
-        )
-        echo_entry(entry, as_json, f"Added {name}: {entry.get('html_url') or entry['gist_id']}")
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("name", shell_complete=complete_script_names)
-    @click.option("--purge", is_flag=True, help="Also delete the gist on GitHub (asks first).")
-    @click.option("-y", "--yes", is_flag=True, help="Do not ask before --purge deletes the gist.")
-    def rm(name: str, purge: bool, yes: bool) -> None:
-        """Forget a script; --purge deletes its gist too.
-
-        Without --purge the gist stays on GitHub. --purge asks first, unless --yes.
-
-        \b
-        sm rm weather
-        sm rm weather --purge --yes
-        """
-        entry = cmd_rm(name, purge=purge, approve=make_approver(yes))
-        kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
-        click.echo(f"Removed {name}; {kept}.", err=True)
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("old", shell_complete=complete_script_names)
-    @click.argument("new")
-    @json_flag
-    def rename(old: str, new: str, as_json: bool) -> None:
-        """Give a script a new name (its gist stays as it is).
-
-        \b
-        sm rename weather forecast
-        """
-        entry = cmd_rename(old, new)
-        echo_entry(entry, as_json, f"Renamed {old} to {new}.")
-
-    @cli.command(context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-    def doctor(as_json: bool) -> None:
-        """Check the setup: uv, token, mapping, model, $SM_HOME.
-
-        Each failure comes with a fix. Exits 1 when a check fails.
-
-        \b
-        sm doctor
-        sm doctor --json | jq '.checks[] | select(.status == "fail")'
-        """
-        with status_line("Checking…"):
-            checks = doctor_checks()
-        ok = all(c["status"] != "fail" for c in checks)
-        if as_json:
-            click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
-        else:
-            click.echo(doctor_report(checks, color=use_color(sys.stdout)))
-        if not ok:
-            click.get_current_context().exit(1)
-
-    @cli.command(context_settings=ctx_settings)
-    @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-    def completion(shell: str) -> None:
-        """Print the shell completion script for bash, zsh or fish.
-
-        It completes commands, script names, and key= for each parameter.
-
-        \b
-        eval "$(sm completion bash)"                              # add to ~/.bashrc
-        eval "$(sm completion zsh)"                               # add to ~/.zshrc, after compinit
-        sm completion fish > ~/.config/fish/completions/sm.fish
-        """
-        click.echo(completion_source(cli, shell))
-
-    @cli.group(name="self", context_settings=ctx_settings)
-    def self_group() -> None:
-        """Manage sm itself.
-
-        \b
-        sm self publish
-        """
-
-    @self_group.command(context_settings=ctx_settings)
-    @click.option("--json", "as_json", is_flag=True, help="Print the gist ID, URL and install line as JSON.")
-    def publish(as_json: bool) -> None:
-        """Publish sm to a secret gist; print its install line.
-
-        Uploads sm.py and pyproject.toml; publishing again updates the same gist.
-
-        \b
-        sm self publish
-        uv tool install git+https://gist.github.com/ID.git      # on the other machine
-        """
-        with status_line("Publishing sm…"):
-            result = cmd_self_publish()
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        else:
-            click.echo(visible(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}"), err=True)
-            click.echo(result["install"])
-
-    return cli
-
-
-def make_trust(yes: bool) -> Trust:
-    """Show what is about to run on stderr, all of it: made visible, long lines wrapped, never paged or cut.
-    Then ask on a terminal, take --yes, or refuse."""
-    import click
-
-    def trust(question: str, text: str) -> bool:
-        console = stderr_console()
-        question = visible(question, one_line=True)
-        if text and console.is_terminal:
-            lexer = "diff" if "\n@@ " in text else "python"
-            print_rows(console, code_rows(text.rstrip("\n"), lexer, console.width, color=colour(console)))
-        elif text:
-            click.echo(visible(text), err=True)
-        if yes:
-            return True
-        if not interactive():
-            click.echo(f"{question} [not a terminal: rerun with --yes to say yes]", err=True)
-            return False
-        try:
-            return click.confirm(fit(question, console.width - len(" [y/N]: n")), default=False, err=True)
-        except click.Abort:  # Ctrl-C or end of input is a no, said on a line of its own
-            click.echo("", err=True)
-            return False
-
-    return trust
-
-
-def choose_file(names: list[str]) -> str:
-    import click
-
-    shown = ", ".join(visible(n, one_line=True) for n in names)
-    if not interactive():
-        raise UsageProblem(f"The gist holds several Python files ({shown}): choose one with --file.")
-    return click.prompt(f"Which file? ({shown})", type=click.Choice(names), show_choices=False, err=True)
-
-
-def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
-    """`sm list` on a terminal: one line per script, as `gh gist list` does, the description (then the
-    parameters) cut with … to fit; names are never cut. `wide`: every column in full, wrapped."""
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    header = ("name", "description", "parameters", "updated")
-    cells = [
-        tuple(
-            visible(cell, one_line=True)
-            for cell in (
-                r["script_name"],
-                r.get("description") or "",
-                ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
-                (r.get("updated_at") or "")[:16].replace("T", " "),
-            )
-        )
-        for r in rows
-    ]
-    console = Console()
-    if wide:
-        table = Table(box=None, header_style="bold")
-        for col in header:
-            table.add_column(col)
-        for row in cells:
-            table.add_row(*(Text(c) for c in row))
-        console.print(table)
-        return
-    natural = [max(cell_len(row[i]) for row in [header, *cells]) for i in range(4)]
-    widths = [natural[0], 0, min(natural[2], 24), natural[3]]
-    for drop in (None, 3, 2):  # too narrow: drop the date, then the parameters, before the description goes
-        if drop:
-            widths[drop] = 0
-        widths[1] = console.width - sum(widths) - 2 * sum(1 for w in widths if w)
-        if widths[1] >= 12:
-            break
-    widths[1] = min(max(widths[1], 0), natural[1])
-    for n, row in enumerate([header, *cells]):
-        line = Text(style="bold" if n == 0 else "")
-        for cell, width in zip(row, widths, strict=True):
-            if width:
-                piece = Text(cell)
-                piece.truncate(width, overflow="ellipsis", pad=True)
-                line.append_text(piece + Text("  "))
-        line.rstrip()
-        line.truncate(console.width, overflow="ellipsis")
-        console.print(line, soft_wrap=True)
-
-
-# -- Managing scripts: add, rm, rename, doctor, self publish, completion ---------------------------
-# Plain functions like cmd_create; `approve` asks the user (or raises), so tests need no terminal.
-
-Approve = Callable[..., None]
-
-
-def use_color(stream: Any) -> bool:
-    return isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-
-
-def print_code(code: str, *, err: bool = False) -> None:
-    """On a terminal: control characters made visible, highlighted when colour is on, long lines wrapped
-    behind ↪, and through the pager when taller than the screen. Otherwise the exact bytes."""
-    stream = sys.stderr if err else sys.stdout
-    if isatty(stream):
-        from rich.console import Console
-
-        console = Console(stderr=err)
-        print_rows(console, code_rows(code.rstrip("\n"), "python", console.width, color=colour(console)), page=not err)
-    else:
-        stream.flush()
-        stream.buffer.write(code.encode("utf-8"))
-        stream.flush()
-
-
-def checked_params(code: str, label: str) -> list[dict[str, Any]]:
-    """The checks `create` makes, then the script's parameters; raises ValidationFailed naming every problem."""
-    problems = script_problems(code, [], [])
-    params: list[dict[str, Any]] = []
-    if not problems:
-        params = script_params(code)
-        # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
-        if isinstance((read_metadata(code).get("tool") or {}).get("sm"), dict):
-            problems = script_problems(code, params, [])
-    if problems:
-        raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
-    return params
-
-
-def describe_code(code: str) -> str:
-    """[tool.sm] description, else the first line of the module docstring."""
-    table = (read_metadata(code).get("tool") or {}).get("sm") or {}
-    if isinstance(table, dict) and isinstance(table.get("description"), str):
-        return table["description"]
-    import ast
-
-    with contextlib.suppress(SyntaxError):
-        return ((ast.get_docstring(ast.parse(code)) or "").strip().splitlines() or [""])[0]
-    return ""
-
-
-def cmd_add(
+def add_script(
     name: str,
     source: str,
     *,
@@ -4819,8 +4620,8 @@ def cmd_add(
     description: str | None = None,
     force: bool = False,
     filename: str | None = None,
-    trust: Trust,
-) -> dict[str, Any]:
+    yes: bool = False,
+) -> Entry:
     """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
     from pathlib import Path
 
@@ -4836,8 +4637,9 @@ def cmd_add(
             code = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
-        params = checked_params(code, source)
-        desc = " ".join((description or describe_code(code)).split())
+        script = read_script(code)
+        params = script.ready_params(source)
+        desc = " ".join((description or script.description).split())
         gh = github()
         with status_line("Checking the GitHub token…"):
             gh.check_token()
@@ -4855,14 +4657,14 @@ def cmd_add(
         entry, code = adopt_gist(
             gh,
             gist_id,
-            trust,
+            yes=yes,
             filename=filename,
-            read_params=checked_params,
+            ready=True,
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
-        entry = {**entry, "script_name": name}
-        entry["description"] = " ".join((description or entry["description"] or describe_code(code)).split())
+        desc = " ".join((description or entry["description"] or read_script(code).description).split())
+        entry = make_entry(entry, script_name=name, description=desc)
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
         store_cache(entry, code)
         with status_line("Syncing mapping…"):
@@ -4872,24 +4674,8 @@ def cmd_add(
     return entry
 
 
-def make_approver(yes: bool) -> Approve:
-    """Ask before something irreversible: --yes skips the question; without a terminal to ask on, refuse (as gh does)."""
-
-    def approve(question: str, code: str | None = None) -> None:
-        if yes:
-            return
-        if not interactive():
-            raise UsageProblem(f"{question} Pass --yes to confirm when not running interactively.")
-        if code is not None:
-            print_code(code, err=True)
-        import click
-
-        click.confirm(question, default=False, abort=True, err=True)
-
-    return approve
-
-
-def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any]:
+def remove_script(name: str, *, purge: bool = False, yes: bool = False) -> Entry:
+    """`sm rm`: forget NAME (a tombstone syncs the removal); with `purge`, delete its gist too."""
     entry = lookup(name)
     if purge:
         others = sorted(
@@ -4901,7 +4687,11 @@ def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any
                 "remove those names first, or drop --purge."
             )
         GitHub.gist_path(entry["gist_id"])  # a malformed id is refused before anyone is asked
-        approve(f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.")
+        confirm(
+            f"Delete gist {entry['gist_id']} ({entry['filename']}) from GitHub? This cannot be undone.",
+            yes=yes,
+            declined=f"Nothing was removed: {name} and its gist are as they were.",
+        )
         with status_line(f"Deleting gist {entry['gist_id']}…"):
             purge_gist(github(), entry)
     with status_line("Syncing mapping…"):
@@ -4910,7 +4700,7 @@ def cmd_rm(name: str, *, purge: bool = False, approve: Approve) -> dict[str, Any
     return entry
 
 
-def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
+def purge_gist(gh: GitHub, entry: Entry) -> None:
     gh.check_token()
     gist_id = entry["gist_id"]
     try:
@@ -4934,7 +4724,7 @@ def purge_gist(gh: GitHub, entry: dict[str, Any]) -> None:
         ) from e
 
 
-def drop_local_copies(entry: dict[str, Any]) -> None:
+def drop_local_copies(entry: Entry) -> None:
     """Remove the cached code and fallback venv of a gist no remaining name uses."""
     import shutil
 
@@ -4950,7 +4740,8 @@ def drop_local_copies(entry: dict[str, Any]) -> None:
     venv.with_name(venv.name + ".lock").unlink(missing_ok=True)
 
 
-def cmd_rename(old: str, new: str) -> dict[str, Any]:
+def rename_script(old: str, new: str) -> Entry:
+    """`sm rename`: the entry moves to NEW; OLD leaves a tombstone, so the rename syncs."""
     check_name(new)
     lookup(old)  # for the did-you-mean
     with status_line("Syncing mapping…"):
@@ -4959,11 +4750,17 @@ def cmd_rename(old: str, new: str) -> dict[str, Any]:
 
 # -- doctor -----------------------------------------------------------------------------------------
 
-DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
 TOKEN_FIX = (
     "Create a token with the gist scope (https://github.com/settings/tokens/new?scopes=gist) and set GITHUB_PAT, "
     "or run `gh auth login`."
 )
+
+
+def check_setup() -> tuple[bool, list[dict[str, Any]]]:
+    """`sm doctor`: every check, and whether none of them failed."""
+    with status_line("Checking…"):
+        checks = doctor_checks()
+    return all(c["status"] != "fail" for c in checks), checks
 
 
 def doctor_checks() -> list[dict[str, Any]]:
@@ -5148,20 +4945,6 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
-    import click
-
-    width = max(len(c["check"]) for c in checks)
-    lines = []
-    for c in checks:
-        mark, colour = DOCTOR_MARKS[c["status"]]
-        mark = click.style(mark, fg=colour) if color and colour else mark
-        lines.append(f"{mark} {c['check']:<{width}}  {visible(str(c['detail']), one_line=True)}")
-        if c["fix"] and c["status"] in ("fail", "warn"):
-            lines.append(f"  {'':<{width}}  fix: {visible(str(c['fix']), one_line=True)}")
-    return "\n".join(lines)
-
-
 # -- self publish -----------------------------------------------------------------------------------
 
 
@@ -5184,7 +4967,7 @@ def self_files() -> dict[str, str]:
 
 
 def pyproject_for(code: str) -> str:
-    meta = read_metadata(code)
+    meta = read_script(code).metadata()
     project = {
         "name": DIST_NAME,
         "dynamic": ["version", "description"],
@@ -5193,42 +4976,487 @@ def pyproject_for(code: str) -> str:
         "scripts": {"sm": "sm:main"},
     }
     build = {"requires": ["flit_core>=3.9,<4"], "build-backend": "flit_core.buildapi"}
-    return toml_dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
+    import tomlkit
+
+    return tomlkit.dumps({"project": project, "build-system": build, "tool": {"flit": {"module": {"name": "sm"}}}})
 
 
 def self_record_path() -> Path:
     return sm_home() / "self.json"
 
 
-def cmd_self_publish() -> dict[str, Any]:
+def self_publish() -> dict[str, Any]:
+    """`sm self publish`: sm.py and a pyproject.toml to a secret gist (the same one each time); the install line."""
     files = self_files()
     description = f"sm {__version__}: LLM-written Python scripts in GitHub Gists (uv tool install git+THIS_GIST.git)"
     check_upload(files, description, public=False)
     gh = github()
-    gh.check_token()
-    record: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        record = json.loads(self_record_path().read_text(encoding="utf-8"))
-    gist = None
-    if gist_id := record.get("gist_id"):
-        try:
-            gist = gh.update_gist(gist_id, dict(files), description)
-        except GitHubError as e:
-            if e.status != 404:
+    with status_line("Publishing sm…"):
+        gh.check_token()
+        record: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(self_record_path().read_text(encoding="utf-8"))
+        gist = None
+        if gist_id := record.get("gist_id"):
+            try:
+                gist = gh.update_gist(gist_id, dict(files), description)
+            except GitHubError as e:
+                if e.status != 404:
+                    raise
+                log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
+        if gist is None:
+            gist = gh.create_gist(files, description, public=False)
+        git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
+        result = {
+            "gist_id": gist["id"],
+            "html_url": gist.get("html_url", ""),
+            "revision": latest_revision(gh, gist),
+            "version": __version__,
+            "install": f"uv tool install git+{git_url}",
+        }
+        atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+        return result
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# CLI wiring
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# Thin click commands, each forwarding to an operation; built on first use, since click is never imported
+# on the fast paths. Errors become one line on stderr here, and only here.
+
+
+def build_cli() -> click.Group:
+    """sm's commands, each a few lines that forward to an operation and print its result."""
+    import click
+
+    class SmGroup(click.Group):
+        """Turns SmError into one line on stderr; unexpected errors too, unless -v or SM_RAISE_ERRORS."""
+
+        def invoke(self, ctx: click.Context) -> Any:
+            try:
+                return super().invoke(ctx)
+            except UsageProblem as e:
+                raise click.UsageError(shown(e)) from e
+            except Cancelled as e:  # declining or leaving a review is not an error: no "Error:", its own status
+                click.echo(shown(e), err=True)
+                ctx.exit(e.exit_code)
+            except SmError as e:
+                errors_log.error("%s", e)
+                raise click.ClickException(shown(e)) from e
+            except KeyboardInterrupt:
+                click.echo("Interrupted.", err=True)
+                ctx.exit(130)
+            except BrokenPipeError:
+                ctx.exit(closed_stdout())
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
-            log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
-    if gist is None:
-        gist = gh.create_gist(files, description, public=False)
-    git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
-    result = {
-        "gist_id": gist["id"],
-        "html_url": gist.get("html_url", ""),
-        "revision": latest_revision(gh, gist),
-        "version": __version__,
-        "install": f"uv tool install git+{git_url}",
-    }
-    atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
-    return result
+            except Exception as e:
+                errors_log.error("unexpected error: %r", e)
+                if os.environ.get("SM_RAISE_ERRORS") or log.isEnabledFor(10):  # logging.DEBUG
+                    raise
+                raise click.ClickException(redact(f"unexpected error: {_short(e)} (run with -v for details)")) from e
+
+    class RunCommand(click.Command):
+        """`sm run` leaves its arguments to parse_run_tail; its help lists the options that parser knows."""
+
+        def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            rows = [(", ".join(s) + (f" {v}" if v else ""), text) for s, _, v, text in RUN_OPTIONS]
+            with formatter.section("Options"):
+                formatter.write_dl(rows)
+
+    def shown(e: Exception) -> str:
+        """An error's message: secrets masked, made visible, wrapped between words on a terminal."""
+        text = visible(redact(str(e)))
+        return fit(text, terminal_width(sys.stderr) - len("Error: ")) if isatty(sys.stderr) else text
+
+    settings = {"help_option_names": ["-h", "--help"]}
+    register_completions()
+
+    @click.group(cls=SmGroup, context_settings=settings)
+    @click.version_option(__version__, "-V", "--version", prog_name="sm")
+    @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr (requests, cache hits, the uv command).")
+    def cli(verbose: bool) -> None:
+        """sm: LLM-written Python scripts, stored in GitHub Gists, run anywhere with uv.
+
+        \b
+        sm create hello "Print a greeting for {{name}}"
+        sm run hello name=World
+        sm list
+        """
+        setup_logging(verbose)
+
+    @cli.command(name="create", context_settings=settings)
+    @click.argument("name")
+    @click.argument("prompt")
+    @upload_options("the model's")
+    @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
+    @model_options("Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.")
+    @json_option("the mapping entry")
+    def create_command(name: str, prompt: str, no_exclude_newer: bool, as_json: bool, **options: Any) -> None:
+        """Ask the model for a script and store it in a new secret gist.
+
+        Each {{word}} in PROMPT becomes a runtime parameter --word. PROMPT may be - to read stdin.
+        With --preview, answer "Do you have any changes?": Enter accepts, text asks for a change,
+        :edit, :run key=value, :diff, :quit. Piped stdin supplies the answers line by line.
+
+        \b
+        sm create gists "List my gists whose description starts with {{prefix}}"
+        sm create gists "List my gists whose description starts with {{prefix}}" --preview
+        printf 'also print the count\\n\\n' | sm create gists "List gists starting with {{prefix}}" -p
+        echo "Print the weather for {{city}}" | sm create weather -
+        """
+        entry = create_script(name, prompt, exclude_newer=not no_exclude_newer, **options)
+        echo_entry(entry, as_json, f"Created {name}: {entry.get('html_url') or entry['gist_id']}")
+
+    @cli.command(name="edit", context_settings=settings)
+    @click.argument("name")
+    @click.argument("prompt")
+    @model_options("Watch the change being written, then review it as with `create --preview` before uploading.")
+    @json_option("the mapping entry")
+    def edit_command(name: str, prompt: str, as_json: bool, **options: Any) -> None:
+        """Change a script in plain words and store the result as a new revision of its gist.
+
+        The model gets the current code and PROMPT (- reads stdin); the result is checked like
+        `create`'s, and the change request is recorded in the script's [tool.sm] table.
+
+        \b
+        sm edit gists "Also print each gist's URL"
+        sm edit gists "Sort by creation date, newest first" --preview
+        """
+        entry = edit_script(name, prompt, **options)
+        url = entry.get("html_url") or entry["gist_id"]
+        echo_entry(entry, as_json, f"Updated {name} to revision {entry['revision'][:8]}: {url}")
+
+    @cli.command(
+        name="run",
+        cls=RunCommand,
+        context_settings={**settings, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    )
+    @click.argument("name", shell_complete=complete_script_names)
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=complete_run_args)
+    def run_command(name: str, args: tuple[str, ...]) -> None:
+        """Run a script with uv, pinned to the revision you accepted.
+
+        key=value becomes --key=value (one word, so values may start with -); everything after -- goes to the
+        script as it is. sm's options may come before or after NAME. NAME may also be a gist URL or id that is
+        not yours: it is shown and must be trusted.
+
+        \b
+        sm run gists prefix=demo
+        sm run gists prefix=demo -- --verbose
+        sm run gists --latest
+        sm run https://gist.github.com/someone/0123456789abcdef0123 --yes --save theirs
+        """
+        req = parse_run_tail([name, *args])
+        if req.options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
+            click.echo(click.get_current_context().get_help())
+            with contextlib.suppress(SmError):
+                click.echo("\n" + run_help(str(req.name)))
+            return
+        run_script(req, choose_file)
+
+    @cli.command(name="history", context_settings=settings)
+    @click.argument("name")
+    @json_option("the revisions")
+    def history_command(name: str, as_json: bool) -> None:
+        """List a script's revisions, newest first; * marks the pinned one.
+
+        \b
+        sm history gists
+        sm show gists --rev 3f2a9c1e
+        """
+        rows = script_history(name)
+        echo_lines([json_text(rows)] if as_json else map(history_line, rows))
+
+    @cli.command(name="rollback", context_settings=settings)
+    @click.argument("name")
+    @click.argument("rev", metavar="SHA")
+    @yes_option("Roll back without asking (the diff is still shown).")
+    @json_option("the mapping entry")
+    def rollback_command(name: str, rev: str, as_json: bool, **options: Any) -> None:
+        """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
+
+        \b
+        sm history gists
+        sm rollback gists 3f2a9c1e
+        """
+        entry = rollback_script(name, rev, **options)
+        echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
+
+    @cli.command(name="list", context_settings=settings)
+    @json_option("the mapping entries")
+    @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
+    def list_command(as_json: bool, wide: bool) -> None:
+        """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
+
+        \b
+        sm list
+        sm list --wide
+        sm list --json | jq -r '.[].script_name'
+        """
+        rows = list_scripts()
+        if as_json or not isatty(sys.stdout):
+            echo_lines([rows_json(rows)] if as_json else map(list_line, rows))
+        else:
+            print_table(rows, wide=wide)
+
+    @cli.command(name="sync", context_settings=settings)
+    @click.option(
+        "--from-remote", is_flag=True, help="Rebuild a corrupt local mapping from GitHub (keeps the bad file aside)."
+    )
+    @json_option("what changed")
+    def sync_command(from_remote: bool, as_json: bool) -> None:
+        """Pull, merge and push the mapping of names to gists, and say what changed on each side.
+
+        \b
+        sm sync
+        sm sync --from-remote     # after "mapping.json is corrupt"
+        """
+        changes = sync_mapping(from_remote)
+        echo_lines([json_text(changes)] if as_json else describe_changes(changes))
+
+    @cli.command(name="show", context_settings=settings)
+    @click.argument("name", shell_complete=complete_script_names)
+    @click.option("--rev", metavar="SHA", help="Show another revision (see `sm history`).")
+    @json_option("the mapping entry with the code")
+    def show_command(name: str, rev: str | None, as_json: bool) -> None:
+        """Print a script's code: highlighted on a terminal, byte-exact when piped.
+
+        \b
+        sm show gists
+        sm show gists > gists.py
+        sm show gists --rev 3f2a9c1e
+        sm show gists --json | jq -r .revision
+        """
+        entry, code = read_code(name, rev)
+        if as_json:
+            click.echo(json_text({**entry, "code": code}))
+        else:
+            print_code(code)
+
+    @cli.command(name="add", context_settings=settings)
+    @click.argument("name")
+    @click.argument("source", type=click.Path(dir_okay=False))
+    @upload_options("[tool.sm], the docstring, or the gist's")
+    @click.option("-f", "--file", "filename", help="The .py file to adopt when the gist holds several.")
+    @yes_option("Adopt a gist without asking.")
+    @json_option("the new mapping entry")
+    def add_command(name: str, source: str, as_json: bool, **options: Any) -> None:
+        """Register an existing script: a local .py file or a gist.
+
+        A local file gets the checks `create` makes and goes to a new secret gist; its parameters come from
+        its [tool.sm] table, or else from its argparse/click --options. A gist is adopted in place and pinned
+        at its current revision, after sm shows who owns it and what it pulls in.
+
+        \b
+        sm add weather ./weather.py
+        sm add gists https://gist.github.com/alice/0123456789abcdef0123
+        """
+        entry = add_script(name, source, **options)
+        echo_entry(entry, as_json, f"Added {name}: {entry.get('html_url') or entry['gist_id']}")
+
+    @cli.command(name="rm", context_settings=settings)
+    @click.argument("name", shell_complete=complete_script_names)
+    @click.option("--purge", is_flag=True, help="Also delete the gist on GitHub (asks first).")
+    @yes_option("Do not ask before --purge deletes the gist.")
+    def rm_command(name: str, purge: bool, yes: bool) -> None:
+        """Forget a script; --purge deletes its gist too.
+
+        Without --purge the gist stays on GitHub. --purge asks first, unless --yes.
+
+        \b
+        sm rm weather
+        sm rm weather --purge --yes
+        """
+        entry = remove_script(name, purge=purge, yes=yes)
+        kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
+        click.echo(f"Removed {name}; {kept}.", err=True)
+
+    @cli.command(name="rename", context_settings=settings)
+    @click.argument("old", shell_complete=complete_script_names)
+    @click.argument("new")
+    @json_option("the mapping entry")
+    def rename_command(old: str, new: str, as_json: bool) -> None:
+        """Give a script a new name (its gist stays as it is).
+
+        \b
+        sm rename weather forecast
+        """
+        entry = rename_script(old, new)
+        echo_entry(entry, as_json, f"Renamed {old} to {new}.")
+
+    @cli.command(name="doctor", context_settings=settings)
+    @json_option("the checks")
+    def doctor_command(as_json: bool) -> None:
+        """Check the setup: uv, token, mapping, model, $SM_HOME.
+
+        Each failure comes with a fix. Exits 1 when a check fails.
+
+        \b
+        sm doctor
+        sm doctor --json | jq '.checks[] | select(.status == "fail")'
+        """
+        ok, checks = check_setup()
+        if as_json:
+            click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
+        else:
+            click.echo(doctor_report(checks, color=use_color(sys.stdout)))
+        if not ok:
+            click.get_current_context().exit(1)
+
+    @cli.command(name="completion", context_settings=settings)
+    @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+    def completion_command(shell: str) -> None:
+        """Print the shell completion script for bash, zsh or fish.
+
+        It completes commands, script names, and key= for each parameter.
+
+        \b
+        eval "$(sm completion bash)"                              # add to ~/.bashrc
+        eval "$(sm completion zsh)"                               # add to ~/.zshrc, after compinit
+        sm completion fish > ~/.config/fish/completions/sm.fish
+        """
+        click.echo(completion_source(cli, shell))
+
+    @cli.group(name="self", context_settings=settings)
+    def self_group() -> None:
+        """Manage sm itself.
+
+        \b
+        sm self publish
+        """
+
+    @self_group.command(name="publish", context_settings=settings)
+    @json_option("the gist ID, URL and install line")
+    def publish_command(as_json: bool) -> None:
+        """Publish sm to a secret gist; print its install line.
+
+        Uploads sm.py and pyproject.toml; publishing again updates the same gist.
+
+        \b
+        sm self publish
+        uv tool install git+https://gist.github.com/ID.git      # on the other machine
+        """
+        result = self_publish()
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            click.echo(visible(f"Published sm {__version__} to {result['html_url'] or result['gist_id']}"), err=True)
+            click.echo(result["install"])
+
+    return cli
+
+
+# -- shared options -----------------------------------------------------------------------------------
+# Options several commands take, bundled as decorators (as sqlite-utils' output_options): one spelling each.
+
+
+def stacked(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def json_option(what: str) -> Callable[[Any], Any]:
+    import click
+
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
+
+
+def yes_option(what: str) -> Callable[[Any], Any]:
+    import click
+
+    return click.option("-y", "--yes", is_flag=True, help=what)
+
+
+def model_options(preview: str) -> Callable[[Any], Any]:
+    """What the commands that ask the model take (create, edit)."""
+    import click
+
+    return stacked(
+        click.option("-m", "--model", envvar="SM_MODEL", help="PydanticAI model string [env: SM_MODEL]."),
+        click.option("-p", "--preview", is_flag=True, help=preview),
+        yes_option("Send a prompt that looks like it holds a secret without asking."),
+    )
+
+
+def upload_options(default_description: str) -> Callable[[Any], Any]:
+    """What the commands that upload a new script take (create, add)."""
+    import click
+
+    return stacked(
+        click.option("--public", is_flag=True, help="Upload to a public gist (default: secret)."),
+        click.option("-d", "--description", help=f"One-line description (default: {default_description})."),
+        click.option("--force", is_flag=True, help="Replace an existing script of the same name."),
+    )
+
+
+# -- output -------------------------------------------------------------------------------------------
+# stdout carries data (JSON, the run line, code); what is said to people goes to stderr.
+
+
+def echo_entry(entry: Entry, as_json: bool, status: str) -> None:
+    """Status for people on stderr; on stdout, the entry as JSON or the exact `sm run` line."""
+    import click
+
+    if as_json:
+        click.echo(json_text(entry))
+        return
+    click.echo(visible(status), err=True)
+    click.echo(run_line(str(entry["script_name"]), entry.get("params") or []))
+
+
+def echo_lines(lines: Iterable[str]) -> None:
+    import click
+
+    for line in lines:
+        click.echo(line)
+
+
+def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
+    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
+    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
+
+
+def history_line(r: dict[str, Any]) -> str:
+    when = (r["committed_at"] or "")[:19].replace("T", " ")
+    mark = "*" if r["pinned"] else " "
+    return visible(f"{mark} {r['version'][:12]}  {when}  +{r['additions']} -{r['deletions']}", one_line=True)
+
+
+def list_line(r: Entry) -> str:
+    """`sm list` piped: one tab-separated line per script."""
+    params = " ".join(p["name"] for p in r.get("params") or [])
+    cells = (r["script_name"], r.get("description", ""), params, r.get("updated_at", ""))
+    return "\t".join(visible(str(cell), one_line=True) for cell in cells)
+
+
+def describe_changes(changes: dict[str, Any]) -> list[str]:
+    lines = []
+    for side, label in (("local", "Local"), ("remote", "GitHub")):
+        parts = [f"{kind} {', '.join(names)}" for kind, names in changes[side].items() if names]
+        lines.append(visible(f"{label}: {'; '.join(parts) if parts else 'no changes'}", one_line=True))
+    return lines
+
+
+DOCTOR_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", None)}
+
+
+def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
+    import click
+
+    width = max(len(c["check"]) for c in checks)
+    lines = []
+    for c in checks:
+        mark, colour = DOCTOR_MARKS[c["status"]]
+        mark = click.style(mark, fg=colour) if color and colour else mark
+        lines.append(f"{mark} {c['check']:<{width}}  {visible(str(c['detail']), one_line=True)}")
+        if c["fix"] and c["status"] in ("fail", "warn"):
+            lines.append(f"  {'':<{width}}  fix: {visible(str(c['fix']), one_line=True)}")
+    return "\n".join(lines)
 
 
 # -- shell completion -------------------------------------------------------------------------------
@@ -5312,91 +5540,6 @@ def completion_source(cli: Any, shell: str) -> str:
     return cls(cli, {}, "sm", "_SM_COMPLETE").source()
 
 
-TOKEN_SHAPES = r"\b(?:gh[pousr]_|github_pat_|sk-)[A-Za-z0-9_-]{16,}"
-SECRET_VARS = TOKEN_VARS + tuple(var for var, _ in DEFAULT_MODELS)
-
-
-def redact(text: str) -> str:
-    """Mask the tokens sm knows of (used this run, or set in the environment) and anything shaped like one."""
-    values = KNOWN_SECRETS | {os.environ.get(var, "").strip() for var in SECRET_VARS}
-    for value in sorted((v for v in values if len(v) >= 8), key=len, reverse=True):  # no real token is shorter
-        text = text.replace(value, "***")
-    for _kind, pattern in SECRET_PATTERNS:  # the upload scan's patterns: AWS keys, private key blocks too
-        text = re.sub(pattern, "***", text)
-    return re.sub(TOKEN_SHAPES, "***", text)
-
-
-# Errors that click prints itself go to the log file only, through this child logger.
-errors_log = _Log("sm.errors")
-
-
-def log_file() -> Path:
-    return sm_home() / "sm.log"
-
-
-def setup_logging(verbose: bool, *, console: bool = True) -> None:
-    """-v: debug lines on stderr. Always: warnings and errors, redacted, in $SM_HOME/sm.log (rotated at 1 MB)."""
-    import logging.handlers
-    from pathlib import Path
-
-    class OneLine(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return f"sm: {record.getMessage()}" if record.levelno < logging.ERROR else f"Error: {record.getMessage()}"
-
-    class Redact(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = visible(redact(record.getMessage())), None
-            return True
-
-    class Stderr(logging.StreamHandler):  # sys.stderr as it is at each write: a status line redirects it
-        def emit(self, record: logging.LogRecord) -> None:
-            self.stream = sys.stderr
-            super().emit(record)
-
-    class LogFile(logging.handlers.RotatingFileHandler):
-        def _open(self) -> Any:  # created on the first warning, so read-only commands leave no trace
-            private_dir(Path(self.baseFilename).parent)
-            return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors, opener=private_opener)
-
-        def handleError(self, record: logging.LogRecord) -> None:  # an unwritable log must not break a command
-            pass
-
-    redactor = Redact()
-    stderr = Stderr()
-    stderr.setFormatter(OneLine())
-    stderr.addFilter(redactor)
-    stderr.addFilter(lambda record: record.name != errors_log.name)
-    file = LogFile(log_file(), maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
-    file.setLevel(logging.WARNING)
-    file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    file.addFilter(redactor)
-    for handler in log.handlers:
-        handler.close()
-    log.handlers[:] = [stderr, file] if console else [file]
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    log.propagate = False
-
-
-def fast_list_json(argv: Sequence[str]) -> bool:
-    """`sm list --json` on a machine that has synced before: the standard library is enough."""
-    if list(argv) != ["list", "--json"] or not read_sync_state().get("gist_id"):
-        return False
-    if not isatty(sys.stdout):  # piped: the compact rows written with the mapping, if they are its current ones
-        with contextlib.suppress(OSError, ValueError), open(list_cache_path(), "rb") as cached:
-            if cached.readline().decode().strip() == file_stamp(mapping_path()):
-                sys.stdout.flush()
-                sys.stdout.buffer.write(cached.read())
-                sys.stdout.flush()
-                return True
-    try:
-        text = rows_json(list_rows(pull=False))
-    except SmError:
-        return False  # the full CLI reports it
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-    return True
-
-
 def closed_stdout() -> int:
     """The reader of stdout went away (`sm list | head -1`): a normal end, as for git. Stop without a word,
     and with the status of a process ended by SIGPIPE (128 + 13), so that `set -o pipefail` sees it as git's."""
@@ -5405,6 +5548,11 @@ def closed_stdout() -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     return 141
+
+
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
+# main
+# ══════════════════════════════════════════════════════════════════════════════════════════════════
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -52,8 +55,9 @@ def sm_env(tmp_path, monkeypatch):
     home = tmp_path / "smhome"
     monkeypatch.setenv("SM_HOME", str(home))
     monkeypatch.setenv("SM_RAISE_ERRORS", "1")
+    # For sm in a subprocess, where the virtual clock below does not reach: GitHub's 1 s between writes and
+    # a minute of retries would make those tests wait.
     monkeypatch.setenv("SM_RETRY_BUDGET", "10")
-    # GitHub's 1 s between writes would make most tests wait; test_sync checks the real default.
     monkeypatch.setenv("SM_WRITE_INTERVAL", "0.02")
     monkeypatch.setattr(sm, "which", _which_without_gh)
     monkeypatch.setattr(sm, "_warned", set())  # each test sees sm's once-per-process warnings afresh
@@ -67,9 +71,35 @@ def _which_without_gh(cmd, *a, **k):
     return None if cmd == "gh" else _real_which(cmd, *a, **k)
 
 
+class VirtualClock:
+    """The clock sm's GitHub client waits on in tests: time moves only when sm sleeps, so retries, backoff and
+    the spacing of writes cost nothing, and how long sm waited can still be checked."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    virtual = VirtualClock()
+    monkeypatch.setattr(sm.GitHub, "clock", staticmethod(virtual.monotonic))
+    monkeypatch.setattr(sm.GitHub, "sleep", staticmethod(virtual.sleep))
+    monkeypatch.setattr(sm.GitHub, "_last_mutation", 0.0)
+    return virtual
+
+
 @pytest.fixture
-def gh_server():
+def gh_server(clock):
     with FakeGitHub() as fake:
+        fake.monotonic = clock.monotonic  # arrival times on sm's clock
         fake.add_token(TOKEN, login="alice")
         yield fake
 
@@ -182,3 +212,117 @@ def sm_process(*args, env=None, input=None, timeout=180, cwd=None, cmd=None):
 
 def explain(proc) -> str:
     return f"command: {proc.args}\nexit: {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+# ── what several test files start from: entries, machines, scripts and gists ─────────────────────────
+
+
+def gid(name):
+    """A gist id of GitHub's shape, one per script name."""
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def entry(name, updated="2026-01-01T00:00:00.000000Z", revision="1", clock=None, gist=None, **extra):
+    """A well-formed mapping entry (its gist need not exist)."""
+    return {
+        "script_name": name,
+        "gist_id": gist or gid(name),
+        "filename": f"{name}.py",
+        "created_at": updated,
+        "updated_at": updated,
+        "revision": revision * 40 if len(revision) == 1 else revision,
+        "sha256": "0" * 64,
+        "description": "",
+        "params": [],
+        **({"clock": clock} if clock else {}),
+        **extra,
+    }
+
+
+@pytest.fixture
+def machine(github_env, monkeypatch, tmp_path):
+    """Switch between machines: each has its own SM_HOME, all share one token and one GitHub."""
+
+    def use(name):
+        monkeypatch.setenv("SM_HOME", str(tmp_path / f"machine-{name}"))
+        return sm.GitHub(TOKEN)
+
+    return use
+
+
+@pytest.fixture
+def sm_log():
+    """Every message sm logs, debug included."""
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("sm")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def add(gh, name, body="print('hi')"):
+    """Upload a real script gist and record it, as `sm create` does after generation."""
+    code = script_code(body)
+    return sm.upload_new(gh, name, code, f"script {name}", public=False, created=sm.now_iso())
+
+
+def the_gist(github_env):
+    """The code of `greet` on the fake GitHub."""
+    return github_env.gist_files(sm.lookup("greet")["gist_id"])["greet.py"]
+
+
+REAL_EXEC_SCRIPT = sm.exec_script  # `invoke` records the argv instead; a test that wants exec's log line puts it back
+
+
+@pytest.fixture
+def local_script(tmp_path):
+    """A hand-written script with argparse options and no [tool.sm] table."""
+    path = tmp_path / "weather.py"
+    path.write_text(
+        '"""Print the weather for a city."""\n'
+        + script_code("print(args.city, args.units)", ["city"]).replace(
+            "args = parser.parse_args()",
+            'parser.add_argument("--units", default="metric", help="metric or imperial")\nargs = parser.parse_args()',
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def bobs_gist(github_env):
+    """A gist owned by someone else, with one valid script."""
+    return github_env.create_gist_direct(
+        "bob", {"hello.py": script_code('print(f"hi {args.who}")', ["who"]), "README.md": "# hello\n"}, "Says hi"
+    )
+
+
+def gist_posts(gh):
+    """Gists created for scripts (the mapping gist that sync creates is not one of them)."""
+    return sum(
+        "sm-mapping.json" not in r.json()["files"] for r in gh.requests if r.method == "POST" and r.path == "/gists"
+    )
+
+
+def script_gists(gh):
+    return [g for g in gh.gists if "sm-mapping.json" not in gh.gist_files(g)]
+
+
+@pytest.fixture
+def added(local_script, invoke, github_env):
+    assert invoke("add", "weather", str(local_script)).exit_code == 0
+    return sm.lookup("weather")
+
+
+def doctor_json(invoke):
+    result = invoke("doctor", "--json")
+    report = json.loads(result.stdout)
+    return result, report, {c["check"]: c for c in report["checks"]}

@@ -269,6 +269,7 @@ class FakeGitHub:
         self.rate_limit_remaining = AUTH_LIMIT  # authenticated requests, all users together
         self.anon_rate_limit_remaining = ANON_LIMIT  # unauthenticated requests ("per IP")
         self.clock = time.time  # tests may replace it to control timestamps
+        self.monotonic = time.monotonic  # when each request arrived (Request.at); tests may replace it too
         self._rate_reset = int(time.time()) + 3600
         self._lock = threading.RLock()
         self._tokens: dict[str, tuple[str, str | None]] = {}
@@ -449,7 +450,7 @@ class FakeGitHub:
 
     def _serve(self, h: _Handler, body: bytes) -> None:
         headers = {k.lower(): v for k, v in h.headers.items()}
-        rec = Request(h.command, h.path, headers, body, headers.get("host", ""))
+        rec = Request(h.command, h.path, headers, body, headers.get("host", ""), at=self.monotonic())
         path = h.path.split("?", 1)[0]
         fault = self._take_fault(rec.method, path)
         if fault is not None and fault.after:
@@ -968,6 +969,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the client's delayed
+    # ACK, ~40 ms on every request.
+    disable_nagle_algorithm = True
     timeout = 60  # idle keep-alive connections are dropped after this
 
     def version_string(self) -> str:

@@ -256,6 +256,9 @@ def _output_tool(body):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the client's delayed
+    # ACK, ~40 ms on every request.
+    disable_nagle_algorithm = True
     server_fake: FakeOpenAI
 
     def log_message(self, *args):  # keep test output quiet

@@ -1,4 +1,5 @@
-"""Generation with PydanticAI's FunctionModel: validation failures go back to the model, bounded."""
+"""Generation with PydanticAI's FunctionModel: validation failures go back to the model, bounded; placeholders and
+the choice of model."""
 
 from __future__ import annotations
 
@@ -77,3 +78,26 @@ def test_change_request_continues_the_conversation():
     assert "v2" in script.code
     # the second request carries the first exchange: same conversation, not a fresh prompt
     assert len(model.seen[1]) > len(model.seen[0])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("list gists starting with {{prefix}}", ["prefix"]),
+        ("{{a}} and {{ b }} and {{a}} again", ["a", "b"]),
+        ("copy {{src-dir}} to {{dest_dir}}", ["src-dir", "dest_dir"]),
+        ("no params, {single} braces", []),  # a malformed {{...}} is refused: see test_messages.py
+    ],
+)
+def test_placeholders(prompt, expected):
+    assert sm.placeholders(prompt) == expected
+
+
+def test_resolve_model_order(monkeypatch):
+    with pytest.raises(sm.ConfigError, match="SM_MODEL.*OPENAI_API_KEY.*ANTHROPIC_API_KEY"):
+        sm.resolve_model(None)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    assert sm.resolve_model(None).startswith("anthropic:")
+    monkeypatch.setenv("SM_MODEL", "google:gemini-2.5-pro")
+    assert sm.resolve_model(None) == "google:gemini-2.5-pro"
+    assert sm.resolve_model("openai-chat:x") == "openai-chat:x"

@@ -144,7 +144,7 @@ def test_every_error_speaks_to_people(github_env, llm, created, monkeypatch, sm_
     actions = [
         lambda: sm.check_name("bad name"),
         lambda: sm.placeholders("Greet {{1x}}"),
-        lambda: sm.checked_params("print(1)\n", "x.py"),
+        lambda: sm.read_script("print(1)\n").ready_params("x.py"),
         lambda: gh.get_gist("f" * 32),
         lambda: sm.check_gist_exists(gh, {**created, "gist_id": "f" * 32}),
         lambda: sm.GitHub(TOKEN, "http://127.0.0.1:9", retry_budget=0).check_token(),
@@ -305,6 +305,7 @@ def test_closed_stdout_ends_quietly(many_scripts, args):
 # ══ 4. :edit without a terminal ═══════════════════════════════════════════════════════════════════
 
 
+@pytest.mark.slow  # a real `sm create -p` process, model and GitHub included: ~3 s
 def test_piped_edit_never_starts_an_editor(env, openai_server, gh_server, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -4,12 +4,13 @@ machine, what sm keeps is private, what it uploads or sends is scanned, and the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 
 import httpx2
 import pytest
-from conftest import TOKEN, reply, script_code
+from conftest import REAL_EXEC_SCRIPT, ROOT, TOKEN, gist_posts, reply, script_code, script_gists
 
 import sm
 
@@ -120,8 +121,16 @@ def fake_gist_api(gist):
     return gh
 
 
+@pytest.fixture
+def asked(monkeypatch):
+    """The questions sm asks, each answered yes."""
+    questions = []
+    monkeypatch.setattr(sm, "confirm", lambda question, show="", **kw: questions.append(question))
+    return questions
+
+
 @pytest.mark.parametrize("filename", ["../escape.py", "a/b.py", "..", "bell\x07.py"])
-def test_foreign_gist_filename_must_be_one_plain_name(filename):
+def test_foreign_gist_filename_must_be_one_plain_name(filename, asked):
     code = script_code("print(1)")
     gist = {
         "id": "a" * 32,
@@ -129,22 +138,20 @@ def test_foreign_gist_filename_must_be_one_plain_name(filename):
         "history": [{"version": "b" * 40}],
         "owner": {"login": "mallory"},
     }
-    asked = []
     with pytest.raises(sm.SmError):
-        sm.adopt_gist(fake_gist_api(gist), "a" * 32, lambda q, t: asked.append(q) or True, filename=filename)
+        sm.adopt_gist(fake_gist_api(gist), "a" * 32, yes=False, filename=filename)
     assert asked == []
 
 
-def test_foreign_gist_with_a_malformed_revision_is_refused_before_the_question():
+def test_foreign_gist_with_a_malformed_revision_is_refused_before_the_question(asked):
     code = script_code("print(1)")
     gist = {
         "id": "a" * 32,
         "files": {"x.py": {"filename": "x.py", "content": code}},
         "history": [{"version": "../../escape"}],
     }
-    asked = []
     with pytest.raises(sm.IntegrityError, match="revision is missing or malformed"):
-        sm.adopt_gist(fake_gist_api(gist), "a" * 32, lambda q, t: asked.append(q) or True)
+        sm.adopt_gist(fake_gist_api(gist), "a" * 32, yes=False)
     assert asked == []
 
 
@@ -311,13 +318,6 @@ def test_a_cache_file_others_can_write_is_fetched_again(created, github_env, inv
 
 
 # -- everything uploaded or sent is scanned ---------------------------------------------------------
-
-
-@pytest.fixture
-def local_script(tmp_path):
-    path = tmp_path / "w.py"
-    path.write_text(script_code("print(args.city)", ["city"]))
-    return path
 
 
 def test_public_add_refuses_a_token_in_the_description(github_env, invoke, local_script):
@@ -510,3 +510,179 @@ def test_completion_quotes_what_came_through_sync(sm_env):
 
     args = {i.value: i.help for i in sm.complete_run_args(Ctx, None, "")}
     assert args == {"max_n=": "evil help", "city=": None}
+
+
+LEAKY = 'KEY = "' + "ghp_" + "Q" * 36 + '"\n'
+
+
+def test_public_upload_with_a_secret_is_refused(tmp_path, invoke, github_env):
+    (tmp_path / "leak.py").write_text(script_code("print(KEY)").replace("import sys\n", "import sys\n" + LEAKY))
+    result = invoke("add", "leak", str(tmp_path / "leak.py"), "--public")
+    assert result.exit_code == 1
+    assert "Refusing to upload leak.py to a public gist: it contains a GitHub token (line 7)" in result.stderr
+    assert gist_posts(github_env) == 0
+    secret = invoke("add", "leak", str(tmp_path / "leak.py"))
+    assert secret.exit_code == 0, secret.output
+    assert "leak.py contains a GitHub token (line 7): the gist is secret" in secret.stderr
+    assert "Q" * 36 not in secret.output
+
+
+def test_public_create_with_a_secret_is_refused_and_kept(github_env, llm, invoke, sm_env):
+    llm.queue(reply("print(KEY)".replace("print", LEAKY + "print")))
+    result = invoke("create", "leak", "print a key", "--public")
+    assert result.exit_code == 1
+    assert "Refusing to upload leak.py to a public gist" in result.stderr
+    assert "sm add leak " in result.stderr and (sm_env / "drafts" / "leak.py").exists()
+    assert script_gists(github_env) == []
+
+
+def test_token_never_appears_in_output_or_log_with_verbose(
+    github_env, llm, invoke, local_script, bobs_gist, sm_env, monkeypatch
+):
+    monkeypatch.setattr(sm, "exec_script", REAL_EXEC_SCRIPT)  # so that it logs the uv command line...
+    monkeypatch.setattr(sm.os, "execv", lambda path, argv: None)  # ...and then returns
+    llm.queue(reply('print(f"hello {args.name}")', ["name"]))
+    steps = [
+        ["create", "greet", "Greet {{name}}"],
+        ["list"],
+        ["list", "--json"],
+        ["show", "greet"],
+        ["show", "greet", "--json"],
+        ["run", "greet", "name=x"],
+        ["add", "weather", str(local_script)],
+        ["add", "hi", bobs_gist, "--yes"],
+        ["rename", "weather", "forecast"],
+        ["rm", "forecast", "--purge", "--yes"],
+        ["rm", "hi"],
+        ["doctor"],
+        ["doctor", "--json"],
+        ["self", "publish"],
+        ["self", "publish", "--json"],
+        ["completion", "bash"],
+        ["run", "nothing"],
+        ["add", "x", "https://gist.github.com/bob/" + "f" * 32, "--yes"],
+    ]
+    github_env.inject("GET", r"/user", status=503, body={"message": f"echoing {TOKEN}"}, times=1)
+    seen = []
+    for args in steps:
+        result = invoke("-v", *args)
+        seen.append((args, result.output))
+    github_env.inject("POST", "/gists", status=422, body={"message": f"bad token {TOKEN}"})
+    seen.append((["add"], invoke("-v", "add", "again", str(local_script)).output))
+    everything = "\n".join(out for _, out in seen)
+    assert "GitHub token from GITHUB_PAT" in everything  # -v says where the token came from
+    assert "GET http" in everything and "cache hit" in everything and "exec: " in everything
+    for args, out in seen:
+        assert TOKEN not in out, args
+    log_text = (sm_env / "sm.log").read_text()
+    assert "ERROR" in log_text and "bad token ***" in log_text
+    assert TOKEN not in log_text
+
+
+def test_edit_cannot_put_a_secret_into_a_public_gist(github_env, llm, invoke, sm_env):
+    llm.queue(reply("print(args.name)", ["name"]))
+    assert invoke("create", "pub", "Echo {{name}}", "--public").exit_code == 0
+    entry = sm.lookup("pub")
+    llm.queue(reply(f"{LEAKY}print(args.name, KEY)", ["name"]))
+    result = invoke("edit", "pub", "also print the key")
+    assert result.exit_code == 1
+    assert "Refusing to upload pub.py to a public gist" in result.stderr
+    assert len(github_env.revisions(entry["gist_id"])) == 1
+    assert "ghp_" not in github_env.gist_files(entry["gist_id"])["pub.py"]
+    assert (sm_env / "drafts" / "pub.py").exists()
+
+
+GH_TOKEN = "ghp_" + "A1b2C3d4" * 5  # built up, so that this file itself holds nothing token-shaped
+
+
+PAT = "github_pat_" + "11ABCDEFG0" * 3 + "_" + "x" * 59
+
+
+OPENAI = "sk-proj-" + "Ab3_-" * 12
+
+
+OPENAI_LEGACY = "sk-" + "T3BlbkFJ" * 6
+
+
+ANTHROPIC = "sk-ant-api03-" + "Zz9_" * 20
+
+
+AWS_ID = "AKIA" + "Q7XZ4R2N6M8P3K5W"  # not AWS's documented example keys: those are no secret (see test_security)
+
+
+AWS_SECRET = "Zq8/Lm3+Rt7Vw2Xy" + "Kp4Hn6Jb1Cd5Fg9Ts0Ue2Wa7"
+
+
+PRIVATE_KEY = (
+    "-----BEGIN "
+    + "OPENSSH PRIVATE KEY-----\n"
+    + "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" * 2
+    + "\n-----END OPENSSH PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (f'TOKEN = "{GH_TOKEN}"', "a GitHub token"),
+        (f"token = '{PAT}'", "a GitHub token"),
+        (f'client = OpenAI(api_key="{OPENAI}")', "an OpenAI API key"),
+        (f"key = {OPENAI_LEGACY!r}", "an OpenAI API key"),
+        (f'os.environ["ANTHROPIC_API_KEY"] = "{ANTHROPIC}"', "an Anthropic API key"),
+        (f'aws_access_key_id = "{AWS_ID}"', "an AWS access key ID"),
+        (f'aws_secret_access_key = "{AWS_SECRET}"', "an AWS secret access key"),
+        (f'KEY = """{PRIVATE_KEY}"""', "a private key"),
+        (f'KEY = """{PRIVATE_KEY.replace("OPENSSH ", "RSA ")}"""', "a private key"),
+    ],
+)
+def test_find_secrets(line, kind):
+    code = f"import os\n\n{line}\nprint('ok')\n"
+    assert sm.find_secrets(code) == [(kind, 3)]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'token = os.environ["GITHUB_PAT"]  # e.g. ghp_...',
+        "import sklearn  # pip install scikit-learn; sk-learn-compatible-estimators-everywhere",
+        'task = "risk-assessment-0123456789abcdefghijkl"',
+        'print("-----BEGIN PUBLIC KEY-----")',
+        "# see https://github.com/settings/tokens",
+    ],
+)
+def test_find_secrets_ignores_lookalikes(code):
+    assert sm.find_secrets(code) == []
+
+
+def test_sm_itself_holds_no_secrets():
+    assert sm.find_secrets((ROOT / "sm.py").read_text()) == []
+
+
+def test_check_secrets_refuses_public_and_warns_secret(caplog):
+    code = f'KEY = "{GH_TOKEN}"\n'
+    with pytest.raises(
+        sm.ValidationFailed, match=r"Refusing to upload x.py to a public gist: it contains a GitHub token \(line 1\)"
+    ):
+        sm.check_secrets(code, "x.py", public=True)
+    with caplog.at_level("WARNING", logger="sm"):
+        sm.check_secrets(code, "x.py", public=False)
+    assert "x.py contains a GitHub token (line 1)" in caplog.text
+    assert GH_TOKEN not in caplog.text
+
+
+def test_redact_masks_known_values_token_shapes_and_what_the_upload_scan_finds(monkeypatch):
+    """Every error message and log line goes through redact()."""
+    monkeypatch.setenv("GITHUB_TOKEN", "plain-looking-secret-value")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-short")
+    sm.KNOWN_SECRETS.add("from-gh-auth-token-1234")
+    text = f"a plain-looking-secret-value b sk-short c from-gh-auth-token-1234 d {GH_TOKEN} e {PAT} f {OPENAI} g"
+    assert sm.redact(text) == "a *** b *** c *** d *** e *** f *** g"
+    assert sm.redact("nothing to hide: ghp_, sk-learn") == "nothing to hide: ghp_, sk-learn"
+    scanned = sm.redact(f"key {AWS_ID} and {PRIVATE_KEY}")  # the upload scan's patterns
+    assert scanned.startswith("key *** and ***") and AWS_ID not in scanned and "b3BlbnNzaC1rZXkt" not in scanned
+    sm.setup_logging(verbose=False)  # and the log's filter applies it to every record
+    record = logging.LogRecord("sm", logging.WARNING, __file__, 1, "token %s here", (GH_TOKEN,), None)
+    for handler in sm.log.handlers:
+        for f in handler.filters:
+            (f.filter if hasattr(f, "filter") else f)(record)
+    assert record.getMessage() == "token *** here"

@@ -15,15 +15,11 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, TOKEN, explain, reply, script_code
+from conftest import ROOT, TOKEN, explain, reply, script_code, script_gists
 
 import sm
 
 SM = [sys.executable, str(ROOT / "sm.py")]  # the test venv has every dependency: no uv start-up per command
-
-
-def script_gists(gh):
-    return [g for g in gh.gists if "sm-mapping.json" not in gh.gist_files(g)]
 
 
 def mapping_gist(gh):

@@ -1,4 +1,4 @@
-"""The review loop (`create --preview`, `sm edit`): FunctionModel units, CliRunner with input=, a real pty."""
+"""The review (`create --preview`, `edit --preview`): FunctionModel units, CliRunner with input=, a real pty."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from conftest import ROOT, explain, reply, script_code, sm_process
+from conftest import ROOT, explain, reply, script_code, sm_process, the_gist
 from pydantic_ai.messages import ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from rich.console import Console
@@ -86,7 +86,7 @@ class Review:
 
 
 def meta(code):
-    return sm.read_metadata(code)["tool"]["sm"]
+    return sm.read_script(code).metadata()["tool"]["sm"]
 
 
 V1 = reply("print('V1', args.name)", ["name"], description="Greets")
@@ -338,10 +338,6 @@ def test_terminal_rendering_has_panel_table_and_live_view():
 # ── commands through CliRunner, against the fake GitHub and OpenAI servers ──────────────────────
 
 
-def the_gist(github_env):
-    return github_env.gist_files(sm.lookup("greet")["gist_id"])["greet.py"]
-
-
 def test_create_preview_accept_at_once(github_env, llm, invoke):
     llm.queue(V1)
     result = invoke("create", "greet", "Greet {{name}}", "--preview", input="\n")
@@ -437,48 +433,6 @@ def test_preview_prompt_from_piped_stdin_is_refused(github_env, llm, invoke):
     assert llm.requests == []
 
 
-def test_edit_makes_a_new_revision_and_run_uses_it(created, github_env, llm, invoke):
-    old_code = sm.cached_path(created).read_text()
-    llm.queue(reply('print(f"HELLO {args.name}")', ["name"], description="Shouts at someone"))
-    result = invoke("edit", "greet", "Shout the greeting")
-    assert (result.exit_code, result.stdout) == (0, "sm run greet name=VALUE\n"), result.output
-    assert "Updated greet to revision" in result.stderr
-
-    gist_id = created["gist_id"]
-    assert github_env.count("PATCH", f"/gists/{gist_id}") == 1
-    assert sum("greet.py" in r.json()["files"] for r in github_env.requests if r.method == "POST") == 1
-    assert len(github_env.revisions(gist_id)) == 2
-    code = github_env.gist_files(gist_id)["greet.py"]
-    entry = sm.lookup("greet")
-    assert entry["revision"] == github_env.revisions(gist_id)[0] != created["revision"]
-    assert entry["sha256"] == sm.sha256_text(code)
-    assert entry["description"] == "Shouts at someone" == github_env.gists[gist_id]["description"]
-    assert entry["params"] == [{"name": "name", "help": "the name", "required": True}]
-    assert entry["updated_at"] > created["updated_at"]
-    assert entry["created_at"] == created["created_at"]
-
-    table, old_table = meta(code), meta(old_code)
-    assert (table["prompt"], table["model"], table["created_at"]) == (
-        old_table["prompt"],
-        old_table["model"],
-        old_table["created_at"],
-    )
-    assert [c["prompt"] for c in table["changes"]] == ["Shout the greeting"]
-    assert (
-        sm.read_metadata(code)["tool"]["uv"]["exclude-newer"]
-        >= sm.read_metadata(old_code)["tool"]["uv"]["exclude-newer"]
-    )
-
-    # the model was shown the stored code, and told what to change
-    message = llm.requests[-1]["messages"][-1]["content"]
-    assert 'print(f"hello {args.name}")' in message and "Shout the greeting" in message
-
-    ran = invoke("run", "greet", "name=Ada")
-    assert ran.exit_code == 0
-    path = ran.execs[-1][3]
-    assert open(path).read() == code
-
-
 def test_edit_preview_shows_the_diff_against_the_stored_version(created, github_env, llm, invoke):
     llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
     result = invoke("edit", "greet", "Shout the greeting", "--preview", input="\n")
@@ -503,44 +457,6 @@ def test_edit_preview_quit_leaves_the_script_alone(created, github_env, llm, inv
     assert sm.lookup("greet") == created
 
 
-def test_edit_reads_the_prompt_from_stdin(created, github_env, llm, invoke):
-    llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
-    result = invoke("edit", "greet", "-", input="Shout the greeting\n")
-    assert result.exit_code == 0, result.output
-    assert "Shout the greeting" in llm.requests[-1]["messages"][-1]["content"]
-
-
-def test_edit_keeps_an_unpinned_script_unpinned(github_env, llm, invoke):
-    llm.queue(V1, V2)
-    assert invoke("create", "greet", "Greet {{name}}", "--no-exclude-newer").exit_code == 0
-    assert invoke("edit", "greet", "twice").exit_code == 0
-    assert "uv" not in sm.read_metadata(the_gist(github_env)).get("tool", {})
-
-
-def test_edit_warns_when_the_gist_changed_on_github(created, github_env, llm, invoke):
-    github_env.external_edit(created["gist_id"], "greet.py", "print('edited in the browser')\n")
-    llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
-    result = invoke("edit", "greet", "Shout")
-    assert result.exit_code == 0, result.output
-    assert f"had changed on GitHub since revision {created['revision'][:8]}" in result.stderr
-    assert len(github_env.revisions(created["gist_id"])) == 3  # the browser edit stays in the history
-
-
-def test_edit_unknown_script(github_env, llm, invoke):
-    result = invoke("edit", "nope", "anything")
-    assert result.exit_code == 2
-    assert "Unknown script 'nope'" in result.stderr
-    assert llm.requests == []
-
-
-def test_edit_that_fails_uploads_nothing(created, github_env, llm, invoke):
-    llm.queue(*[reply("print('no name')", [])] * 4, reply("print('never reads it')", []))
-    result = invoke("edit", "greet", "Use {{colour}}")
-    assert result.exit_code == 1
-    assert "did not produce a valid script" in result.stderr
-    assert len(github_env.revisions(created["gist_id"])) == 1
-
-
 # ── real processes: piped answers, a pty, edit then run ─────────────────────────────────────────
 
 
@@ -551,17 +467,6 @@ def test_piped_answers_do_not_wait_for_a_terminal(env, openai_server, gh_server)
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout == "sm run greet name=VALUE\n"
     assert "print('V2', args.name)" in the_gist(gh_server)
-
-
-@pytest.mark.slow
-def test_edit_then_run_runs_the_new_code(env, openai_server):
-    openai_server.queue(reply('print(f"hello {args.name}")', ["name"]))
-    assert sm_process("create", "greet", "Greet {{name}}", env=env).returncode == 0
-    openai_server.queue(reply('print(f"HELLO {args.name.upper()}!")', ["name"]))
-    edited = sm_process("edit", "greet", "Shout it", env=env)
-    assert edited.returncode == 0, explain(edited)
-    ran = sm_process("run", "greet", "name=ada", env=env, input="")
-    assert (ran.returncode, ran.stdout) == (0, "HELLO ADA!\n"), explain(ran)
 
 
 @contextlib.contextmanager

@@ -1,41 +1,120 @@
-"""Mapping sync: the pure merge, the remote mapping gist, conflicts, offline queueing, retries."""
+"""The mapping: names and the file on disk, the pure three-way merge, the mapping gist, and what goes wrong (a corrupt
+file, no network, two writers at once)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, TOKEN, script_code
+from conftest import ROOT, TOKEN, add, entry, gid, reply, script_code
 
 import sm
 
-
-def gid(name):
-    """A gist id of GitHub's shape, one per script name."""
-    return hashlib.md5(name.encode()).hexdigest()
+# ── names, and the mapping file on disk ───────────────────────────────────────────────────────────
 
 
-def entry(name, updated="2026-01-01T00:00:00.000000Z", revision="1", clock=None, gist=None, **extra):
-    return {
-        "script_name": name,
-        "gist_id": gist or gid(name),
-        "filename": f"{name}.py",
-        "created_at": updated,
-        "updated_at": updated,
-        "revision": revision * 40 if len(revision) == 1 else revision,
-        "sha256": "0" * 64,
-        "description": "",
-        "params": [],
-        **({"clock": clock} if clock else {}),
-        **extra,
+@pytest.mark.parametrize("name", ["hello", "a", "my-script", "x.y_z-1", "A" * 64, "9lives"])
+def test_good_names(name):
+    assert sm.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-x", ".hidden", "a/b", "a b", "A" * 65, "ünï", "a;rm -rf", "../x"])
+def test_bad_names(name):
+    with pytest.raises(sm.UsageProblem, match="Invalid script name"):
+        sm.check_name(name)
+
+
+def test_mapping_atomic_write_keeps_backup(sm_env):
+    data = sm.empty_mapping()
+    data["scripts"]["a"] = {"gist_id": "1", "filename": "a.py", "revision": "1" * 40, "sha256": "2" * 64}
+    sm.write_mapping(data)
+    data["future_field"] = {"kept": True}
+    sm.write_mapping(data)
+    assert sm.read_mapping()["future_field"] == {"kept": True}
+    assert "future_field" not in (sm_env / "mapping.json.bak").read_text()
+    assert not [p for p in sm_env.iterdir() if p.name.endswith(".tmp")]
+    assert oct((sm_env / "mapping.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_atomic_write_failure_leaves_old_file(sm_env, monkeypatch):
+    target = sm_env / "f.json"
+    sm.atomic_write(target, "old")
+
+    def boom(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sm.os, "replace", boom)
+    with pytest.raises(OSError):
+        sm.atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in sm_env.iterdir()] == ["f.json"]
+
+
+def test_corrupt_mapping_is_reported_and_untouched(sm_env):
+    sm_env.mkdir(parents=True, exist_ok=True)
+    (sm_env / "mapping.json").write_text("{not json")
+    with pytest.raises(sm.MappingError, match="mapping.json is corrupt.*sm sync --from-remote"):
+        sm.read_mapping()
+    with pytest.raises(sm.MappingError):
+        sm.put_entry({"script_name": "x", "gist_id": "1", "filename": "x.py", "revision": "1" * 40, "sha256": "2" * 64})
+    assert (sm_env / "mapping.json").read_text() == "{not json"
+
+
+def test_corrupt_mapping_is_one_line_and_kept(invoke, sm_env):
+    sm_env.mkdir(parents=True)
+    (sm_env / "mapping.json").write_text('{"scripts": [')
+    for args in (["list"], ["run", "x"], ["show", "x"]):
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert "mapping.json is corrupt" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (sm_env / "mapping.json").read_text() == '{"scripts": ['
+
+
+def test_make_entry_repins_and_keeps_every_other_field():
+    base = {
+        "script_name": "a",
+        "gist_id": "a" * 32,
+        "filename": "a.py",
+        "created_at": "2020-01-01T00:00:00.000000Z",
+        "updated_at": "2020-01-01T00:00:00.000000Z",
+        "revision": "1" * 40,
+        "sha256": "2" * 64,
+        "from_a_newer_sm": {"kept": True},
     }
+    entry = sm.make_entry(base, code="print(2)\n", revision="3" * 40)
+    assert entry == {
+        **base,
+        "revision": "3" * 40,
+        "sha256": sm.sha256_text("print(2)\n"),
+        "updated_at": entry["updated_at"],
+    }
+    assert entry["updated_at"] > base["updated_at"]
+    with pytest.raises(TypeError, match="needs gist_id, filename"):
+        sm.make_entry(code="print(1)\n", script_name="new")
+
+
+def test_rename_entry_moves_and_tombstones(sm_env):
+    entry = {"script_name": "a", "gist_id": "a" * 32, "filename": "a.py", "revision": "1" * 40, "sha256": "2" * 64}
+    sm.put_entry(entry)
+    sm.put_entry({**entry, "script_name": "b", "gist_id": "b" * 32})
+    with pytest.raises(sm.UsageProblem, match="'b' already exists"):
+        sm.rename_entry("a", "b")
+    moved = sm.rename_entry("a", "c")
+    data = sm.read_mapping()
+    assert sorted(data["scripts"]) == ["b", "c"]
+    assert moved == data["scripts"]["c"]
+    assert moved["script_name"] == "c" and moved["gist_id"] == "a" * 32 and moved["filename"] == "a.py"
+    assert data["tombstones"]["a"]["gist_id"] == "a" * 32
+    with pytest.raises(sm.UsageProblem, match="Unknown script 'a'"):
+        sm.rename_entry("a", "d")
+
+
+# ── merge (pure): one test per row of MERGE_RULES, clock skew included ────────────────────────────
 
 
 def stone(name, deleted="2026-01-01T00:00:00.000000Z", clock=None):
@@ -47,17 +126,27 @@ def mapping(*entries, tombstones=None, **extra):
 
 
 T1, T2, T3 = "2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z", "2026-03-01T00:00:00.000000Z"
+
+
 # A machine two hours behind: its wall clock says T0 while the other machine's says T1.
 T0 = "2025-12-31T22:00:00.000000Z"
 
 
-# -- merge (pure): one test per row of MERGE_RULES, clock skew included ----------------------------------
-
 A1 = entry("a", T1, "1", clock=f"{T1}/0")
+
+
 A2_LATE = entry("a", T0, "2", clock=f"{T0}/0")  # edited on the slow machine: its wall clock is behind
+
+
 A3 = entry("a", T3, "3", clock=f"{T3}/0")
+
+
 A_OTHER_GIST = entry("a", T2, "4", clock=f"{T2}/0", gist=gid("other"))
+
+
 STONE_LATE = stone("a", T0, clock=f"{T0}/0")
+
+
 STONE_T3 = stone("a", T3, clock=f"{T3}/0")
 
 
@@ -155,42 +244,7 @@ def test_tick_never_goes_back_past_a_clock_it_has_seen():
     assert sm.tick(sm.empty_mapping()) > "2026"
 
 
-# -- remote gist --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def machine(github_env, monkeypatch, tmp_path):
-    """Switch between machines: each has its own SM_HOME, all share one token and one GitHub."""
-
-    def use(name):
-        monkeypatch.setenv("SM_HOME", str(tmp_path / f"machine-{name}"))
-        return sm.GitHub(TOKEN)
-
-    return use
-
-
-@pytest.fixture
-def sm_log():
-    records: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Keep(level=logging.DEBUG)
-    logger = logging.getLogger("sm")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
-
-
-def add(gh, name, body="print('hi')"):
-    """Upload a real script gist and record it, as `sm create` does after generation."""
-    code = script_code(body)
-    return sm.upload_new(gh, name, code, f"script {name}", public=False, created=sm.now_iso())
+# ── the mapping gist ──────────────────────────────────────────────────────────────────────────────
 
 
 def test_first_change_creates_secret_mapping_gist(machine, github_env):
@@ -247,6 +301,14 @@ def test_sm_mapping_gist_env_wins(machine, github_env, monkeypatch):
     assert github_env.count("GET", r"/gists") == 0  # no search needed
 
 
+def test_sm_mapping_gist_wins_after_first_sync(created, github_env, monkeypatch):
+    other = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(sm.empty_mapping())})
+    monkeypatch.setenv("SM_MAPPING_GIST", other)
+    sm.sync(sm.GitHub(TOKEN))
+    assert sm.read_sync_state()["gist_id"] == other
+    assert "greet" in json.loads(github_env.gist_files(other)["sm-mapping.json"])["scripts"]
+
+
 def test_unchanged_mapping_costs_one_conditional_request(machine, github_env):
     gh = machine("A")
     add(gh, "one")
@@ -287,19 +349,6 @@ def test_sync_command_reports_both_sides(machine, github_env):
     assert result.stdout.splitlines() == ["Local: no changes", "GitHub: added from-b"]
 
 
-def test_corrupt_mapping_recovers_from_remote(machine, github_env, sm_log):
-    add(machine("A"), "keep")
-    home = sm.sm_home()
-    (home / "mapping.json").write_text("{broken")
-    result = CliRunner().invoke(sm.build_cli(), ["list"])
-    assert result.exit_code == 1 and "sm sync --from-remote" in result.stderr
-    result = CliRunner().invoke(sm.build_cli(), ["sync", "--from-remote"])
-    assert result.exit_code == 0, result.output
-    assert "keep" in sm.read_mapping()["scripts"]
-    kept = [p for p in home.iterdir() if p.name.startswith("mapping.json.corrupt-")]
-    assert len(kept) == 1 and kept[0].read_text() == "{broken"
-
-
 def test_large_mapping_is_read_through_raw_url(machine, github_env):
     machine("A")
     with sm.locked_mapping() as data:
@@ -315,65 +364,65 @@ def test_large_mapping_is_read_through_raw_url(machine, github_env):
     assert raw and all("authorization" not in r.headers for r in raw)
 
 
-# -- network trouble ----------------------------------------------------------------------------------
+# ── broken, offline, concurrent ───────────────────────────────────────────────────────────────────
 
 
-def test_502_twice_then_success(machine, github_env, sm_log):
-    gh = machine("A")
-    add(gh, "one")
-    github_env.inject("GET", r"/gists/\w+", status=502, times=2)
-    sm.sync(gh)
-    assert sum("waiting" in m for m in sm_log) == 2
+def test_corrupt_mapping_recovers_from_remote(machine, github_env, sm_log):
+    add(machine("A"), "keep")
+    home = sm.sm_home()
+    (home / "mapping.json").write_text("{broken")
+    result = CliRunner().invoke(sm.build_cli(), ["list"])
+    assert result.exit_code == 1 and "sm sync --from-remote" in result.stderr
+    result = CliRunner().invoke(sm.build_cli(), ["sync", "--from-remote"])
+    assert result.exit_code == 0, result.output
+    assert "keep" in sm.read_mapping()["scripts"]
+    kept = [p for p in home.iterdir() if p.name.startswith("mapping.json.corrupt-")]
+    assert len(kept) == 1 and kept[0].read_text() == "{broken"
 
 
-def test_429_retry_after_is_honoured(machine, github_env, sm_log):
-    gh = machine("A")
-    add(gh, "one")
-    github_env.inject(
-        "GET", r"/gists/\w+", status=429, headers={"Retry-After": "1"}, body={"message": "secondary rate limit"}
-    )
-    sm.sync(gh)
-    gets = [r for r in github_env.requests if r.method == "GET" and r.path.startswith("/gists/")][-2:]
-    assert gets[0].status == 429 and gets[1].status in (200, 304)
-    assert gets[1].at - gets[0].at >= 1.0
-    assert any("waiting 1.0 s" in m for m in sm_log)
+def test_from_remote_offline_keeps_the_backup_entries(created, invoke, sm_env, monkeypatch):
+    invoke("list")  # leaves mapping.json.bak with `greet` in it after the next write
+    sm.write_mapping(sm.read_mapping())
+    (sm_env / "mapping.json").write_text("{broken")
+    monkeypatch.setenv("SM_GITHUB_API_URL", "http://127.0.0.1:9")
+    result = invoke("sync", "--from-remote")
+    assert result.exit_code == 1 and "Cannot reach" in result.stderr
+    assert "greet" in sm.read_mapping()["scripts"]  # recovered from the backup before going online
 
 
-def primary_rate_limit(github_env, path, reset_in):
-    """GitHub's answer when the hourly limit is used up: 403, remaining 0, and when it resets."""
-    github_env.inject(
-        "GET",
-        path,
-        status=403,
-        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + reset_in)},
-        body={"message": "API rate limit exceeded for user ID 1."},
-    )
+def test_bad_remote_mapping_is_a_warning_after_a_successful_create(github_env, llm, invoke):
+    llm.queue(reply("print(1)"))
+    assert invoke("create", "one", "print one").exit_code == 0
+    github_env.external_edit(sm.read_sync_state()["gist_id"], "sm-mapping.json", "not json")
+    llm.queue(reply("print(2)"))
+    result = invoke("create", "two", "print two")
+    assert result.exit_code == 0, result.output
+    assert "will sync to GitHub later" in result.stderr
+    assert "two" in sm.read_mapping()["scripts"]
 
 
-def test_primary_rate_limit_waits_for_reset(machine, github_env, sm_log):
-    gh = machine("A")
-    add(gh, "one")
-    primary_rate_limit(github_env, r"/gists/\w+", reset_in=1)
-    sm.sync(gh)
-    assert any("answered 403; waiting" in m for m in sm_log)
+def test_malformed_local_entry_is_one_warning_and_repaired_from_github(created, invoke, sm_env):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["greet"]["params"] = "name"
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    sm.fast_run(["run", "greet", "name=x"])  # returns to the full CLI instead of raising or running
+    result = invoke("run", "greet", "name=x")
+    assert result.stderr.count("Ignoring the entry 'greet'") == 1 and "params is not a list" in result.stderr
+    # the good copy on GitHub wins over the hand-broken one, and the script runs
+    assert result.exit_code == 0 and result.execs[-1][-1] == "--name=x"
+    assert sm.read_mapping()["scripts"]["greet"]["params"] == created["params"]
 
 
-def test_rate_limit_beyond_budget_is_a_clear_error(machine, github_env):
-    gh = machine("A")
-    primary_rate_limit(github_env, r"/gists", reset_in=3600)
-    with pytest.raises(sm.GitHubError, match="rate limit reached.*try again at"):
-        sm.sync(gh)
-
-
-def test_reset_connection_is_retried(machine, github_env):
-    gh = machine("A")
-    add(gh, "one")
-    github_env.inject("PATCH", r"/gists/\w+", reset=True)
-    with sm.locked_mapping() as data:
-        data["scripts"]["two"] = entry("two", sm.now_iso())
-    sm.sync(gh)
-    remote = json.loads(github_env.gist_files(sm.read_sync_state()["gist_id"])["sm-mapping.json"])
-    assert "two" in remote["scripts"]
+def test_malformed_local_entry_offline_is_kept_untouched(created, invoke, sm_env, monkeypatch):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["greet"]["gist_id"] = "../../etc"
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    monkeypatch.delenv("GITHUB_PAT")
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 2 and "Unknown script 'greet'" in result.stderr and result.execs == []
+    assert "Ignoring the entry 'greet'" in result.stderr and "gist_id is missing or malformed" in result.stderr
+    sm.put_entry({**created, "script_name": "other"})  # a write elsewhere keeps the bad entry as it was
+    assert json.loads((sm_env / "mapping.json").read_text())["scripts"]["greet"]["gist_id"] == "../../etc"
 
 
 def test_offline_change_is_kept_and_pushed_later(machine, github_env, monkeypatch, sm_log):
@@ -388,16 +437,6 @@ def test_offline_change_is_kept_and_pushed_later(machine, github_env, monkeypatc
     changes = sm.sync(sm.GitHub(TOKEN))
     assert changes["remote"]["added"] == ["offline-made"]
     assert sm.read_sync_state()["pending"] is False
-
-
-def test_mutations_are_spaced_one_second(machine, github_env, monkeypatch):
-    monkeypatch.delenv("SM_WRITE_INTERVAL")  # the default, as GitHub asks
-    gh = machine("A")
-    add(gh, "one")
-    add(gh, "two")
-    writes = [r for r in github_env.requests if r.method in ("POST", "PATCH", "DELETE")]
-    assert len(writes) >= 3
-    assert all(b.at - a.at >= 0.99 for a, b in zip(writes, writes[1:], strict=False))
 
 
 def test_lost_update_is_detected_and_repaired(machine, github_env):

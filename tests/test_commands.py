@@ -1,59 +1,326 @@
-"""sm add, rm, rename, doctor, self publish, completion, auth fallbacks, secret scanning and logging,
-through click's CliRunner against the loopback fake GitHub (and fake OpenAI for `create`)."""
+"""Every command through click's CliRunner, against the loopback fake GitHub and fake OpenAI servers: create, edit,
+list, show, add, rm, rename, doctor, self publish, completion and help."""
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
-import logging
 import os
 import re
-import stat
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, TOKEN, reply, script_code
+from conftest import (
+    ROOT,
+    TOKEN,
+    doctor_json,
+    explain,
+    gist_posts,
+    reply,
+    script_code,
+    script_gists,
+    sm_process,
+    the_gist,
+)
 
 import sm
 
-REAL_EXEC_SCRIPT = sm.exec_script
+# ── create ────────────────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.fixture
-def local_script(tmp_path):
-    """A hand-written script with argparse options and no [tool.sm] table."""
-    path = tmp_path / "weather.py"
-    path.write_text(
-        '"""Print the weather for a city."""\n'
-        + script_code("print(args.city, args.units)", ["city"]).replace(
-            "args = parser.parse_args()",
-            'parser.add_argument("--units", default="metric", help="metric or imperial")\nargs = parser.parse_args()',
-        )
+def test_create_uploads_secret_gist_and_records_mapping(created, github_env, llm):
+    entry = created
+    gist = github_env.gists[entry["gist_id"]]
+    assert gist["public"] is False
+    files = github_env.gist_files(entry["gist_id"])
+    assert list(files) == ["greet.py"]
+    code = files["greet.py"]
+    assert entry["sha256"] == hashlib.sha256(code.encode()).hexdigest()
+    assert entry["revision"] == github_env.revisions(entry["gist_id"])[0]
+    assert entry["params"] == [{"name": "name", "help": "the name", "required": True}]
+    assert entry["description"] == "Greets someone"
+    assert set(sm.ENTRY_FIELDS) <= set(entry)
+    meta = sm.read_script(code).metadata()
+    assert meta["tool"]["sm"]["prompt"] == "Greet {{name}} politely"
+    assert meta["tool"]["sm"]["model"] == "openai-chat:fake-coder"
+    assert "exclude-newer" in meta["tool"]["uv"]
+    # the request to the model forced the output tool and told it the option name
+    request = llm.requests[0]
+    assert request["tool_choice"] == "required"
+    assert "--name" in json.dumps(request["messages"])
+
+
+def test_create_prints_url_and_run_line(github_env, llm, invoke):
+    llm.queue(reply("print(args.city)", ["city"]))
+    result = invoke("create", "weather", "Weather in {{city}}")
+    assert result.exit_code == 0
+    assert "sm run weather city=VALUE" in result.stdout
+    assert "https://gist.github.com/" in result.stderr
+
+
+def test_create_public(github_env, llm, invoke):
+    llm.queue(reply("print(1)"))
+    assert invoke("create", "pub", "print one", "--public").exit_code == 0
+    assert github_env.gists[sm.read_mapping()["scripts"]["pub"]["gist_id"]]["public"] is True
+
+
+def test_create_reads_prompt_from_stdin(github_env, llm, invoke):
+    llm.queue(reply("print(args.word)", ["word"]))
+    result = invoke("create", "echo", "-", input="Echo {{word}}\n")
+    assert result.exit_code == 0, result.output
+    assert sm.lookup("echo")["params"][0]["name"] == "word"
+
+
+def test_create_refuses_existing_name_without_force(created, invoke, llm):
+    result = invoke("create", "greet", "again")
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    llm.queue(reply("print('v2')"))
+    assert invoke("create", "greet", "again", "--force").exit_code == 0
+    assert sm.lookup("greet")["gist_id"] != created["gist_id"]
+
+
+def test_create_repair_loop_through_real_http(github_env, llm, invoke):
+    llm.queue(reply("print('no param')"), reply("print(args.n)", ["n"]))
+    result = invoke("create", "count", "Count to {{n}}")
+    assert result.exit_code == 0, result.output
+    assert len(llm.requests) == 2
+    assert any(m["role"] == "tool" and "--n" in m["content"] for m in llm.requests[1]["messages"])
+
+
+def test_create_gives_up_and_uploads_nothing(github_env, llm, invoke):
+    llm.queue(*[reply("print('never reads it')")] * 4)
+    result = invoke("create", "bad", "Use {{thing}}")
+    assert result.exit_code == 1
+    assert "did not produce a valid script" in result.stderr
+    assert "Nothing was uploaded" in result.stderr
+    assert github_env.gists == {}
+    assert sm.read_mapping()["scripts"] == {}
+
+
+@pytest.mark.parametrize("name", ["bad/name", "-dash", "x" * 65, "a b"])
+def test_create_bad_name_before_any_network(github_env, llm, invoke, name):
+    result = invoke("create", "--", name, "prompt")
+    assert result.exit_code == 2
+    assert "Invalid script name" in result.stderr
+    assert llm.requests == [] and github_env.requests == []
+
+
+def test_create_without_token(llm, invoke):
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "GITHUB_PAT" in result.stderr
+    assert "Traceback" not in result.output
+    assert llm.requests == []
+
+
+def test_create_without_model(github_env, invoke):
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "No model configured" in result.stderr and "SM_MODEL" in result.stderr
+
+
+def test_create_with_bad_model_key(github_env, llm, invoke, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "rejected the API key" in result.stderr
+    assert "sk-wrong" not in result.output
+
+
+def test_create_with_bad_github_token(github_env, llm, invoke, monkeypatch):
+    monkeypatch.setenv("GITHUB_PAT", "ghp_wrong")
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "401" in result.stderr and "GITHUB_PAT" in result.stderr
+    assert "ghp_wrong" not in result.output
+    assert llm.requests == []
+
+
+def test_create_token_without_gist_scope(github_env, llm, invoke, monkeypatch):
+    github_env.add_token("ghp_noscope", scopes="repo")
+    monkeypatch.setenv("GITHUB_PAT", "ghp_noscope")
+    llm.queue(reply("print(1)"))
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "lacks the `gist` scope (it has: repo)" in result.stderr
+    assert llm.requests == [] and github_env.gists == {}
+
+
+def test_upload_failure_keeps_the_generated_script(github_env, llm, invoke, sm_env):
+    github_env.inject(
+        "POST",
+        "/gists",
+        status=422,
+        body={
+            "message": "Validation Failed",
+            "errors": [{"resource": "Gist", "code": "custom", "message": "contents are spam"}],
+        },
     )
-    return path
+    llm.queue(reply("print('precious')"))
+    result = invoke("create", "x", "print hi")
+    assert result.exit_code == 1
+    assert "422 Validation Failed: contents are spam" in result.stderr
+    assert "precious" in (sm_env / "drafts" / "x.py").read_text()
+    assert sm.read_mapping()["scripts"] == {}
 
 
-@pytest.fixture
-def bobs_gist(github_env):
-    """A gist owned by someone else, with one valid script."""
-    return github_env.create_gist_direct(
-        "bob", {"hello.py": script_code('print(f"hi {args.who}")', ["who"]), "README.md": "# hello\n"}, "Says hi"
+# ── edit ──────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_edit_makes_a_new_revision_and_run_uses_it(created, github_env, llm, invoke):
+    old_code = sm.cached_path(created).read_text()
+    llm.queue(reply('print(f"HELLO {args.name}")', ["name"], description="Shouts at someone"))
+    result = invoke("edit", "greet", "Shout the greeting")
+    assert (result.exit_code, result.stdout) == (0, "sm run greet name=VALUE\n"), result.output
+    assert "Updated greet to revision" in result.stderr
+
+    gist_id = created["gist_id"]
+    assert github_env.count("PATCH", f"/gists/{gist_id}") == 1
+    assert sum("greet.py" in r.json()["files"] for r in github_env.requests if r.method == "POST") == 1
+    assert len(github_env.revisions(gist_id)) == 2
+    code = github_env.gist_files(gist_id)["greet.py"]
+    entry = sm.lookup("greet")
+    assert entry["revision"] == github_env.revisions(gist_id)[0] != created["revision"]
+    assert entry["sha256"] == sm.sha256_text(code)
+    assert entry["description"] == "Shouts at someone" == github_env.gists[gist_id]["description"]
+    assert entry["params"] == [{"name": "name", "help": "the name", "required": True}]
+    assert entry["updated_at"] > created["updated_at"]
+    assert entry["created_at"] == created["created_at"]
+
+    table, old_table = sm.read_script(code).table, sm.read_script(old_code).table
+    assert (table["prompt"], table["model"], table["created_at"]) == (
+        old_table["prompt"],
+        old_table["model"],
+        old_table["created_at"],
+    )
+    assert [c["prompt"] for c in table["changes"]] == ["Shout the greeting"]
+    assert (
+        sm.read_script(code).metadata()["tool"]["uv"]["exclude-newer"]
+        >= sm.read_script(old_code).metadata()["tool"]["uv"]["exclude-newer"]
     )
 
+    # the model was shown the stored code, and told what to change
+    message = llm.requests[-1]["messages"][-1]["content"]
+    assert 'print(f"hello {args.name}")' in message and "Shout the greeting" in message
 
-def gist_posts(gh):
-    """Gists created for scripts (the mapping gist that sync creates is not one of them)."""
-    return sum(
-        "sm-mapping.json" not in r.json()["files"] for r in gh.requests if r.method == "POST" and r.path == "/gists"
-    )
-
-
-def script_gists(gh):
-    return [g for g in gh.gists if "sm-mapping.json" not in gh.gist_files(g)]
+    ran = invoke("run", "greet", "name=Ada")
+    assert ran.exit_code == 0
+    path = ran.execs[-1][3]
+    assert open(path).read() == code
 
 
-# ══ add ═══════════════════════════════════════════════════════════════════════════════════════════
+def commented(body):
+    """A model's answer whose PEP 723 block holds a comment of its own."""
+    answer = reply(body, ["name"])
+    block = "# dependencies = [\n#     # standard library only\n# ]"
+    return {**answer, "code": answer["code"].replace("# dependencies = []", block)}
+
+
+def test_a_comment_in_the_block_survives_create_and_edit(github_env, llm, invoke):
+    llm.queue(commented('print(f"hello {args.name}")'))
+    assert invoke("create", "greet", "Greet {{name}}").exit_code == 0
+    assert "# dependencies = [\n#     # standard library only\n# ]\n" in the_gist(github_env)
+    llm.queue(commented('print(f"HELLO {args.name}")'))
+    assert invoke("edit", "greet", "Shout it").exit_code == 0
+    code = the_gist(github_env)
+    assert "# dependencies = [\n#     # standard library only\n# ]\n" in code and "HELLO" in code
+    assert sm.read_script(code).table["changes"][0]["prompt"] == "Shout it"
+
+
+def test_edit_reads_the_prompt_from_stdin(created, github_env, llm, invoke):
+    llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
+    result = invoke("edit", "greet", "-", input="Shout the greeting\n")
+    assert result.exit_code == 0, result.output
+    assert "Shout the greeting" in llm.requests[-1]["messages"][-1]["content"]
+
+
+def test_edit_keeps_an_unpinned_script_unpinned(github_env, llm, invoke):
+    llm.queue(reply("print('V1', args.name)", ["name"]), reply("print('V2', args.name)", ["name"]))
+    assert invoke("create", "greet", "Greet {{name}}", "--no-exclude-newer").exit_code == 0
+    assert invoke("edit", "greet", "twice").exit_code == 0
+    assert "uv" not in sm.read_script(the_gist(github_env)).metadata().get("tool", {})
+
+
+def test_edit_warns_when_the_gist_changed_on_github(created, github_env, llm, invoke):
+    github_env.external_edit(created["gist_id"], "greet.py", "print('edited in the browser')\n")
+    llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
+    result = invoke("edit", "greet", "Shout")
+    assert result.exit_code == 0, result.output
+    assert f"had changed on GitHub since revision {created['revision'][:8]}" in result.stderr
+    assert len(github_env.revisions(created["gist_id"])) == 3  # the browser edit stays in the history
+
+
+def test_edit_unknown_script(github_env, llm, invoke):
+    result = invoke("edit", "nope", "anything")
+    assert result.exit_code == 2
+    assert "Unknown script 'nope'" in result.stderr
+    assert llm.requests == []
+
+
+def test_edit_that_fails_uploads_nothing(created, github_env, llm, invoke):
+    llm.queue(*[reply("print('no name')", [])] * 4, reply("print('never reads it')", []))
+    result = invoke("edit", "greet", "Use {{colour}}")
+    assert result.exit_code == 1
+    assert "did not produce a valid script" in result.stderr
+    assert len(github_env.revisions(created["gist_id"])) == 1
+
+
+def test_editing_someone_elses_gist_says_so(github_env, invoke, llm):
+    bobs = github_env.create_gist_direct("bob", {"hi.py": script_code("print(args.who)", ["who"])}, "Says hi")
+    assert invoke("add", "hi", bobs, "--yes").exit_code == 0
+    result = invoke("edit", "hi", "shout it")
+    assert result.exit_code == 2
+    assert "hi is bob's gist: only they can change it" in result.stderr
+    assert llm.requests == []
+
+
+@pytest.mark.slow
+def test_edit_then_run_runs_the_new_code(env, openai_server):
+    openai_server.queue(reply('print(f"hello {args.name}")', ["name"]))
+    assert sm_process("create", "greet", "Greet {{name}}", env=env).returncode == 0
+    openai_server.queue(reply('print(f"HELLO {args.name.upper()}!")', ["name"]))
+    edited = sm_process("edit", "greet", "Shout it", env=env)
+    assert edited.returncode == 0, explain(edited)
+    ran = sm_process("run", "greet", "name=ada", env=env, input="")
+    assert (ran.returncode, ran.stdout) == (0, "HELLO ADA!\n"), explain(ran)
+
+
+# ── list, show ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_list_json_and_plain(created, invoke):
+    result = invoke("list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["script_name"] for r in rows] == ["greet"]
+    assert rows[0]["gist_id"] == created["gist_id"]
+    plain = invoke("list")
+    assert plain.stdout.startswith("greet\tGreets someone\tname\t")
+
+
+def test_list_empty(invoke):
+    assert json.loads(invoke("list", "--json").stdout) == []
+
+
+def test_show_is_byte_exact_when_piped(created, invoke, github_env):
+    result = invoke("show", "greet")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == github_env.gist_files(created["gist_id"])["greet.py"].encode()
+
+
+def test_show_json(added, invoke):
+    result = invoke("show", "weather", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["code"] == sm.cached_path(added).read_text()
+    assert data["gist_id"] == added["gist_id"] and data["params"] == added["params"]
+
+
+# ── add ───────────────────────────────────────────────────────────────────────────────────────────
 
 
 def test_add_local_file_uploads_it_unchanged_with_argparse_params(local_script, invoke, github_env):
@@ -204,39 +471,7 @@ def test_add_public_gist_adoption_rejects_public_flag(bobs_gist, invoke):
     assert result.exit_code == 2 and "--public applies to local files" in result.stderr
 
 
-# ══ secret scanning ═══════════════════════════════════════════════════════════════════════════════
-
-LEAKY = 'KEY = "' + "ghp_" + "Q" * 36 + '"\n'
-
-
-def test_public_upload_with_a_secret_is_refused(tmp_path, invoke, github_env):
-    (tmp_path / "leak.py").write_text(script_code("print(KEY)").replace("import sys\n", "import sys\n" + LEAKY))
-    result = invoke("add", "leak", str(tmp_path / "leak.py"), "--public")
-    assert result.exit_code == 1
-    assert "Refusing to upload leak.py to a public gist: it contains a GitHub token (line 7)" in result.stderr
-    assert gist_posts(github_env) == 0
-    secret = invoke("add", "leak", str(tmp_path / "leak.py"))
-    assert secret.exit_code == 0, secret.output
-    assert "leak.py contains a GitHub token (line 7): the gist is secret" in secret.stderr
-    assert "Q" * 36 not in secret.output
-
-
-def test_public_create_with_a_secret_is_refused_and_kept(github_env, llm, invoke, sm_env):
-    llm.queue(reply("print(KEY)".replace("print", LEAKY + "print")))
-    result = invoke("create", "leak", "print a key", "--public")
-    assert result.exit_code == 1
-    assert "Refusing to upload leak.py to a public gist" in result.stderr
-    assert "sm add leak " in result.stderr and (sm_env / "drafts" / "leak.py").exists()
-    assert script_gists(github_env) == []
-
-
-# ══ rm ════════════════════════════════════════════════════════════════════════════════════════════
-
-
-@pytest.fixture
-def added(local_script, invoke, github_env):
-    assert invoke("add", "weather", str(local_script)).exit_code == 0
-    return sm.lookup("weather")
+# ── rm ────────────────────────────────────────────────────────────────────────────────────────────
 
 
 def test_rm_forgets_the_name_and_keeps_the_gist(added, invoke, github_env):
@@ -257,8 +492,8 @@ def test_rm_unknown_name_suggests(added, invoke):
 
 
 def test_rm_purge_needs_confirmation(added, invoke, github_env, monkeypatch):
-    result = invoke("rm", "weather", "--purge")
-    assert result.exit_code == 2 and "--yes" in result.stderr
+    result = invoke("rm", "weather", "--purge")  # no terminal to ask on: a no, as for every question
+    assert result.exit_code == 1 and "rerun with --yes" in result.stderr and "Nothing was removed" in result.stderr
     assert added["gist_id"] in github_env.gists and "weather" in sm.read_mapping()["scripts"]
     monkeypatch.setattr(sm, "interactive", lambda: True)
     declined = invoke("rm", "weather", "--purge", input="n\n")
@@ -299,7 +534,7 @@ def test_rm_purge_of_a_shared_gist_is_refused(bobs_gist, invoke, github_env):
     assert sm.cached_path(sm.lookup("hello")).exists()  # still used by `hello`
 
 
-# ══ rename ════════════════════════════════════════════════════════════════════════════════════════
+# ── rename ────────────────────────────────────────────────────────────────────────────────────────
 
 
 def test_rename(added, invoke, github_env):
@@ -333,13 +568,7 @@ def test_rename_errors(added, invoke, args, message):
     assert list(sm.read_mapping()["scripts"]) == ["weather"]
 
 
-# ══ doctor ════════════════════════════════════════════════════════════════════════════════════════
-
-
-def doctor_json(invoke):
-    result = invoke("doctor", "--json")
-    report = json.loads(result.stdout)
-    return result, report, {c["check"]: c for c in report["checks"]}
+# ── doctor ────────────────────────────────────────────────────────────────────────────────────────
 
 
 def test_doctor_all_good(github_env, invoke, monkeypatch, added):
@@ -378,6 +607,13 @@ def test_doctor_all_good(github_env, invoke, monkeypatch, added):
 
 def added_size(entry):
     return sm.cached_path(entry).stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KB"), (5 * 1024**2, "5.0 MB"), (3 * 1024**3, "3.0 GB")]
+)
+def test_human_size(n, text):
+    assert sm.human_size(n) == text
 
 
 def test_doctor_reports_fine_grained_tokens(github_env, invoke, monkeypatch):
@@ -456,133 +692,43 @@ def test_doctor_unwritable_home_and_corrupt_mapping(tmp_path, invoke, monkeypatc
     assert checks["mapping"]["status"] == "fail" and "corrupt" in checks["mapping"]["detail"]
 
 
-# ══ auth ══════════════════════════════════════════════════════════════════════════════════════════
+# ── self publish ──────────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.fixture
-def fake_gh(tmp_path, monkeypatch):
-    """A `gh` on PATH whose `auth token` prints what the test writes to its token file."""
-    folder = tmp_path / "ghbin"
-    folder.mkdir()
-    token_file = folder / "token"
-    gh = folder / "gh"
-    gh.write_text(
-        f'#!/bin/sh\n[ "$1 $2" = "auth token" ] && [ -s {token_file} ] && cat {token_file} && exit 0\nexit 1\n'
-    )
-    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: str(gh) if cmd == "gh" else None)
-    return token_file
+def test_self_publish_creates_then_updates_one_secret_gist(github_env, invoke, sm_env):
+    first = invoke("self", "publish")
+    assert first.exit_code == 0, first.output
+    (gist_id,) = script_gists(github_env)
+    assert first.stdout == f"uv tool install git+https://gist.github.com/{gist_id}.git\n"
+    assert github_env.gists[gist_id]["public"] is False
+    files = github_env.gist_files(gist_id)
+    assert files == {"sm.py": (ROOT / "sm.py").read_text(), "pyproject.toml": (ROOT / "pyproject.toml").read_text()}
+    assert json.loads((sm_env / "self.json").read_text())["gist_id"] == gist_id
+
+    again = invoke("self", "publish", "--json")
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.stdout)
+    assert data["gist_id"] == gist_id and data["install"] == first.stdout.strip()
+    assert script_gists(github_env) == [gist_id] and gist_posts(github_env) == 1
+    assert len(github_env.revisions(gist_id)) == 1  # same content: no new revision
+
+    github_env.gists.pop(gist_id)  # deleted on GitHub: publish again to a new gist
+    third = invoke("self", "publish")
+    assert third.exit_code == 0 and "is gone; publishing to a new one" in third.stderr
+    assert len(script_gists(github_env)) == 1 and gist_id not in github_env.gists
 
 
-def test_token_order_ends_with_gh(fake_gh, monkeypatch):
-    with pytest.raises(sm.ConfigError, match="gh auth login"):
-        sm.find_token()  # gh is there but not logged in
-    fake_gh.write_text("gho_fromgh\n")
-    assert sm.find_token() == ("gho_fromgh", "gh auth token")
-    monkeypatch.setenv("GH_TOKEN", "  ")  # blank values are skipped
-    assert sm.find_token() == ("gho_fromgh", "gh auth token")
-    monkeypatch.setenv("GH_TOKEN", "c")
-    assert sm.find_token() == ("c", "GH_TOKEN")
-    monkeypatch.setenv("GITHUB_TOKEN", "b")
-    assert sm.find_token() == ("b", "GITHUB_TOKEN")
-    monkeypatch.setenv("GITHUB_PAT", "a")
-    assert sm.find_token() == ("a", "GITHUB_PAT")
+def test_self_publish_from_an_installed_copy_rebuilds_pyproject(github_env, invoke, tmp_path, monkeypatch):
+    lone = tmp_path / "site-packages" / "sm.py"
+    lone.parent.mkdir()
+    lone.write_text((ROOT / "sm.py").read_text())
+    monkeypatch.setattr(sm, "__file__", str(lone))
+    assert invoke("self", "publish").exit_code == 0
+    (gist_id,) = script_gists(github_env)
+    assert github_env.gist_files(gist_id)["pyproject.toml"] == sm.pyproject_for(lone.read_text())
 
 
-def test_gh_token_is_used_reported_and_redacted(fake_gh, github_env, invoke, monkeypatch, local_script):
-    monkeypatch.delenv("GITHUB_PAT")
-    fake_gh.write_text(TOKEN + "\n")
-    result = invoke("-v", "add", "weather", str(local_script))
-    assert result.exit_code == 0, result.output
-    assert "GitHub token from gh auth token" in result.stderr
-    assert doctor_json(invoke)[2]["token"]["detail"] == "from gh auth token"
-    github_env.inject("POST", "/gists", status=422, body={"message": f"token {TOKEN} rejected"})
-    failed = invoke("add", "again", str(local_script))
-    assert failed.exit_code == 1 and "token *** rejected" in failed.stderr
-    assert TOKEN not in failed.output
-
-
-# ══ the token never shows ═════════════════════════════════════════════════════════════════════════
-
-
-def test_token_never_appears_in_output_or_log_with_verbose(
-    github_env, llm, invoke, local_script, bobs_gist, sm_env, monkeypatch
-):
-    monkeypatch.setattr(sm, "exec_script", REAL_EXEC_SCRIPT)  # so that it logs the uv command line...
-    monkeypatch.setattr(sm.os, "execv", lambda path, argv: None)  # ...and then returns
-    llm.queue(reply('print(f"hello {args.name}")', ["name"]))
-    steps = [
-        ["create", "greet", "Greet {{name}}"],
-        ["list"],
-        ["list", "--json"],
-        ["show", "greet"],
-        ["show", "greet", "--json"],
-        ["run", "greet", "name=x"],
-        ["add", "weather", str(local_script)],
-        ["add", "hi", bobs_gist, "--yes"],
-        ["rename", "weather", "forecast"],
-        ["rm", "forecast", "--purge", "--yes"],
-        ["rm", "hi"],
-        ["doctor"],
-        ["doctor", "--json"],
-        ["self", "publish"],
-        ["self", "publish", "--json"],
-        ["completion", "bash"],
-        ["run", "nothing"],
-        ["add", "x", "https://gist.github.com/bob/" + "f" * 32, "--yes"],
-    ]
-    github_env.inject("GET", r"/user", status=503, body={"message": f"echoing {TOKEN}"}, times=1)
-    seen = []
-    for args in steps:
-        result = invoke("-v", *args)
-        seen.append((args, result.output))
-    github_env.inject("POST", "/gists", status=422, body={"message": f"bad token {TOKEN}"})
-    seen.append((["add"], invoke("-v", "add", "again", str(local_script)).output))
-    everything = "\n".join(out for _, out in seen)
-    assert "GitHub token from GITHUB_PAT" in everything  # -v says where the token came from
-    assert "GET http" in everything and "cache hit" in everything and "exec: " in everything
-    for args, out in seen:
-        assert TOKEN not in out, args
-    log_text = (sm_env / "sm.log").read_text()
-    assert "ERROR" in log_text and "bad token ***" in log_text
-    assert TOKEN not in log_text
-
-
-# ══ logging ═══════════════════════════════════════════════════════════════════════════════════════
-
-
-def test_log_file_gets_warnings_and_errors_not_debug(added, invoke, sm_env, github_env):
-    log_file = sm_env / "sm.log"
-    github_env.gists.pop(added["gist_id"])
-    assert invoke("-v", "rm", "weather", "--purge", "--yes").exit_code == 0  # warns: already deleted
-    assert invoke("run", "nothing").exit_code == 2  # a usage error: not logged
-    text = log_file.read_text()
-    assert re.search(r"^\d{4}-\d\d-\d\d .* WARNING Gist \w+ was already deleted on GitHub\.$", text, re.M)
-    assert "DEBUG" not in text and "GET http" not in text
-    assert "Unknown script" not in text
-    handler = next(h for h in sm.log.handlers if hasattr(h, "maxBytes"))
-    assert 0 < handler.maxBytes <= 5_000_000 and handler.backupCount >= 1
-
-
-def test_log_file_never_breaks_a_command(tmp_path, invoke, monkeypatch):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    monkeypatch.setenv("SM_HOME", str(blocker))
-    result = invoke("rm", "x")
-    assert result.exit_code in (1, 2)
-    assert "Logging error" not in result.output and "Traceback" not in result.output
-
-
-def test_redaction_filter_masks_records():
-    sm.setup_logging(verbose=False)
-    record = logging.LogRecord("sm", logging.WARNING, __file__, 1, "token %s here", ("ghp_" + "Z" * 36,), None)
-    for handler in sm.log.handlers:
-        for f in handler.filters:
-            (f.filter if hasattr(f, "filter") else f)(record)
-    assert record.getMessage() == "token *** here"
-
-
-# ══ completion, help, output ══════════════════════════════════════════════════════════════════════
+# ── completion ────────────────────────────────────────────────────────────────────────────────────
 
 
 def complete(cli, words: str, shell: str = "bash") -> list[str]:
@@ -692,6 +838,9 @@ def test_completion_imports_nothing_heavy(two_scripts, sm_env):
     assert proc.stdout.splitlines() == ["plain,prefix=", "HEAVY:"], proc.stdout + proc.stderr
 
 
+# ── help, version, and commands that only forward ─────────────────────────────────────────────────
+
+
 def test_every_command_and_subcommand_has_help_with_an_example(cli):
     def walk(group, prefix):
         for name, command in group.commands.items():
@@ -709,113 +858,24 @@ def test_unknown_command_suggests(invoke):
     assert result.exit_code == 2 and "Did you mean 'list'?" in result.stderr
 
 
-def test_show_json(added, invoke):
-    result = invoke("show", "weather", "--json")
-    assert result.exit_code == 0
-    data = json.loads(result.stdout)
-    assert data["code"] == sm.cached_path(added).read_text()
-    assert data["gist_id"] == added["gist_id"] and data["params"] == added["params"]
+def test_version(invoke):
+    assert invoke("--version").stdout.strip() == f"sm, version {sm.__version__}"
 
 
-def test_status_goes_to_stderr_and_stdout_stays_data(local_script, invoke, github_env):
-    result = invoke("add", "weather", str(local_script), "--json")
-    json.loads(result.stdout)  # nothing else on stdout
-    renamed = invoke("rename", "weather", "w2")
-    assert renamed.exit_code == 0 and renamed.stdout == "sm run w2 city=VALUE\n" and renamed.stderr
-    assert json.loads(invoke("rename", "w2", "w3", "--json").stdout)["script_name"] == "w3"
-    removed = invoke("rm", "w3")
-    assert removed.exit_code == 0 and removed.stdout == "" and removed.stderr
-
-
-@pytest.mark.parametrize(
-    ("tty", "no_color", "coloured"), [(True, None, True), (True, "1", False), (False, None, False)]
-)
-def test_colour_only_on_a_terminal_without_no_color(monkeypatch, tty, no_color, coloured):
-    class Stream:
-        def isatty(self):
-            return tty
-
-    if no_color:
-        monkeypatch.setenv("NO_COLOR", no_color)
-    monkeypatch.delenv("TERM", raising=False)
-    assert sm.use_color(Stream()) is coloured
-    report = sm.doctor_report([{"check": "uv", "status": "ok", "detail": "fine", "fix": None}], color=coloured)
-    assert ("\x1b[" in report) is coloured
-
-
-# ══ self publish ══════════════════════════════════════════════════════════════════════════════════
-
-
-def test_self_publish_creates_then_updates_one_secret_gist(github_env, invoke, sm_env):
-    first = invoke("self", "publish")
-    assert first.exit_code == 0, first.output
-    (gist_id,) = script_gists(github_env)
-    assert first.stdout == f"uv tool install git+https://gist.github.com/{gist_id}.git\n"
-    assert github_env.gists[gist_id]["public"] is False
-    files = github_env.gist_files(gist_id)
-    assert files == {"sm.py": (ROOT / "sm.py").read_text(), "pyproject.toml": (ROOT / "pyproject.toml").read_text()}
-    assert json.loads((sm_env / "self.json").read_text())["gist_id"] == gist_id
-
-    again = invoke("self", "publish", "--json")
-    assert again.exit_code == 0, again.output
-    data = json.loads(again.stdout)
-    assert data["gist_id"] == gist_id and data["install"] == first.stdout.strip()
-    assert script_gists(github_env) == [gist_id] and gist_posts(github_env) == 1
-    assert len(github_env.revisions(gist_id)) == 1  # same content: no new revision
-
-    github_env.gists.pop(gist_id)  # deleted on GitHub: publish again to a new gist
-    third = invoke("self", "publish")
-    assert third.exit_code == 0 and "is gone; publishing to a new one" in third.stderr
-    assert len(script_gists(github_env)) == 1 and gist_id not in github_env.gists
-
-
-def test_self_publish_from_an_installed_copy_rebuilds_pyproject(github_env, invoke, tmp_path, monkeypatch):
-    lone = tmp_path / "site-packages" / "sm.py"
-    lone.parent.mkdir()
-    lone.write_text((ROOT / "sm.py").read_text())
-    monkeypatch.setattr(sm, "__file__", str(lone))
-    assert invoke("self", "publish").exit_code == 0
-    (gist_id,) = script_gists(github_env)
-    assert github_env.gist_files(gist_id)["pyproject.toml"] == sm.pyproject_for(lone.read_text())
-
-
-# ══ the no-uv fallback ════════════════════════════════════════════════════════════════════════════
-
-
-def test_fallback_checks_requires_python(tmp_path, invoke, github_env, monkeypatch):
-    (tmp_path / "new.py").write_text(script_code("print(1)").replace(">=3.11", ">=3.99"))
-    assert invoke("add", "new", str(tmp_path / "new.py")).exit_code == 0
-    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
-    result = invoke("run", "new")
-    assert result.exit_code == 1
-    assert f"new.py needs Python >=3.99 but this is Python {sm.platform_python()}" in result.stderr
-    assert "pip install uv" in result.stderr and result.execs == []
-
-
-def test_fallback_venv_is_reused_until_deps_change(tmp_path, monkeypatch):
-    venv = tmp_path / "venvs" / "g-x"
-    python = sm.ensure_venv(venv, [])
-    assert python == venv / "bin" / "python" and python.exists()
-    (venv / "marker").write_text("kept")
-    assert sm.ensure_venv(venv, []) == python
-    assert (venv / "marker").exists()
-    monkeypatch.setattr(sm.sys, "version", sm.sys.version + " (another build)")  # a new Python: rebuild
-    sm.ensure_venv(venv, [])
-    assert not (venv / "marker").exists()
-
-
-def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
-    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
-    monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
-    sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
-
-
-def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsys, sm_env):
-    sm.cached_path(added).write_text("tampered")
-    monkeypatch.setattr(sm, "exec_script", lambda argv: None)
-    monkeypatch.setattr(logging.getLogger("sm"), "handlers", [])
-    with pytest.raises(SystemExit):
-        sm.main(["run", "weather", "city=x"])
-    err = capsys.readouterr().err
-    assert err == "sm: The cached copy of weather does not match its recorded sha256; fetching it again.\n"
-    assert "does not match" in (sm_env / "sm.log").read_text()
+def test_every_command_only_forwards_to_an_operation():
+    """The work of a command lives in a plain function (Operations); its click function parses and prints."""
+    tree = ast.parse((ROOT / "sm.py").read_text())
+    build = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_cli")
+    commands = [
+        n
+        for n in ast.walk(build)
+        if isinstance(n, ast.FunctionDef)
+        and any(
+            isinstance(d, ast.Call) and getattr(d.func, "attr", "") in ("command", "group") for d in n.decorator_list
+        )
+    ]
+    assert len(commands) == 16
+    for command in commands:
+        body = command.body[1:]  # after the docstring
+        assert not body or body[-1].end_lineno - body[0].lineno < 8, f"{command.name} does more than forward"
+        assert command.name.endswith(("_command", "_group")) or command.name == "cli"  # shadows no function

@@ -1,0 +1,374 @@
+"""sm run: its one parser, the pinned revision checked before every run, --latest, --rev, history and rollback,
+gists that are not in the mapping, and running without uv."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from conftest import script_code
+
+import sm
+
+# ── sm run's one parser, and key=value to argv ────────────────────────────────────────────────────
+
+
+def test_parse_run_tail():
+    req = sm.parse_run_tail(["--latest", "greet", "a=1", "--rev", "abc", "-y", "--", "--raw", "x=y", "--"])
+    assert req.name == "greet" and req.pairs == ["a=1"]
+    assert req.passthrough == ["--raw", "x=y", "--"]
+    assert req.options == {"latest": True, "rev": "abc", "yes": True}
+
+
+def test_parse_run_tail_rejects_unknown_option():
+    with pytest.raises(sm.UsageProblem, match="after `--`"):
+        sm.parse_run_tail(["--verbose"])
+
+
+PARAMS = [
+    {"name": "prefix", "help": "gist prefix", "required": True},
+    {"name": "max_items", "help": "limit", "required": False, "default": "10"},
+]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "argv"),
+    [
+        (["prefix=demo"], ["--prefix=demo"]),
+        (["prefix=a=b c"], ["--prefix=a=b c"]),
+        (["prefix=", "max-items=3"], ["--prefix=", "--max_items=3"]),
+        (["prefix=$(rm -rf /); echo"], ["--prefix=$(rm -rf /); echo"]),
+        # a value that looks like an option stays the value of its key, one word each
+        (["prefix=-x"], ["--prefix=-x"]),
+        (["prefix=--help"], ["--prefix=--help"]),
+        # a key given twice is passed twice (argparse append, click multiple)
+        (["prefix=a", "prefix=b"], ["--prefix=a", "--prefix=b"]),
+    ],
+)
+def test_build_script_args(pairs, argv):
+    assert sm.build_script_args(PARAMS, pairs) == argv
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["colour=red", "prefix=x"], "Unknown parameter 'colour'. Parameters:\n  prefix="),
+        ([], "Missing required parameter prefix. Parameters:\n  prefix="),
+        (["prefix"], "Expected key=value, got 'prefix'"),
+    ],
+)
+def test_build_script_args_errors_list_parameters(pairs, message):
+    with pytest.raises(sm.UsageProblem) as err:
+        sm.build_script_args(PARAMS, pairs)
+    assert message in str(err.value)
+    assert "max_items=… (default '10': limit)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["greet", "colour=red"], "Unknown parameter 'colour'. Parameters:\n  name=… (required: the name)"),
+        (["greet"], "Missing required parameter name. Parameters:\n  name="),
+        (["greet", "oops"], "Expected key=value"),
+        (["gret", "name=x"], "Unknown script 'gret'. Did you mean greet?"),
+        (["nothing"], "Unknown script 'nothing'. See `sm list`."),
+    ],
+)
+def test_run_bad_input(created, invoke, args, message):
+    result = invoke("run", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.execs == []
+    assert "Traceback" not in result.output
+
+
+def test_run_help_after_name_lists_the_scripts_parameters(created, invoke):
+    result = invoke("run", "greet", "-h")
+    assert result.exit_code == 0
+    assert (
+        " run [OPTIONS] NAME [ARGS]" in result.stdout
+        and "Parameters:\n  name=… (required: the name)\n" in result.stdout
+    )
+    assert result.execs == []
+
+
+def test_run_options_go_before_or_after_name_and_help_lists_them(created, invoke, github_env):
+    for args in (
+        ["--rev", created["revision"][:8], "greet", "name=x"],
+        ["greet", "name=x", "--rev", created["revision"]],
+    ):
+        result = invoke("run", *args)
+        assert result.exit_code == 0, result.output
+        assert result.execs[-1][3:] == [str(sm.cached_path(created)), "--name=x"]
+    helped = invoke("run", "--help")
+    for option in ("--latest", "--rev SHA", "-y, --yes", "-f, --file FILE", "--save NAME"):
+        assert option in helped.stdout
+
+
+# ── the pinned revision, checked before every run ─────────────────────────────────────────────────
+
+
+def pinned_gets(github_env, entry):
+    return github_env.count("GET", rf"/gists/{entry['gist_id']}(/[0-9a-f]{{40}})?")
+
+
+def test_pinned_run_makes_no_request(created, invoke, github_env):
+    before = len(github_env.requests)
+    assert invoke("run", "greet", "name=x").exit_code == 0
+    assert len(github_env.requests) == before
+
+
+def test_run_builds_uv_argv_from_cache(created, invoke, github_env):
+    before = len(github_env.requests)
+    result = invoke("run", "greet", "name=Ada Lovelace", "--", "--extra", "x=y")
+    assert result.exit_code == 0, result.output
+    (argv,) = result.execs
+    assert argv[1:4] == ["run", "--script", str(sm.cached_path(created))]
+    assert argv[4:] == ["--name=Ada Lovelace", "--extra", "x=y"]
+    assert len(github_env.requests) == before  # served from the cache, no network
+
+
+def test_run_refetches_missing_cache_by_pinned_revision(created, invoke, github_env):
+    sm.cached_path(created).unlink()
+    github_env.external_edit(created["gist_id"], "greet.py", "print('someone else')\n")
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 0, result.output
+    assert sm.cached_path(created).read_text() == sm.read_code("greet")[1]
+    assert "someone else" not in sm.cached_path(created).read_text()
+    assert github_env.count("GET", rf"/gists/{created['gist_id']}/{created['revision']}") == 1
+
+
+def test_run_tampered_cache_is_refetched_not_run(created, invoke):
+    path = sm.cached_path(created)
+    original = path.read_text()
+    path.write_text("import os; os.system('echo pwned')\n")
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 0
+    assert path.read_text() == original
+    assert "does not match" in result.stderr
+
+
+def test_run_refuses_altered_remote(created, invoke, github_env, monkeypatch):
+    sm.cached_path(created).unlink()
+    with sm.locked_mapping() as data:
+        data["scripts"]["greet"]["sha256"] = "0" * 64
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 1
+    assert "Refusing to run greet" in result.stderr
+    assert result.execs == []
+
+
+def test_tampered_remote_revision_is_refused(created, invoke, github_env):
+    rev = github_env.gists[created["gist_id"]]["revisions"][0]
+    rev["files"]["greet.py"] = rev["files"]["greet.py"].replace("hello", "pwned")
+    sm.cached_path(created).unlink()
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 1
+    assert "Refusing to run greet" in result.stderr and "does not match" in result.stderr
+    assert result.execs == []
+    assert not sm.cached_path(created).exists()
+
+
+# ── --latest, --rev, history and rollback ─────────────────────────────────────────────────────────
+
+
+def browser_edit(github_env, entry, old="hello", new="HOWDY"):
+    code = github_env.gist_files(entry["gist_id"])["greet.py"].replace(old, new)
+    return github_env.external_edit(entry["gist_id"], "greet.py", code)
+
+
+def test_latest_unchanged_is_one_conditional_request(created, invoke, github_env):
+    assert invoke("run", "greet", "--latest", "name=x").exit_code == 0  # learns the ETag
+    before = len(github_env.requests)
+    result = invoke("run", "greet", "name=x", "--latest")
+    assert result.exit_code == 0, result.output
+    assert [(r.method, r.status) for r in github_env.requests[before:]] == [("GET", 304)]
+    assert result.execs[-1][3] == str(sm.cached_path(created))
+
+
+def test_latest_after_browser_edit_refused_without_yes(created, invoke, github_env):
+    head = browser_edit(github_env, created)
+    result = invoke("run", "greet", "name=x", "--latest")
+    assert result.exit_code == 1
+    assert result.execs == []
+    assert '-print(f"hello {args.name}")' in result.stderr and '+print(f"HOWDY {args.name}")' in result.stderr
+    assert f"latest {head[:8]}" in result.stderr
+    assert "rerun with --yes" in result.stderr
+    assert sm.lookup("greet")["revision"] == created["revision"]  # still pinned to what was accepted
+    assert "hello" in sm.cached_path(created).read_text()
+
+
+def test_latest_with_yes_runs_and_pins_new_revision(created, invoke, github_env):
+    head = browser_edit(github_env, created)
+    result = invoke("run", "greet", "name=x", "--latest", "-y")
+    assert result.exit_code == 0, result.output
+    entry = sm.lookup("greet")
+    assert entry["revision"] == head
+    assert "HOWDY" in sm.cached_path(entry).read_text()
+    assert entry["sha256"] == sm.sha256_text(sm.cached_path(entry).read_text())
+    remote = json.loads(github_env.gist_files(sm.read_sync_state()["gist_id"])["sm-mapping.json"])
+    assert remote["scripts"]["greet"]["revision"] == head  # the new pin synced
+    # and the plain run now uses the new pin without asking
+    again = invoke("run", "greet", "name=y")
+    assert again.exit_code == 0 and again.execs[-1][3] == str(sm.cached_path(entry))
+
+
+def test_latest_dependency_change_shows_dependency_diff(created, invoke, github_env):
+    browser_edit(github_env, created, "# dependencies = []", '# dependencies = ["requests"]')
+    result = invoke("run", "greet", "name=x", "--latest")
+    assert result.exit_code == 1
+    assert "+requests" in result.stderr
+
+
+def test_history_show_rev_run_rev_and_rollback(created, invoke, github_env):
+    first = created["revision"]
+    second = browser_edit(github_env, created)
+    rows = json.loads(invoke("history", "greet", "--json").stdout)
+    assert [r["version"] for r in rows] == [second, first]
+    assert [r["pinned"] for r in rows] == [False, True]
+    assert rows[0]["additions"] == 1 and rows[0]["deletions"] == 1
+    plain = invoke("history", "greet").stdout.splitlines()
+    assert plain[1].startswith(f"* {first[:12]}") and plain[0].startswith(f"  {second[:12]}")
+
+    shown = invoke("show", "greet", "--rev", second[:8])
+    assert shown.exit_code == 0 and "HOWDY" in shown.stdout
+
+    refused = invoke("run", "greet", "name=x", "--rev", second[:8])
+    assert refused.exit_code == 1 and refused.execs == []
+    ran = invoke("run", "greet", "name=x", "--rev", second, "--yes")
+    assert ran.exit_code == 0, ran.output
+    assert "HOWDY" in open(ran.execs[-1][3]).read()
+    assert sm.lookup("greet")["revision"] == first  # a one-off: the pin stays
+
+    refused_back = invoke("rollback", "greet", first[:10])
+    assert refused_back.exit_code == 1 and "rerun with --yes" in refused_back.stderr
+    assert len(github_env.revisions(created["gist_id"])) == 2
+    back = invoke("rollback", "greet", first[:10], "--yes")
+    assert back.exit_code == 0, back.output
+    entry = sm.lookup("greet")
+    revisions = github_env.revisions(created["gist_id"])
+    assert len(revisions) == 3 and entry["revision"] == revisions[0]
+    assert github_env.gist_files(created["gist_id"])["greet.py"] == sm.cached_path(entry).read_text()
+    assert "hello" in sm.cached_path(entry).read_text()
+
+
+def test_bad_revision(created, invoke):
+    assert "not in the history" in invoke("show", "greet", "--rev", "abcdef12").stderr
+    assert "is not a revision" in invoke("show", "greet", "--rev", "zz; rm").stderr
+
+
+# ── gists that are not in the mapping ─────────────────────────────────────────────────────────────
+
+
+FOREIGN = script_code('print(f"foreign {args.who}")', ["who"])
+
+
+def test_foreign_gist_runs_with_yes_then_saves(github_env, invoke):
+    gist_id = github_env.create_gist_direct(
+        "mallory", {"tool.py": FOREIGN, "README.md": "# hi"}, description="Their tool"
+    )
+    refused = invoke("run", f"https://gist.github.com/mallory/{gist_id}", "who=me")
+    assert refused.exit_code == 1 and refused.execs == []
+    assert "by mallory" in refused.stderr and 'print(f"foreign' in refused.stderr
+
+    ran = invoke("run", gist_id, "who=me", "--yes")
+    assert ran.exit_code == 0, ran.output
+    assert ran.execs[-1][4:] == ["--who=me"]
+    assert sm.read_mapping()["scripts"] == {}  # not saved unless asked
+
+    saved = invoke("run", gist_id, "who=me", "--yes", "--save", "theirs")
+    assert saved.exit_code == 0, saved.output
+    entry = sm.lookup("theirs")
+    assert entry["gist_id"] == gist_id and entry["revision"] == github_env.revisions(gist_id)[0]
+    assert entry["sha256"] == sm.sha256_text(FOREIGN)
+    assert invoke("run", "theirs", "who=again").exit_code == 0
+
+
+def test_foreign_gist_with_several_python_files(github_env, invoke):
+    gist_id = github_env.create_gist_direct("bob", {"a.py": FOREIGN, "b.py": "print('b')\n"})
+    result = invoke("run", gist_id, "--yes")
+    assert result.exit_code == 2 and "choose one with --file" in result.stderr
+    chosen = invoke("run", gist_id, "--yes", "--file", "b.py")
+    assert chosen.exit_code == 0, chosen.output
+    assert open(chosen.execs[-1][3]).read() == "print('b')\n"
+
+
+def test_save_and_file_need_a_gist(created, invoke):
+    assert invoke("run", "greet", "--save", "x").exit_code == 2
+
+
+def test_saved_foreign_gist_reads_argparse_options(github_env, invoke):
+    code = "# /// script\n# requires-python = '>=3.11'\n# dependencies = []\n# ///\nimport argparse\np = argparse.ArgumentParser()\np.add_argument('--city', required=True, help='where')\nprint(p.parse_args().city)\n"
+    gist_id = github_env.create_gist_direct("bob", {"w.py": code})
+    result = invoke("run", gist_id, "ciyt=x", "--yes", "--save", "w")
+    assert result.exit_code == 2 and "Unknown parameter 'ciyt'" in result.stderr and "city=" in result.stderr
+    assert invoke("run", gist_id, "city=x", "--yes", "--save", "w").exit_code == 0
+    assert sm.lookup("w")["params"] == [{"name": "city", "help": "where", "required": True}]
+
+
+def test_running_your_own_gist_by_id_leaves_the_pinned_copy(created, invoke, github_env):
+    github_env.external_edit(created["gist_id"], "greet.py", script_code("print('HEAD-REV', args.name)", ["name"]))
+    by_id = invoke("run", created["gist_id"], "name=x", "--yes")  # the gist's head, run as any other gist
+    assert by_id.exit_code == 0, by_id.output
+    assert "HEAD-REV" in open(by_id.execs[-1][3]).read()
+    assert "HEAD-REV" not in sm.cached_path(created).read_text() and sm.verified_cache(created)
+
+
+# ── without uv ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_run_without_uv_says_how_to_install_it_and_falls_back(created, invoke, monkeypatch, sm_env):
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
+    result = invoke("run", "greet", "name=x")
+    assert result.exit_code == 0, result.output
+    assert "uv is not installed" in result.stderr and "pip install uv" in result.stderr
+    venv_python = sm_env / "venvs" / f"{created['gist_id']}-greet" / "bin" / "python"
+    assert result.execs == [[str(venv_python), str(sm.cached_path(created)), "--name=x"]]
+
+
+def test_fallback_checks_requires_python(tmp_path, invoke, github_env, monkeypatch):
+    (tmp_path / "new.py").write_text(script_code("print(1)").replace(">=3.11", ">=3.99"))
+    assert invoke("add", "new", str(tmp_path / "new.py")).exit_code == 0
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
+    result = invoke("run", "new")
+    assert result.exit_code == 1
+    assert f"new.py needs Python >=3.99 but this is Python {sm.platform_python()}" in result.stderr
+    assert "pip install uv" in result.stderr and result.execs == []
+
+
+def test_fallback_venv_is_reused_until_deps_change(tmp_path, monkeypatch):
+    venv = tmp_path / "venvs" / "g-x"
+    python = sm.ensure_venv(venv, [])
+    assert python == venv / "bin" / "python" and python.exists()
+    (venv / "marker").write_text("kept")
+    assert sm.ensure_venv(venv, []) == python
+    assert (venv / "marker").exists()
+    monkeypatch.setattr(sm.sys, "version", sm.sys.version + " (another build)")  # a new Python: rebuild
+    sm.ensure_venv(venv, [])
+    assert not (venv / "marker").exists()
+
+
+def test_fallback_venvs_do_not_multiply(sm_env, tmp_path):
+    pinned = sm.cache_dir() / ("a" * 32) / "x.py"
+    other_rev = sm.cache_dir() / ("a" * 32) / ("rev-" + "b" * 40) / "x.py"
+    drafts = [tmp_path / f"sm-run-{i}" / "x.py" for i in range(3)]
+    assert sm.venv_path(pinned) == sm.venv_path(other_rev) == sm_env / "venvs" / f"{'a' * 32}-x"
+    assert {sm.venv_path(d) for d in drafts} == {sm_env / "venvs" / "draft-x"}
+
+
+def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
+    monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
+    monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
+    sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
+
+
+def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsys, sm_env):
+    sm.cached_path(added).write_text("tampered")
+    monkeypatch.setattr(sm, "exec_script", lambda argv: None)
+    monkeypatch.setattr(logging.getLogger("sm"), "handlers", [])
+    with pytest.raises(SystemExit):
+        sm.main(["run", "weather", "city=x"])
+    err = capsys.readouterr().err
+    assert err == "sm: The cached copy of weather does not match its recorded sha256; fetching it again.\n"
+    assert "does not match" in (sm_env / "sm.log").read_text()
