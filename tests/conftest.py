@@ -245,6 +245,7 @@ def machine(github_env, monkeypatch, tmp_path):
 
     def use(name):
         monkeypatch.setenv("SM_HOME", str(tmp_path / f"machine-{name}"))
+        monkeypatch.setattr(sm, "_warned", set())  # each machine warns about what it reads
         return sm.GitHub(TOKEN)
 
     return use

@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, TOKEN, explain, reply, script_code, script_gists
+from conftest import ROOT, TOKEN, add, entry, explain, reply, script_code, script_gists
 
 import sm
 
@@ -455,22 +455,6 @@ def test_background_refresh_brings_an_edit_from_another_machine(machines, tmp_pa
 # ══ what an independent review found: each a way to lose or corrupt data ═══════════════════════════════
 
 
-@pytest.fixture
-def machine(github_env, monkeypatch, tmp_path):
-    """In-process machines: each has its own SM_HOME, all share one token and one GitHub."""
-
-    def use(name):
-        monkeypatch.setenv("SM_HOME", str(tmp_path / f"machine-{name}"))
-        monkeypatch.setattr(sm, "_warned", set())
-        return sm.GitHub(TOKEN)
-
-    return use
-
-
-def add(gh, name, body="print('hi')"):
-    return sm.upload_new(gh, name, script_code(body), f"script {name}", public=False, created=sm.now_iso())
-
-
 def edit(gh, entry, body):
     code = script_code(body)
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
@@ -616,15 +600,8 @@ def test_an_entry_stored_under_another_name_is_quarantined(created, invoke, sm_e
     ],
 )
 def test_malformed_parameters_quarantine_their_entry(param):
-    entry = {
-        "script_name": "a",
-        "gist_id": "a" * 32,
-        "filename": "a.py",
-        "revision": "1" * 40,
-        "sha256": "2" * 64,
-        "params": [{"name": "fine", "help": "", "required": False}, param],
-    }
-    assert sm.entry_problem("a", entry) == "params is not a list of parameters"
+    with_params = entry("a", params=[{"name": "fine", "help": "", "required": False}, param])
+    assert sm.entry_problem("a", with_params) == "params is not a list of parameters"
 
 
 def test_clash_notes_from_a_background_sync_are_shown_by_the_next_sync(machine, github_env, monkeypatch, caplog):
