@@ -1446,7 +1446,12 @@ def edit_metadata(code: str, change: Callable[[Any], None]) -> str:
 
     (block,) = script_blocks(code)
     doc = tomlkit.parse(block_toml(block))
-    change(doc)
+    try:
+        change(doc)
+    except (ValueError, TypeError) as e:  # a layout tomlkit cannot extend: one line, never a traceback
+        raise ValidationFailed(
+            f"sm could not add its own settings to this PEP 723 block ({e}); use [tool] tables."
+        ) from e
     body = tomlkit.dumps(doc).rstrip("\n").split("\n")
     new_block = "\n".join(["# /// script", *(f"# {line}" if line else "#" for line in body), "# ///"])
     return code[: block.start()] + new_block + code[block.end() :]
@@ -1458,6 +1463,10 @@ def subtable(parent: Any, key: str) -> Any:
 
     if key not in parent:
         parent[key] = tomlkit.table(is_super_table=key == "tool")
+    elif isinstance(parent[key], tomlkit.items.InlineTable):  # `tool = { uv = {...} }` is valid PEP 723 too
+        table = tomlkit.table(is_super_table=key == "tool")
+        table.update(parent[key].unwrap())
+        parent[key] = table
     return parent[key]
 
 
@@ -2061,11 +2070,11 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
     with hold_name(name):
         local = read_mapping()
         existing = local["scripts"].get(name)
-        taken = existing is not None or _quarantined(local, name)
+        taken = name_taken(local, name)
         if not taken and gh is not None:
             remote = remote_mapping(gh)
             existing = remote["scripts"].get(name)
-            taken = existing is not None or _quarantined(remote, name)
+            taken = name_taken(remote, name)
         if taken and not replace:
             raise UsageProblem(
                 f"A script named {name!r} already exists: use --force to replace it, `sm edit {name}` to change "
@@ -2091,9 +2100,9 @@ def hold_name(name: str) -> Iterator[None]:
         yield
 
 
-def _quarantined(data: dict[str, Any], name: str) -> bool:
-    """A malformed entry still holds its name: sm will not give the name to another script behind its back."""
-    return name in (data.get(QUARANTINE) or {}).get("scripts", {})
+def name_taken(data: dict[str, Any], name: str) -> bool:
+    """NAME has an entry, or a malformed one still holds it: sm will not give it to another script behind its back."""
+    return name in data["scripts"] or name in (data.get(QUARANTINE) or {}).get("scripts", {})
 
 
 def remote_mapping(gh: GitHub) -> dict[str, Any]:
@@ -2140,7 +2149,7 @@ def rename_entry(old: str, new: str) -> Entry:
         scripts = data["scripts"]
         if old not in scripts:
             raise UsageProblem(f"Unknown script {old!r}. See `sm list`.")
-        if new in scripts:
+        if name_taken(data, new):
             raise UsageProblem(f"A script named {new!r} already exists: choose another name, or `sm rm {new}` first.")
         clock = tick(data)
         entry = make_entry(scripts.pop(old), script_name=new, clock=clock)
@@ -4122,14 +4131,14 @@ def run_foreign(
     """A gist that is not in the mapping: shown and trusted first; with --save, added to the mapping."""
     if save := req.options.get("save"):
         check_name(save)
-        if save in read_mapping()["scripts"]:
+        if name_taken(read_mapping(), save):
             raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
     entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
     args = build_script_args(entry["params"], req.pairs)  # before anything is saved
     if save:
         entry = make_entry(entry, script_name=save)
         with hold_name(save):
-            if save in read_mapping()["scripts"]:  # taken while the gist was being reviewed
+            if name_taken(read_mapping(), save):  # taken while the gist was being reviewed
                 raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
             path = store_cache(entry, code)
             with status_line("Syncing mapping…"):
@@ -5150,8 +5159,9 @@ def build_cli() -> click.Group:
         req = parse_run_tail([name, *args])
         if req.options.get("help"):  # `sm run NAME -h`: sm's help, then what this script takes
             click.echo(click.get_current_context().get_help())
-            with contextlib.suppress(SmError):
-                click.echo("\n" + run_help(str(req.name)))
+            if req.name is not None:
+                with contextlib.suppress(SmError):
+                    click.echo("\n" + run_help(req.name))
             return
         run_script(req, choose_file)
 
@@ -5472,15 +5482,18 @@ def complete_script_names(ctx: Any, param: Any, incomplete: str) -> list[Any]:
 
 
 def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
-    """`key=` for each parameter of the script being run that is not given yet."""
-    given = list(ctx.params.get("args") or ())
-    if "--" in given or "=" in incomplete or incomplete.startswith("-"):
+    """`key=` for each parameter of the script being run that is not given yet (sm's options may come first)."""
+    words = [ctx.params.get("name") or "", *(ctx.params.get("args") or ())]
+    if "--" in words or "=" in incomplete or incomplete.startswith("-"):
         return []
     try:
-        entry = read_mapping()["scripts"].get(ctx.params.get("name") or "")
+        req = parse_run_tail(words)
+        if req.name is None:  # only sm's options so far: the word being completed is NAME
+            return complete_script_names(ctx, param, incomplete)
+        entry = read_mapping()["scripts"].get(req.name)
     except SmError:
         return []
-    done = {norm_key(w.partition("=")[0]) for w in given}
+    done = {norm_key(w.partition("=")[0]) for w in req.pairs}
     return [
         completion_item(f"{p['name']}=", p.get("help"))
         for p in (entry or {}).get("params") or []

@@ -231,6 +231,23 @@ def test_a_comment_in_the_block_survives_create_and_edit(github_env, llm, invoke
     assert sm.read_script(code).table["changes"][0]["prompt"] == "Shout it"
 
 
+def test_an_inline_tool_table_is_extended_not_refused(github_env, llm, invoke):
+    """PEP 723 allows `tool = { uv = {...} }` on one line; stamping must add [tool.sm] beside it, not crash."""
+    answer = reply('print(f"hello {args.name}")', ["name"])
+    inline = '# dependencies = []\n# tool = { uv = { index-url = "https://pypi.org/simple" } }'
+    llm.queue({**answer, "code": answer["code"].replace("# dependencies = []", inline)})
+    result = invoke("create", "greet", "Greet {{name}}")
+    assert result.exit_code == 0, result.output
+    script = sm.read_script(the_gist(github_env))
+    assert script.meta["tool"]["uv"]["index-url"] == "https://pypi.org/simple"
+    assert [p["name"] for p in script.table["params"]] == ["name"]
+
+
+def test_run_help_without_a_name_is_only_sms_help(invoke):
+    result = invoke("run", "--rev", "abcd", "-h")
+    assert result.exit_code == 0 and "None" not in result.output and "Usage:" in result.output
+
+
 def test_edit_reads_the_prompt_from_stdin(created, github_env, llm, invoke):
     llm.queue(reply('print(f"HELLO {args.name}")', ["name"]))
     result = invoke("edit", "greet", "-", input="Shout the greeting\n")
@@ -784,6 +801,10 @@ def two_scripts(sm_env):
         ("sm run gists -- ", []),
         ("sm run greet ", []),
         ("sm run nothing ", []),
+        # sm's own options may come before NAME
+        ("sm run --latest gr", ["greet"]),
+        ("sm run -y gists pre", ["prefix="]),
+        ("sm run --rev abcd gists ", ["prefix=", "max_count="]),
         ("sm self ", ["publish"]),
     ],
 )

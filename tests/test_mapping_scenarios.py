@@ -646,3 +646,19 @@ def test_doctor_shows_control_characters_from_github_visibly(github_env, invoke,
     github_env.inject("GET", "/gists/" + "f" * 32, status=403, body={"message": "no\x1b]0;pwned\x07 way"})
     result = invoke("doctor")
     assert "\x1b]0;pwned" not in result.output and "^[]0;pwned^G" in result.output
+
+
+def test_rename_and_save_never_take_a_name_a_malformed_entry_holds(two_good_scripts, invoke, sm_env, monkeypatch):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["held"] = {"script_name": "held", "updated_at": 5}
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    monkeypatch.delenv("GITHUB_PAT")
+    renamed = invoke("rename", "good", "held")
+    assert renamed.exit_code == 2 and "'held' already exists" in renamed.stderr
+    foreign = two_good_scripts.create_gist_direct("bob", {"x.py": script_code("print('x')")})
+    saved = invoke("run", foreign, "--yes", "--save", "held")
+    assert saved.exit_code == 2 and "'held' already exists" in saved.stderr
+    assert json.loads((sm_env / "mapping.json").read_text())["scripts"]["held"] == {
+        "script_name": "held",
+        "updated_at": 5,
+    }
