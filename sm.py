@@ -2123,13 +2123,18 @@ def put_entry(entry: Entry) -> None:
     after_change()
 
 
+def tombstone(entry: Entry, clock: str) -> dict[str, Any]:
+    """What a removed name leaves behind, so the removal syncs instead of the name coming back."""
+    return {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
+
+
 def delete_entry(name: str) -> Entry:
     """Remove a name, leaving a tombstone so the deletion syncs instead of coming back."""
     with locked_mapping() as data:
         entry = data["scripts"].pop(name, None)
         if entry is None:
             raise UsageProblem(f"Unknown script {name!r}. See `sm list`.")
-        data["tombstones"][name] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": tick(data)}
+        data["tombstones"][name] = tombstone(entry, tick(data))
     after_change()
     return entry
 
@@ -2145,7 +2150,7 @@ def rename_entry(old: str, new: str) -> Entry:
         clock = tick(data)
         entry = make_entry(scripts.pop(old), script_name=new, clock=clock)
         scripts[new] = entry
-        data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
+        data["tombstones"][old] = tombstone(entry, clock)
         data["tombstones"].pop(new, None)
     after_change()
     return entry
@@ -2369,6 +2374,50 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
         "updated": sorted(n for n in set(new) & set(old) if new[n] != old[n]),
         "removed": sorted(set(old) - set(new)),
     }
+
+
+def history_rows(commits: Sequence[dict[str, Any]], mappings: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
+    """`sm mapping history`: each revision (newest first) with what changed since the one before it. A revision
+    that could not be read (its message instead of a mapping) is listed with that problem and skipped over."""
+    rows: list[dict[str, Any]] = []
+    older: dict[str, Any] = empty_mapping()
+    for commit, mapping in reversed(list(zip(commits, mappings, strict=True))):
+        row = {"version": commit["version"], "committed_at": commit.get("committed_at")}
+        if isinstance(mapping, str):
+            row.update(added=[], updated=[], removed=[], problem=mapping)
+        else:
+            row.update(mapping_changes(older, mapping))
+            older = mapping
+        rows.append(row)
+    return rows[::-1]
+
+
+def restore_plan(current: dict[str, Any], old: dict[str, Any], *, exact: bool) -> dict[str, list[str]]:
+    """What making `old` current again does: names that come back, names changed back to their old entry, names
+    added since that are removed (only with exact) or kept."""
+    now, then = current["scripts"], old["scripts"]
+    added_since = sorted(set(now) - set(then) - set((current.get(QUARANTINE) or {}).get("scripts", {})))
+    return {
+        "back": sorted(set(then) - set(now)),
+        "changed_back": sorted(n for n in set(then) & set(now) if _plain_entry(then[n]) != _plain_entry(now[n])),
+        "removed": added_since if exact else [],
+        "kept": [] if exact else added_since,
+    }
+
+
+def restore_lines(plan: dict[str, list[str]]) -> list[str]:
+    labels = (
+        ("back", "Comes back"),
+        ("changed_back", "Changed back to its entry then"),
+        ("removed", "Removed (added since, --exact)"),
+        ("kept", "Kept (added since; --exact removes it)"),
+    )
+    return [f"{label}: {', '.join(plan[key])}" for key, label in labels if plan[key]]
+
+
+def _plain_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry without the fields that change on every write: two entries equal here pin the same thing."""
+    return {k: v for k, v in entry.items() if k not in ("clock", "updated_at")}
 
 
 # -- remote mapping gist -----------------------------------------------------------------------------
@@ -4281,11 +4330,11 @@ def repin(entry: Entry, revision: str, code: str, **changes: Any) -> Entry:
     return new_entry
 
 
-def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
+def resolve_revision(gh: GitHub, gist_id: str, rev: str, history: str = "sm history") -> str:
     """A full revision SHA from a full one or a unique prefix of at least 4 characters."""
     rev = rev.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{4,40}", rev):
-        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `sm history`.")
+        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `{history}`.")
     if len(rev) == 40:
         return rev
     found = [
@@ -4294,9 +4343,7 @@ def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
         if c["version"].startswith(rev)
     ]
     if len(found) != 1:
-        raise UsageProblem(
-            f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `sm history`."
-        )
+        raise UsageProblem(f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `{history}`.")
     return found[0]
 
 
@@ -4599,6 +4646,59 @@ def sync_mapping(from_remote: bool = False) -> dict[str, Any]:
     gh = github()
     with status_line("Syncing mapping…"):
         return sync(gh, from_remote=from_remote)
+
+
+def synced_mapping_gist(gh: GitHub) -> str:
+    """Sync, so the mapping gist holds this machine's changes too; then its id."""
+    sync(gh)
+    if not (gist_id := read_sync_state().get("gist_id")):
+        raise UsageProblem("There is no mapping on GitHub yet: it is made when you create or add your first script.")
+    return gist_id
+
+
+def mapping_history() -> list[dict[str, Any]]:
+    """`sm mapping history`: the mapping gist's revisions, newest first, with the names each added, updated and
+    removed. A revision sm cannot read is listed with its problem, never fatal: it is the one you may want to undo."""
+    gh = github()
+    with status_line("Fetching the mapping's history…"):
+        gist_id = synced_mapping_gist(gh)
+        commits = list(gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Mapping history"))
+        mappings: list[dict[str, Any] | str] = []
+        for commit in commits:
+            try:
+                mappings.append(fetch_remote_version(gh, gist_id, commit["version"]))
+            except MappingError as e:
+                mappings.append(str(e))
+        return history_rows(commits, mappings)
+
+
+def restore_mapping(rev: str, *, yes: bool = False, exact: bool = False) -> dict[str, Any]:
+    """`sm mapping restore`: the mapping at REV made current again, as a new local change that syncs like any
+    other. The restored entries get fresh clocks, so a machine that changed them since does not win them back."""
+    gh = github()
+    with status_line(f"Fetching the mapping at {rev}…"):
+        gist_id = synced_mapping_gist(gh)
+        sha = resolve_revision(gh, gist_id, rev, "sm mapping history")
+        old = fetch_remote_version(gh, gist_id, sha)
+    plan = restore_plan(read_mapping(), old, exact=exact)
+    result = {"version": sha, **plan}
+    if not (plan["back"] or plan["changed_back"] or plan["removed"]):
+        return result
+    confirm(
+        f"Make the mapping of {sha[:8]} current again?",
+        "\n".join(restore_lines(plan)),
+        yes=yes,
+        declined="The mapping was not restored: nothing changed.",
+    )
+    with locked_mapping() as data:
+        for name in plan["back"] + plan["changed_back"]:
+            data["scripts"][name] = make_entry(old["scripts"][name], clock=tick(data))
+            data["tombstones"].pop(name, None)
+        for name in plan["removed"]:
+            if (entry := data["scripts"].pop(name, None)) is not None:
+                data["tombstones"][name] = tombstone(entry, tick(data))
+    after_change()
+    return result
 
 
 def list_scripts() -> list[Entry]:
@@ -5304,6 +5404,48 @@ def build_cli() -> click.Group:
         if not ok:
             click.get_current_context().exit(1)
 
+    @cli.group(name="mapping", context_settings=settings)
+    def mapping_group() -> None:
+        """The mapping's own history: see what each sync changed, and undo it.
+
+        \b
+        sm mapping history
+        sm mapping restore 3f2a9c1e
+        """
+
+    @mapping_group.command(name="history", context_settings=settings)
+    @json_option("the revisions")
+    def mapping_history_command(as_json: bool) -> None:
+        """List the mapping gist's revisions, newest first, with the names each added, updated and removed.
+
+        \b
+        sm mapping history
+        sm mapping history --json | jq '.[0]'
+        """
+        rows = mapping_history()
+        echo_lines([json_text(rows)] if as_json else map(mapping_history_line, rows))
+
+    @mapping_group.command(name="restore", context_settings=settings)
+    @click.argument("rev", metavar="SHA")
+    @click.option("--exact", is_flag=True, help="Also remove the names added since SHA (default: keep them).")
+    @yes_option("Restore without asking (the changes are still shown).")
+    @json_option("what changed")
+    def mapping_restore_command(rev: str, as_json: bool, **options: Any) -> None:
+        """Make the mapping at SHA current again, as a new change that syncs (and can itself be undone).
+
+        Names removed since SHA come back; names added since are kept unless --exact.
+
+        \b
+        sm mapping history
+        sm mapping restore 3f2a9c1e
+        sm mapping restore 3f2a9c1e --exact --yes
+        """
+        result = restore_mapping(rev, **options)
+        done = result["back"] or result["changed_back"] or result["removed"]
+        status = f"Restored the mapping of {result['version'][:8]}." if done else "Nothing to restore: no changes."
+        echo_lines([json_text(result)] if as_json else [])
+        click.echo(visible(status), err=True)
+
     @cli.command(name="completion", context_settings=settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
     def completion_command(shell: str) -> None:
@@ -5425,6 +5567,15 @@ def history_line(r: dict[str, Any]) -> str:
     when = (r["committed_at"] or "")[:19].replace("T", " ")
     mark = "*" if r["pinned"] else " "
     return visible(f"{mark} {r['version'][:12]}  {when}  +{r['additions']} -{r['deletions']}", one_line=True)
+
+
+def mapping_history_line(r: dict[str, Any]) -> str:
+    when = (r["committed_at"] or "")[:19].replace("T", " ")
+    parts = [
+        f"{sign}{', '.join(r[kind])}" for sign, kind in (("+", "added"), ("~", "updated"), ("-", "removed")) if r[kind]
+    ]
+    what = r.get("problem") or "  ".join(parts) or "no changes"
+    return visible(f"{r['version'][:12]}  {when}  {what}", one_line=True)
 
 
 def list_line(r: Entry) -> str:
