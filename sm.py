@@ -2414,7 +2414,8 @@ def restore_plan(current: dict[str, Any], old: dict[str, Any], *, exact: bool) -
     """What making `old` current again does: names that come back, names changed back to their old entry, names
     added since that are removed (only with exact) or kept."""
     now, then = current["scripts"], old["scripts"]
-    added_since = sorted(set(now) - set(then) - set((current.get(QUARANTINE) or {}).get("scripts", {})))
+    unreadable = {n for side in (current, old) for n in (side.get(QUARANTINE) or {}).get("scripts", {})}
+    added_since = sorted(set(now) - set(then) - unreadable)  # a name sm could not read then was not absent
     return {
         "back": sorted(set(then) - set(now)),
         "changed_back": sorted(n for n in set(then) & set(now) if _plain_entry(then[n]) != _plain_entry(now[n])),
