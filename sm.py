@@ -421,6 +421,11 @@ def cache_dir() -> Path:
     return Path(cache_folder())
 
 
+def bin_dir() -> str:
+    """Where `sm install` puts launchers: SM_BIN_DIR, else ~/.local/bin (on PATH on most systems, as for pipx)."""
+    return os.path.expanduser(os.environ.get("SM_BIN_DIR") or os.path.join("~", ".local", "bin"))
+
+
 def home_path(*parts: str) -> str:
     """$SM_HOME/PARTS, resolved, and refused unless it stays inside $SM_HOME.
 
@@ -628,9 +633,14 @@ def entry_problem(name: Any, entry: Any) -> str | None:
     params = entry.get("params")
     if params is not None and (type(params) is not list or any(map(param_problem, params))):
         return "params is not a list of parameters"
+    command = entry.get("installed_as")  # becomes a file name in SM_BIN_DIR
+    if command is not None and (type(command) is not str or not re.fullmatch(COMMAND_PATTERN, command)):
+        return f"installed_as is not a command name ({_clip(command)})"
     return None
 
 
+# An installed command's name: one file in SM_BIN_DIR, and a word to type.
+COMMAND_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"
 PARAM_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]*"
 
 
@@ -711,7 +721,7 @@ def fast_run(argv: Sequence[str]) -> None:
             entry = json.loads(f.read())["scripts"].get(req.name)
         if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
             return
-        args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
+        args = build_script_args(entry.get("params"), req.pairs, req.passthrough) + req.passthrough
         cmd = uv_command(path, args)
     except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
@@ -797,8 +807,13 @@ def split_pair(pair: str) -> tuple[str, str]:
     return key, value
 
 
-def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
+def build_script_args(
+    params: Sequence[dict[str, Any]] | None, pairs: Sequence[str], raw: Sequence[str] = ()
+) -> list[str]:
     """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
+
+    `raw` (the words after `--`) are the script's own; a required parameter given there as `--key` counts as
+    given, so `sm run NAME -- --key x`, and an installed command, which passes everything that way, run.
 
     One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
     a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
@@ -817,8 +832,10 @@ def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[s
         if param is None:
             raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
         given.append((param["name"], value))
-    named = {name for name, _ in given}
-    missing = [p["name"] for p in params if p.get("required") and p["name"] not in named and p.get("default") is None]
+    named = {norm_key(name) for name, _ in given} | {norm_key(w[2:].partition("=")[0]) for w in raw if w[:2] == "--"}
+    missing = [
+        p["name"] for p in params if p.get("required") and norm_key(p["name"]) not in named and p.get("default") is None
+    ]
     if missing:
         raise UsageProblem(
             f"Missing required parameter{'s' if len(missing) > 1 else ''} "
@@ -1974,6 +1991,7 @@ if TYPE_CHECKING:
         public: NotRequired[bool]
         html_url: NotRequired[str]
         owner: NotRequired[str]  # someone else's gist (adopted)
+        installed_as: NotRequired[str]  # the command `sm install` made for it, recreated by `sm install --all`
 
 
 # The fields every stored entry has.
@@ -2132,13 +2150,18 @@ def put_entry(entry: Entry) -> None:
     after_change()
 
 
+def tombstone(entry: Entry, clock: str) -> dict[str, Any]:
+    """What a removed name leaves behind, so the removal syncs instead of the name coming back."""
+    return {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
+
+
 def delete_entry(name: str) -> Entry:
     """Remove a name, leaving a tombstone so the deletion syncs instead of coming back."""
     with locked_mapping() as data:
         entry = data["scripts"].pop(name, None)
         if entry is None:
             raise UsageProblem(f"Unknown script {name!r}. See `sm list`.")
-        data["tombstones"][name] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": tick(data)}
+        data["tombstones"][name] = tombstone(entry, tick(data))
     after_change()
     return entry
 
@@ -2154,7 +2177,7 @@ def rename_entry(old: str, new: str) -> Entry:
         clock = tick(data)
         entry = make_entry(scripts.pop(old), script_name=new, clock=clock)
         scripts[new] = entry
-        data["tombstones"][old] = {"deleted_at": now_iso(), "gist_id": entry["gist_id"], "clock": clock}
+        data["tombstones"][old] = tombstone(entry, clock)
         data["tombstones"].pop(new, None)
     after_change()
     return entry
@@ -2378,6 +2401,51 @@ def mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
         "updated": sorted(n for n in set(new) & set(old) if new[n] != old[n]),
         "removed": sorted(set(old) - set(new)),
     }
+
+
+def history_rows(commits: Sequence[dict[str, Any]], mappings: Sequence[dict[str, Any] | str]) -> list[dict[str, Any]]:
+    """`sm mapping history`: each revision (newest first) with what changed since the one before it. A revision
+    that could not be read (its message instead of a mapping) is listed with that problem and skipped over."""
+    rows: list[dict[str, Any]] = []
+    older: dict[str, Any] = empty_mapping()
+    for commit, mapping in reversed(list(zip(commits, mappings, strict=True))):
+        row = {"version": commit["version"], "committed_at": commit.get("committed_at")}
+        if isinstance(mapping, str):
+            row.update(added=[], updated=[], removed=[], problem=mapping)
+        else:
+            row.update(mapping_changes(older, mapping))
+            older = mapping
+        rows.append(row)
+    return rows[::-1]
+
+
+def restore_plan(current: dict[str, Any], old: dict[str, Any], *, exact: bool) -> dict[str, list[str]]:
+    """What making `old` current again does: names that come back, names changed back to their old entry, names
+    added since that are removed (only with exact) or kept."""
+    now, then = current["scripts"], old["scripts"]
+    unreadable = {n for side in (current, old) for n in (side.get(QUARANTINE) or {}).get("scripts", {})}
+    added_since = sorted(set(now) - set(then) - unreadable)  # a name sm could not read then was not absent
+    return {
+        "back": sorted(set(then) - set(now)),
+        "changed_back": sorted(n for n in set(then) & set(now) if _plain_entry(then[n]) != _plain_entry(now[n])),
+        "removed": added_since if exact else [],
+        "kept": [] if exact else added_since,
+    }
+
+
+def restore_lines(plan: dict[str, list[str]]) -> list[str]:
+    labels = (
+        ("back", "Comes back"),
+        ("changed_back", "Changed back to its entry then"),
+        ("removed", "Removed (added since, --exact)"),
+        ("kept", "Kept (added since; --exact removes it)"),
+    )
+    return [f"{label}: {', '.join(plan[key])}" for key, label in labels if plan[key]]
+
+
+def _plain_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry without the fields that change on every write: two entries equal here pin the same thing."""
+    return {k: v for k, v in entry.items() if k not in ("clock", "updated_at")}
 
 
 # -- remote mapping gist -----------------------------------------------------------------------------
@@ -3260,7 +3328,7 @@ def print_table(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
         tuple(
             visible(cell, one_line=True)
             for cell in (
-                r["script_name"],
+                r["script_name"] + (f" → {r['installed_as']}" if r.get("installed_as") else ""),
                 r.get("description") or "",
                 ", ".join(p["name"] + ("" if p.get("required") else "?") for p in r.get("params") or []),
                 (r.get("updated_at") or "")[:16].replace("T", " "),
@@ -3584,7 +3652,7 @@ def try_candidate(console: Any, candidate: Candidate, filename: str, arg: str, r
     req = parse_run_tail(words, named=False)
     if req.options:
         raise UsageProblem(":run takes key=value pairs, and arguments for the script after --.")
-    args = build_script_args(candidate.params, req.pairs) + req.passthrough
+    args = build_script_args(candidate.params, req.pairs, req.passthrough) + req.passthrough
     say(console, f"$ {shlex.join(['uv', 'run', '--script', filename, *args])}")
     code = run_code(candidate.code, filename, args, lambda line: console.out(visible(line), highlight=False))
     say(console, f"exit code {code}" + (" (stopped)" if code == 130 else ""))
@@ -4117,11 +4185,14 @@ def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
     if opts.get("rev"):
         path, code = run_revision(github(), entry, opts["rev"], yes=yes)
         declared = read_script(code).declared  # that revision's own parameters, if it says
-        return path, build_script_args(entry.get("params") if declared is None else declared, req.pairs)
+        return path, build_script_args(
+            entry.get("params") if declared is None else declared, req.pairs, req.passthrough
+        )
     if opts.get("latest"):
         entry, path = latest_or_pinned(entry, yes=yes)
-        return path, build_script_args(entry.get("params"), req.pairs)
-    args = build_script_args(entry.get("params"), req.pairs)  # bad parameters fail before any network request
+        return path, build_script_args(entry.get("params"), req.pairs, req.passthrough)
+    # bad parameters fail before any network request
+    args = build_script_args(entry.get("params"), req.pairs, req.passthrough)
     return ensure_cached(entry, github, yes=yes), args
 
 
@@ -4134,7 +4205,7 @@ def run_foreign(
         if name_taken(read_mapping(), save):
             raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
     entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
-    args = build_script_args(entry["params"], req.pairs)  # before anything is saved
+    args = build_script_args(entry["params"], req.pairs, req.passthrough)  # before anything is saved
     if save:
         entry = make_entry(entry, script_name=save)
         with hold_name(save):
@@ -4290,11 +4361,11 @@ def repin(entry: Entry, revision: str, code: str, **changes: Any) -> Entry:
     return new_entry
 
 
-def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
+def resolve_revision(gh: GitHub, gist_id: str, rev: str, history: str = "sm history") -> str:
     """A full revision SHA from a full one or a unique prefix of at least 4 characters."""
     rev = rev.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{4,40}", rev):
-        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `sm history`.")
+        raise UsageProblem(f"{rev!r} is not a revision: give a commit SHA from `{history}`.")
     if len(rev) == 40:
         return rev
     found = [
@@ -4303,9 +4374,7 @@ def resolve_revision(gh: GitHub, gist_id: str, rev: str) -> str:
         if c["version"].startswith(rev)
     ]
     if len(found) != 1:
-        raise UsageProblem(
-            f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `sm history`."
-        )
+        raise UsageProblem(f"Revision {rev!r} {'is ambiguous' if found else 'is not in the history'}: see `{history}`.")
     return found[0]
 
 
@@ -4610,6 +4679,59 @@ def sync_mapping(from_remote: bool = False) -> dict[str, Any]:
         return sync(gh, from_remote=from_remote)
 
 
+def synced_mapping_gist(gh: GitHub) -> str:
+    """Sync, so the mapping gist holds this machine's changes too; then its id."""
+    sync(gh)
+    if not (gist_id := read_sync_state().get("gist_id")):
+        raise UsageProblem("There is no mapping on GitHub yet: it is made when you create or add your first script.")
+    return gist_id
+
+
+def mapping_history() -> list[dict[str, Any]]:
+    """`sm mapping history`: the mapping gist's revisions, newest first, with the names each added, updated and
+    removed. A revision sm cannot read is listed with its problem, never fatal: it is the one you may want to undo."""
+    gh = github()
+    with status_line("Fetching the mapping's history…"):
+        gist_id = synced_mapping_gist(gh)
+        commits = list(gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Mapping history"))
+        mappings: list[dict[str, Any] | str] = []
+        for commit in commits:
+            try:
+                mappings.append(fetch_remote_version(gh, gist_id, commit["version"]))
+            except MappingError as e:
+                mappings.append(str(e))
+        return history_rows(commits, mappings)
+
+
+def restore_mapping(rev: str, *, yes: bool = False, exact: bool = False) -> dict[str, Any]:
+    """`sm mapping restore`: the mapping at REV made current again, as a new local change that syncs like any
+    other. The restored entries get fresh clocks, so a machine that changed them since does not win them back."""
+    gh = github()
+    with status_line(f"Fetching the mapping at {rev}…"):
+        gist_id = synced_mapping_gist(gh)
+        sha = resolve_revision(gh, gist_id, rev, "sm mapping history")
+        old = fetch_remote_version(gh, gist_id, sha)
+    plan = restore_plan(read_mapping(), old, exact=exact)
+    result = {"version": sha, **plan}
+    if not (plan["back"] or plan["changed_back"] or plan["removed"]):
+        return result
+    confirm(
+        f"Make the mapping of {sha[:8]} current again?",
+        "\n".join(restore_lines(plan)),
+        yes=yes,
+        declined="The mapping was not restored: nothing changed.",
+    )
+    with locked_mapping() as data:
+        for name in plan["back"] + plan["changed_back"]:
+            data["scripts"][name] = make_entry(old["scripts"][name], clock=tick(data))
+            data["tombstones"].pop(name, None)
+        for name in plan["removed"]:
+            if (entry := data["scripts"].pop(name, None)) is not None:
+                data["tombstones"][name] = tombstone(entry, tick(data))
+    after_change()
+    return result
+
+
 def list_scripts() -> list[Entry]:
     """`sm list`: every entry, by name; a machine that never synced brings GitHub's first."""
     if not read_sync_state().get("gist_id"):
@@ -4706,6 +4828,8 @@ def remove_script(name: str, *, purge: bool = False, yes: bool = False) -> Entry
     with status_line("Syncing mapping…"):
         delete_entry(name)
     drop_local_copies(entry)
+    if command := entry.get("installed_as"):
+        remove_launcher(command, name)
     return entry
 
 
@@ -4754,7 +4878,162 @@ def rename_script(old: str, new: str) -> Entry:
     check_name(new)
     lookup(old)  # for the did-you-mean
     with status_line("Syncing mapping…"):
-        return rename_entry(old, new)
+        entry = rename_entry(old, new)
+    if (command := entry.get("installed_as")) and launcher_of(launcher_path(command)) == old:
+        write_launcher(new, command, force=True)  # the same command now runs the script under its new name
+    return entry
+
+
+# -- installed commands -----------------------------------------------------------------------------
+# A launcher is a three-line sh script in SM_BIN_DIR that execs `sm run NAME -- ARGS...`: sm's fast path, so it
+# runs only the pinned revision whose sha256 matches, exactly as `sm run` does, and whatever makes `sm run`
+# faster (such as exec'ing the script's environment directly) speeds up every launcher without rewriting it.
+# sh rather than a Python stub: a Python launcher would pay interpreter start-up twice.
+
+LAUNCHER_MARK = "# sm launcher for "
+
+
+def launcher_path(command: str) -> Path:
+    from pathlib import Path
+
+    if not re.fullmatch(COMMAND_PATTERN, command):
+        raise UsageProblem(
+            f"Invalid command name {command!r}: use letters, digits, '.', '_', '+' or '-', starting with a letter "
+            "or digit."
+        )
+    return Path(bin_dir()) / command
+
+
+def launcher_text(name: str) -> str:
+    """The launcher for script NAME: this sm (the interpreter running it, and this file), run NAME, "$@" as is.
+    sm is imported, not run as a file: an imported module's bytecode is cached, a script's is compiled on every
+    start (tens of ms for sm.py). -I keeps the current folder and PYTHON* variables out of it."""
+    import shlex
+
+    folder = os.path.dirname(os.path.abspath(__file__))
+    boot = f"import sys; sys.path.insert(0, {folder!r}); import sm; sm.main()"
+    command = shlex.join([sys.executable, "-I", "-c", boot, "run", name, "--"])
+    return f'#!/bin/sh\n{LAUNCHER_MARK}{name}: its pinned, sha256-verified revision (sm install)\nexec {command} "$@"\n'
+
+
+def launcher_of(path: Path | str) -> str | None:
+    """The script an sm launcher at `path` runs, or None: no file, or not one of sm's (then never touched)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, "rb") as f:
+        lines = f.read(4096).decode("utf-8").splitlines()
+        if len(lines) >= 2 and lines[1].startswith(LAUNCHER_MARK):
+            return lines[1][len(LAUNCHER_MARK) :].partition(":")[0]
+    return None
+
+
+def write_launcher(name: str, command: str, *, force: bool = False) -> Path:
+    """Write the launcher COMMAND for script NAME; refused without `force` when it would take another command's
+    place: a program of that name on PATH, a file in SM_BIN_DIR that is not sm's, or the launcher of another script."""
+    path = launcher_path(command)
+    owner = launcher_of(path)
+    other = None if os.path.lexists(path) else which(command)
+    if other and launcher_of(other) is not None:  # sm's own launcher in another folder on PATH hides nothing
+        other = None
+    if owner is None and (os.path.lexists(path) or other) and not force:
+        found = path if os.path.lexists(path) else other
+        raise UsageProblem(
+            f"{command} would shadow {found}: choose another name with --as CMD, or use --force to install anyway."
+        )
+    if owner not in (None, name) and not force:
+        raise UsageProblem(f"{command} already runs the script {owner}: choose another name with --as CMD, or --force.")
+    os.makedirs(path.parent, exist_ok=True)
+    atomic_write(path, launcher_text(name), mode=0o755)
+    folders = [os.path.realpath(p) for p in os.get_exec_path()]
+    if os.path.realpath(path.parent) not in folders:
+        _warn_once("PATH", str(path.parent), f"{path.parent} is not on PATH: add it to run {command} by name.")
+    return path
+
+
+def remove_launcher(command: str, name: str) -> bool:
+    """Delete the launcher COMMAND if it is sm's launcher for NAME; any other file is left alone."""
+    path = launcher_path(command)
+    if launcher_of(path) != name:
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+def install_script(name: str, command: str | None = None, force: bool = False) -> Path:
+    """`sm install NAME`: a launcher in SM_BIN_DIR, recorded in the mapping so `sm install --all` makes it elsewhere."""
+    entry = lookup(name)
+    command = command or name
+    path = write_launcher(name, command, force=force)
+    if (old := entry.get("installed_as")) and old != command:
+        remove_launcher(old, name)
+    if old != command:
+        entry = make_entry(entry, installed_as=command)
+        with status_line("Syncing mapping…"):
+            put_entry(entry)
+    return path
+
+
+def install_all(*, yes: bool = False, force: bool = False) -> list[Path]:
+    """`sm install --all`: after a sync, every command the mapping records that this machine lacks (or has stale)."""
+    with status_line("Syncing mapping…"):
+        try_sync("Could not sync the mapping (%s): installing the commands it had here.")
+    scripts = read_mapping()["scripts"]
+    wanted = [(e["installed_as"], n) for n, e in sorted(scripts.items()) if e.get("installed_as")]
+    todo = [(command, name) for command, name in wanted if launcher_state(command, name) != "ok"]
+    if not todo:
+        return []
+    confirm(
+        f"Create {len(todo)} command{'s' if len(todo) > 1 else ''} in {bin_dir()}?",
+        "\n".join(f"{command}  runs {name}" for command, name in todo),
+        yes=yes,
+        declined="No commands were created.",
+    )
+    made = []
+    for command, name in todo:
+        try:
+            made.append(write_launcher(name, command, force=force))
+        except UsageProblem as e:  # one command in the way stops none of the others
+            log.warning("%s", e)
+    return made
+
+
+def uninstall_script(name: str) -> tuple[Entry, str]:
+    """`sm uninstall NAME`: the launcher goes, and so does the record (on every machine's next `install --all`)."""
+    entry = lookup(name)
+    if not (command := entry.get("installed_as")):
+        raise UsageProblem(f"{name} is not installed as a command: see `sm list`.")
+    remove_launcher(command, name)
+    entry = make_entry({k: v for k, v in entry.items() if k != "installed_as"})  # type: ignore[arg-type]
+    with status_line("Syncing mapping…"):
+        put_entry(entry)
+    return entry, command
+
+
+def launcher_state(command: str, name: str) -> str:
+    """ok, missing, or stale (another script's, or made by an sm or Python that has moved since)."""
+    try:
+        with open(launcher_path(command), encoding="utf-8") as f:
+            return "ok" if f.read() == launcher_text(name) else "stale"
+    except (OSError, UnicodeDecodeError):
+        return "missing"
+
+
+def launcher_report() -> tuple[int, list[str]]:
+    """For `sm doctor`: how many commands the mapping records, and the problems: recorded commands missing (or
+    stale) here, and sm launchers of scripts that are gone or no longer installed under that name."""
+    scripts = read_mapping()["scripts"]
+    problems = [
+        f"{e['installed_as']} (for {n}) is {state}"
+        for n, e in sorted(scripts.items())
+        if e.get("installed_as") and (state := launcher_state(e["installed_as"], n)) != "ok"
+    ]
+    with contextlib.suppress(OSError):
+        for file in sorted(os.listdir(bin_dir())):
+            if not re.fullmatch(COMMAND_PATTERN, file) or (name := launcher_of(launcher_path(file))) is None:
+                continue
+            if name not in scripts:
+                problems.append(f"{file} runs {name}, which is no longer in your mapping")
+            elif scripts[name].get("installed_as") != file:
+                problems.append(f"{file} runs {name}, which is not installed under that name")
+    return sum(1 for e in scripts.values() if e.get("installed_as")), problems
 
 
 # -- doctor -----------------------------------------------------------------------------------------
@@ -4929,6 +5208,13 @@ def doctor_checks() -> list[dict[str, Any]]:
     venv_size, _ = folder_size(home / "venvs")
     extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
     add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
+
+    with contextlib.suppress(SmError):  # said only to those who use `sm install`
+        installed, problems = launcher_report()
+        if problems:
+            add("commands", "warn", "; ".join(problems), "Run `sm install --all`, or remove the stray files.")
+        elif installed:
+            add("commands", "ok", f"{installed} installed in {bin_dir()}")
     return checks
 
 
@@ -5314,6 +5600,82 @@ def build_cli() -> click.Group:
         if not ok:
             click.get_current_context().exit(1)
 
+    @cli.command(name="install", context_settings=settings)
+    @click.argument("name", required=False, shell_complete=complete_script_names)
+    @click.option("--as", "command", metavar="CMD", help="The command's name (default: NAME).")
+    @click.option("--all", "everything", is_flag=True, help="Create every command the mapping records (after a sync).")
+    @click.option("--force", is_flag=True, help="Install even where CMD would shadow another command.")
+    @yes_option("With --all, create the commands without asking.")
+    def install_command(name: str | None, command: str | None, everything: bool, force: bool, yes: bool) -> None:
+        """Make a script a command: `CMD ARGS...` runs its pinned revision with ARGS passed as they are.
+
+        The launcher goes into SM_BIN_DIR (default ~/.local/bin) and is recorded in the mapping.
+
+        \b
+        sm install weather
+        weather --city "New York"
+        sm install weather --as wx
+        sm install --all --yes        # on another machine, after sm sync
+        """
+        if everything == bool(name) or (everything and command):
+            raise click.UsageError("Give NAME (and optionally --as CMD), or --all.")
+        paths = install_all(yes=yes, force=force) if everything else [install_script(str(name), command, force)]
+        for path in paths:
+            click.echo(visible(f"Installed {path}: `{path.name} ARGS...` runs {launcher_of(path)}."), err=True)
+
+    @cli.command(name="uninstall", context_settings=settings)
+    @click.argument("name", shell_complete=complete_script_names)
+    def uninstall_command(name: str) -> None:
+        """Remove the command `sm install` made for a script (the script stays).
+
+        \b
+        sm uninstall weather
+        """
+        _, command = uninstall_script(name)
+        click.echo(visible(f"Uninstalled {command}; {name} stays in your mapping."), err=True)
+
+    @cli.group(name="mapping", context_settings=settings)
+    def mapping_group() -> None:
+        """The mapping's own history: see what each sync changed, and undo it.
+
+        \b
+        sm mapping history
+        sm mapping restore 3f2a9c1e
+        """
+
+    @mapping_group.command(name="history", context_settings=settings)
+    @json_option("the revisions")
+    def mapping_history_command(as_json: bool) -> None:
+        """List the mapping gist's revisions, newest first, with the names each added, updated and removed.
+
+        \b
+        sm mapping history
+        sm mapping history --json | jq '.[0]'
+        """
+        rows = mapping_history()
+        echo_lines([json_text(rows)] if as_json else map(mapping_history_line, rows))
+
+    @mapping_group.command(name="restore", context_settings=settings)
+    @click.argument("rev", metavar="SHA")
+    @click.option("--exact", is_flag=True, help="Also remove the names added since SHA (default: keep them).")
+    @yes_option("Restore without asking (the changes are still shown).")
+    @json_option("what changed")
+    def mapping_restore_command(rev: str, as_json: bool, **options: Any) -> None:
+        """Make the mapping at SHA current again, as a new change that syncs (and can itself be undone).
+
+        Names removed since SHA come back; names added since are kept unless --exact.
+
+        \b
+        sm mapping history
+        sm mapping restore 3f2a9c1e
+        sm mapping restore 3f2a9c1e --exact --yes
+        """
+        result = restore_mapping(rev, **options)
+        done = result["back"] or result["changed_back"] or result["removed"]
+        status = f"Restored the mapping of {result['version'][:8]}." if done else "Nothing to restore: no changes."
+        echo_lines([json_text(result)] if as_json else [])
+        click.echo(visible(status), err=True)
+
     @cli.command(name="completion", context_settings=settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
     def completion_command(shell: str) -> None:
@@ -5435,6 +5797,15 @@ def history_line(r: dict[str, Any]) -> str:
     when = (r["committed_at"] or "")[:19].replace("T", " ")
     mark = "*" if r["pinned"] else " "
     return visible(f"{mark} {r['version'][:12]}  {when}  +{r['additions']} -{r['deletions']}", one_line=True)
+
+
+def mapping_history_line(r: dict[str, Any]) -> str:
+    when = (r["committed_at"] or "")[:19].replace("T", " ")
+    parts = [
+        f"{sign}{', '.join(r[kind])}" for sign, kind in (("+", "added"), ("~", "updated"), ("-", "removed")) if r[kind]
+    ]
+    what = r.get("problem") or "  ".join(parts) or "no changes"
+    return visible(f"{r['version'][:12]}  {when}  {what}", one_line=True)
 
 
 def list_line(r: Entry) -> str:

@@ -522,3 +522,17 @@ def test_two_machines_syncing_in_parallel_keep_every_script(github_env, tmp_path
     assert [g for g in github_env.gists if "sm-mapping.json" in github_env.gist_files(g)] == [
         sm.read_sync_state()["gist_id"]
     ]
+
+
+def test_restore_plan_brings_back_changes_back_and_keeps_or_removes_what_came_later():
+    old = {"scripts": {"a": entry("a"), "b": entry("b", revision="2"), "q": entry("q")}, "tombstones": {}}
+    old[sm.QUARANTINE] = {"scripts": {"bad": {"script_name": "bad"}}}
+    now = {"scripts": {"b": entry("b", revision="3"), "c": entry("c"), "bad": entry("bad")}, "tombstones": {}}
+    now["scripts"]["q"] = {**old["scripts"]["q"], "clock": "later/0", "updated_at": "later"}  # same pin
+    assert sm.restore_plan(now, old, exact=False) == {
+        "back": ["a"],
+        "changed_back": ["b"],
+        "removed": [],
+        "kept": ["c"],
+    }
+    assert sm.restore_plan(now, old, exact=True)["removed"] == ["c"]  # never `bad`: unreadable then, not absent

@@ -662,3 +662,75 @@ def test_rename_and_save_never_take_a_name_a_malformed_entry_holds(two_good_scri
         "script_name": "held",
         "updated_at": 5,
     }
+
+
+# ── the mapping's own history ─────────────────────────────────────────────────────────────────────────
+
+
+def test_mapping_history_lists_what_each_revision_changed(machine, invoke):
+    gh = machine("A")
+    add(gh, "keep")
+    add(gh, "gone")
+    assert invoke("rm", "gone").exit_code == 0
+    result = invoke("mapping", "history", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["added"], r["updated"], r["removed"]) for r in rows] == [
+        ([], [], ["gone"]),
+        (["gone"], [], []),
+        (["keep"], [], []),
+    ]
+    lines = invoke("mapping", "history").stdout.splitlines()
+    assert lines[0].startswith(rows[0]["version"][:12]) and lines[0].endswith("-gone")
+
+
+def test_an_unreadable_mapping_revision_is_listed_not_fatal(machine, invoke, github_env):
+    gh = machine("A")
+    add(gh, "keep")
+    github_env.external_edit(mapping_gist(github_env), "sm-mapping.json", "{not json")
+    add(gh, "next")  # sync reads the broken head and fails: the change waits locally
+    github_env.external_edit(mapping_gist(github_env), "sm-mapping.json", sm.encode_mapping(sm.read_mapping()))
+    rows = json.loads(invoke("mapping", "history", "--json").stdout)
+    assert "not valid JSON" in rows[1]["problem"]
+    assert rows[0]["added"] == ["next"]  # compared with the last revision sm could read
+
+
+def test_mapping_restore_brings_back_a_removed_name_on_every_machine(machine, invoke, github_env):
+    gh = machine("A")
+    add(gh, "keep")
+    add(gh, "gone")
+    assert invoke("rm", "gone").exit_code == 0
+    sm.sync(machine("B"))
+    assert "gone" in sm.read_mapping()["tombstones"]
+    machine("A")
+    add(gh, "later")
+    rows = json.loads(invoke("mapping", "history", "--json").stdout)
+    rev = next(r["version"] for r in rows if r["added"] == ["gone"])
+
+    refused = invoke("mapping", "restore", rev[:8])  # no terminal, no --yes: shown, not done
+    assert refused.exit_code != 0 and "Comes back: gone" in refused.stderr
+    assert "Kept (added since; --exact removes it): later" in refused.stderr
+    assert "gone" not in sm.read_mapping()["scripts"]
+
+    result = invoke("mapping", "restore", rev[:8], "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Restored the mapping of" in result.stderr
+    assert {"keep", "gone", "later"} <= set(sm.read_mapping()["scripts"])
+
+    sm.sync(machine("B"))  # B removed gone itself once; the restore is newer and wins
+    scripts = sm.read_mapping()["scripts"]
+    assert {"keep", "gone", "later"} <= set(scripts) and "gone" not in sm.read_mapping()["tombstones"]
+    assert invoke("run", "gone").exit_code == 0
+
+    machine("A")
+    exact = invoke("mapping", "restore", rev[:8], "--exact", "--yes", "--json")
+    assert exact.exit_code == 0, exact.output
+    assert json.loads(exact.stdout)["removed"] == ["later"]
+    assert "later" in sm.read_mapping()["tombstones"]
+    assert json.loads(invoke("mapping", "history", "--json").stdout)[0]["removed"] == ["later"]
+
+
+def test_mapping_restore_of_an_unknown_revision_is_one_line(machine, invoke):
+    add(machine("A"), "keep")
+    result = invoke("mapping", "restore", "abcdef12", "--yes")
+    assert result.exit_code == 2 and "see `sm mapping history`" in result.stderr

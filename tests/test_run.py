@@ -372,3 +372,11 @@ def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err == "sm: The cached copy of weather does not match its recorded sha256; fetching it again.\n"
     assert "does not match" in (sm_env / "sm.log").read_text()
+
+
+def test_a_required_parameter_may_come_after_the_double_dash():
+    params = [{"name": "max_count", "required": True}, {"name": "city", "required": True}]
+    assert sm.build_script_args(params, ["city=Oslo"], ["--max-count", "3"]) == ["--city=Oslo"]
+    assert sm.build_script_args(params, [], ["--city=Oslo", "--max_count=3"]) == []
+    with pytest.raises(sm.UsageProblem, match="Missing required parameter city"):
+        sm.build_script_args(params, [], ["--max-count", "3", "city"])

@@ -1,0 +1,142 @@
+"""Installed commands: `sm install NAME [--as CMD]` writes a launcher into SM_BIN_DIR that runs the pinned revision
+with its arguments as they are; `sm install --all` recreates the mapping's commands on another machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import add, entry, explain
+
+import sm
+
+ECHO = '# /// script\n# requires-python = ">=3.11"\n# dependencies = []\n# ///\nimport json, sys\n\nprint(json.dumps(sys.argv[1:]))\n'
+
+
+@pytest.fixture
+def bin_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "bin"
+    monkeypatch.setenv("SM_BIN_DIR", str(folder))
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
+def test_install_writes_a_launcher_and_records_it(created, invoke, bin_dir):
+    result = invoke("install", "greet")
+    assert result.exit_code == 0, result.output
+    launcher = bin_dir / "greet"
+    assert os.access(launcher, os.X_OK) and "Installed" in result.stderr
+    assert launcher.read_text().splitlines()[-1].endswith(' run greet -- "$@"')
+    assert sm.read_mapping()["scripts"]["greet"]["installed_as"] == "greet"
+    assert json.loads(invoke("list", "--json").stdout)[0]["installed_as"] == "greet"
+
+    assert invoke("install", "greet", "--as", "hi").exit_code == 0  # another name: the old command goes
+    assert not launcher.exists() and sm.launcher_of(bin_dir / "hi") == "greet"
+    assert sm.lookup("greet")["installed_as"] == "hi"
+
+
+def test_install_warns_when_the_folder_is_not_on_path(created, invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("SM_BIN_DIR", str(tmp_path / "elsewhere"))
+    result = invoke("install", "greet")
+    assert result.exit_code == 0 and "is not on PATH" in result.stderr
+
+
+def test_a_command_that_shadows_another_needs_force(created, invoke, bin_dir):
+    result = invoke("install", "greet", "--as", "ls")
+    assert result.exit_code == 2 and "would shadow" in result.stderr and "--force" in result.stderr
+    assert not (bin_dir / "ls").exists() and "installed_as" not in sm.lookup("greet")
+    bin_dir.mkdir()
+    (bin_dir / "mine").write_text("#!/bin/sh\necho mine\n")  # not sm's: never written over without --force
+    assert invoke("install", "greet", "--as", "mine").exit_code == 2
+    assert (bin_dir / "mine").read_text() == "#!/bin/sh\necho mine\n"
+    assert invoke("install", "greet", "--as", "ls", "--force").exit_code == 0
+    assert sm.launcher_of(bin_dir / "ls") == "greet"
+
+
+def test_bad_command_names_and_a_malformed_record_are_refused(created, invoke, bin_dir):
+    assert invoke("install", "greet", "--as", "../evil").exit_code == 2
+    assert "installed_as" in sm.entry_problem("a", entry("a", installed_as="../evil"))
+    assert sm.entry_problem("a", entry("a", installed_as="a")) is None
+    assert invoke("install").exit_code == 2 and invoke("install", "greet", "--all").exit_code == 2
+
+
+def test_uninstall_rm_and_rename_keep_launchers_in_step(created, invoke, bin_dir):
+    assert invoke("install", "greet").exit_code == 0
+    assert invoke("rename", "greet", "hello").exit_code == 0
+    assert sm.launcher_of(bin_dir / "greet") == "hello"  # the same command runs the script under its new name
+    result = invoke("uninstall", "hello")
+    assert result.exit_code == 0 and "Uninstalled greet" in result.stderr
+    assert not (bin_dir / "greet").exists() and "installed_as" not in sm.lookup("hello")
+    assert invoke("uninstall", "hello").exit_code == 2
+    assert invoke("install", "hello", "--as", "hi").exit_code == 0
+    assert invoke("rm", "hello").exit_code == 0
+    assert not (bin_dir / "hi").exists()
+
+
+def test_install_all_recreates_the_commands_on_another_machine(machine, invoke, bin_dir, tmp_path, monkeypatch):
+    gh = machine("A")
+    add(gh, "alpha")
+    add(gh, "beta")
+    assert invoke("install", "alpha").exit_code == 0
+    assert invoke("install", "beta", "--as", "bee").exit_code == 0
+
+    machine("B")
+    other_bin = tmp_path / "bin-b"
+    monkeypatch.setenv("SM_BIN_DIR", str(other_bin))
+    refused = invoke("install", "--all")  # no terminal, no --yes: shown, not done
+    assert refused.exit_code == 1 and "alpha  runs alpha" in refused.stderr and "bee  runs beta" in refused.stderr
+    assert not other_bin.exists()
+    result = invoke("install", "--all", "--yes")
+    assert result.exit_code == 0, result.output
+    assert sm.launcher_of(other_bin / "alpha") == "alpha" and sm.launcher_of(other_bin / "bee") == "beta"
+    assert invoke("install", "--all").stderr == ""  # nothing left to do, nothing asked
+
+
+def test_doctor_lists_missing_launchers_and_launchers_of_removed_scripts(created, invoke, bin_dir):
+    from conftest import doctor_json
+
+    assert invoke("install", "greet").exit_code == 0
+    assert doctor_json(invoke)[2]["commands"]["status"] == "ok"
+    (bin_dir / "greet").unlink()
+    (bin_dir / "old").write_text(sm.launcher_text("gone"))
+    check = doctor_json(invoke)[2]["commands"]
+    assert check["status"] == "warn"
+    assert "greet (for greet) is missing" in check["detail"] and "old runs gone" in check["detail"]
+
+
+@pytest.mark.slow
+def test_launcher_passes_arguments_with_spaces_and_quotes_straight_through(github_env, bin_dir, invoke, monkeypatch):
+    gh = sm.GitHub(sm.find_token()[0])
+    sm.upload_new(gh, "echoargs", ECHO, "Echo the arguments", public=False, created=sm.now_iso())
+    assert invoke("install", "echoargs").exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k != "SM_RAISE_ERRORS"}
+    env["SM_REFRESH_SECONDS"] = "-1"
+    line = """echoargs "two words" "it's" '"quoted"' '$HOME' key=value -h -- --yes ''"""
+    expected = ["two words", "it's", '"quoted"', "$HOME", "key=value", "-h", "--", "--yes", ""]
+    proc = subprocess.run(["sh", "-c", line], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == expected, explain(proc)
+
+    # The gist moves on and the cache is gone: the launcher still runs the pinned revision, fetched and checked.
+    github_env.external_edit(sm.lookup("echoargs")["gist_id"], "echoargs.py", ECHO.replace("print(", "print('new',"))
+    monkeypatch.setattr(sm, "_warned", set())
+    for path in sm.cache_dir().rglob("*.py"):
+        path.unlink()
+    proc = subprocess.run(["sh", "-c", "echoargs 'a b'"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == ["a b"], explain(proc)
+
+
+def test_list_marks_installed_scripts(created, invoke, bin_dir, capsys):
+    assert invoke("install", "greet", "--as", "hi").exit_code == 0
+    capsys.readouterr()
+    sm.print_table(sm.list_scripts())
+    assert "greet → hi" in capsys.readouterr().out
+
+
+def test_the_launchers_command_line_runs_a_script_with_required_parameters(created, invoke, bin_dir):
+    assert invoke("install", "greet").exit_code == 0
+    # what `greet --name "A B"` execs: sm run greet -- --name "A B"
+    result = invoke("run", "greet", "--", "--name", "A B")
+    assert result.exit_code == 0, result.output
+    assert result.execs[-1][-2:] == ["--name", "A B"] and result.execs[-1][-3] != "--"
