@@ -1911,30 +1911,100 @@ def my_login(gh: GitHub) -> str | None:
     return gh.login
 
 
-# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
-# the owner, `.git` and anything after the ID are optional.
-GIST_URL_PATTERN = (
-    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
+class GistRef:
+    """What a gist ID or link names. `host` is None for a bare ID (the configured GitHub), "github.com" for
+    gist.github.com links, or a GitHub Enterprise host; `file_anchor` is the NAME of a `#file-NAME` anchor."""
+
+    __slots__ = ("gist_id", "revision", "filename", "file_anchor", "user", "host")
+
+    def __init__(
+        self,
+        gist_id: str,
+        revision: str | None = None,
+        filename: str | None = None,
+        file_anchor: str | None = None,
+        user: str | None = None,
+        host: str | None = None,
+    ):
+        self.gist_id, self.revision, self.filename = gist_id, revision, filename
+        self.file_anchor, self.user, self.host = file_anchor, user, host
+
+    def __repr__(self) -> str:
+        return "GistRef(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+# A gist link: SITE/[USER/]ID[.git][/REV | /revisions | /raw/[REV/]FILE], where SITE is gist.github.com or
+# gist.githubusercontent.com (scheme optional), git@gist.github.com:, or GitHub Enterprise's https://HOST/gist.
+GIST_LINK_PATTERN = (
+    r"(?:git\+)?(?:(?:https?://)?(?P<site>gist\.github(?:usercontent)?\.com)/|git@(?P<ssh>gist\.github\.com):"
+    r"|https?://(?P<ghes>[A-Za-z0-9.-]+(?::[0-9]+)?)/gist/)(?P<path>[^?#\s]*)(?:\?[^#\s]*)?(?:#(?P<anchor>\S*))?"
 )
+LOGIN_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 
 
-def gist_ref(text: str) -> str | None:
-    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
-    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
-    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
-        return ref.lower()
-    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
-        return m.group("id").lower()
-    return None
+def gist_ref(text: str) -> GistRef | None:
+    """The gist a bare ID or a link people copy names (see GIST_LINK_PATTERN), else None. Pure: where the
+    link's host may be reached is parse_gist_ref's question."""
+    from urllib.parse import unquote
+
+    text = text.strip()
+    if re.fullmatch(GIST_ID_PATTERN, text.lower()):
+        return GistRef(text.lower())
+    if not (m := re.fullmatch(GIST_LINK_PATTERN, text, re.IGNORECASE)):
+        return None
+    host = m.group("ghes").lower() if m.group("ghes") else "github.com"
+    parts = m.group("path").rstrip("/").split("/")
+    user = None
+    if len(parts) > 1 and re.fullmatch(GIST_ID_PATTERN, parts[1].lower().removesuffix(".git")):
+        user, *parts = parts
+        if not re.fullmatch(LOGIN_PATTERN, user):
+            return None
+    gist_id, *rest = parts
+    if rest and gist_id.lower().endswith(".git"):
+        return None
+    gist_id = gist_id.lower().removesuffix(".git")
+    if not re.fullmatch(GIST_ID_PATTERN, gist_id):
+        return None
+    revision = filename = None
+    if rest[:1] == ["raw"] and len(rest) in (2, 3):
+        filename = unquote(rest[-1])
+        revision = rest[1].lower() if len(rest) == 3 else None
+        if filename_problem(filename):
+            return None
+    elif len(rest) == 1 and re.fullmatch(REVISION_PATTERN, rest[0].lower()):
+        revision = rest[0].lower()
+    elif rest not in ([], ["revisions"], ["forks"], ["stargazers"]):
+        return None
+    if revision is not None and not re.fullmatch(REVISION_PATTERN, revision):
+        return None
+    anchor = m.group("anchor") or ""
+    file_anchor = anchor.removeprefix("file-") if anchor.startswith("file-") and len(anchor) > 5 else None
+    return GistRef(gist_id, revision, filename, file_anchor, user, host)
 
 
-def parse_gist_ref(text: str) -> str:
-    if (gist_id := gist_ref(text)) is None:
+def parse_gist_ref(text: str) -> GistRef:
+    """gist_ref() for what the user typed: a clear error for anything else, and for a link to a GitHub that
+    is not the configured one (sm sends the token only to SM_GITHUB_API_URL's host, never to a link's)."""
+    from urllib.parse import urlsplit
+
+    if (ref := gist_ref(text)) is None:
         raise UsageProblem(
-            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
+            f"Not a gist ID or URL: {text!r}. Expected a gist ID or https://gist.github.com/[USER/]ID[/REVISION]."
         )
-    return gist_id
+    if ref.host not in (None, "github.com"):
+        api = urlsplit(api_url())
+        if ref.host not in (api.netloc.lower(), (api.hostname or "").lower()):
+            raise UsageProblem(
+                f"{_clip(text)} is a gist on {ref.host}, but sm talks to {api.netloc} and sends your token only "
+                f"there. For GitHub Enterprise, set SM_GITHUB_API_URL=https://{ref.host}/api/v3."
+            )
+    return ref
+
+
+def file_anchor(filename: str) -> str:
+    """The NAME of GitHub's #file-NAME anchor for a file: lower case, runs of anything but a-z, 0-9, _ and -
+    turned into one -, no leading -. Lossy, so a link's anchor is matched against each file's."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9_-]", "-", filename.lower())).lstrip("-")
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -2444,9 +2514,9 @@ def chosen_mapping_gist() -> str | None:
         return None
     if re.fullmatch(GIST_ID_PATTERN, text):
         return text
-    if not text.startswith(("https://", "http://")) or (gist_id := gist_ref(text)) is None:
+    if not text.startswith(("https://", "http://")) or (ref := gist_ref(text)) is None:
         raise ConfigError(f"SM_MAPPING_GIST is not a gist ID or URL ({_clip(text)}): fix or unset it.")
-    return gist_id
+    return ref.gist_id
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
@@ -4091,11 +4161,12 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
     if req.name is None:
         raise UsageProblem("Missing NAME: `sm run NAME key=value ...` (`sm list` shows your scripts).")
     yes = bool(req.options.get("yes"))
-    gist_id = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
-    if gist_id is None:
+    # A name first; else a gist ID or link (a bare number too: the IDs of old gists), never looked up as a name.
+    ref = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
+    if ref is None:
         path, args = run_mapped(req, yes=yes)
     else:
-        path, args = run_foreign(gist_id, req, yes=yes, choose=choose)
+        path, args = run_foreign(parse_gist_ref(req.name), req, yes=yes, choose=choose)
     exec_script(script_argv(path, args + req.passthrough))
 
 
@@ -4117,14 +4188,22 @@ def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
 
 
 def run_foreign(
-    gist_id: str, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
+    ref: GistRef, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
 ) -> tuple[Path, list[str]]:
     """A gist that is not in the mapping: shown and trusted first; with --save, added to the mapping."""
     if save := req.options.get("save"):
         check_name(save)
         if save in read_mapping()["scripts"]:
             raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-    entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
+    entry, code = adopt_gist(
+        github_optional(),
+        ref.gist_id,
+        yes=yes,
+        revision=ref.revision,
+        filename=req.options.get("file") or ref.filename,
+        anchor=ref.file_anchor,
+        choose=choose,
+    )
     args = build_script_args(entry["params"], req.pairs)  # before anything is saved
     if save:
         entry = make_entry(entry, script_name=save)
@@ -4365,27 +4444,42 @@ def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes
     record_accepted(entry)
 
 
-def adopt_gist(
+def gist_entry(
     gh: GitHub,
     gist_id: str,
     *,
-    yes: bool,
+    revision: str | None = None,
     filename: str | None = None,
+    anchor: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
     ready: bool = False,
-    verb: str = "Run",
-    declined: str = "Nothing ran",
-) -> tuple[Entry, str]:
-    """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
+) -> tuple[Entry, str, dict[str, Any]]:
+    """A gist that is not in the mapping, fetched and checked: an unsaved entry pinned at `revision` (a link's
+    revision, checked against the history) or the newest, its code, and the gist's JSON at that revision.
 
-    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed) before anyone
-    is asked to trust it. The accepted revision is recorded as trusted on this machine.
+    The file is `filename`, else the one whose #file- anchor is `anchor`, else the only .py file (or `choose`'s).
+    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed).
     """
     with status_line(f"Fetching gist {gist_id}…"):
         gist, _ = gh.get_gist(gist_id)
-    assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+        assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+        if revision is not None:
+            history = gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Gist history")
+            if revision not in (c.get("version") for c in history):
+                raise UsageProblem(
+                    f"{revision[:8]} in the link is not a revision of gist {gist_id} (the API's raw_url names a "
+                    "file's blob, not a revision): use the gist's own link, or one from its Revisions tab."
+                )
+            gist = gh.get_revision(gist_id, revision)
+    names = [n for n in gist.get("files") or {} if not filename_problem(n)]
+    if not filename and anchor:
+        if len(found := [n for n in names if file_anchor(n) == anchor.lower()]) != 1:
+            raise UsageProblem(
+                f"Gist {gist_id} has no single file for #file-{visible(anchor[:80], one_line=True)}: choose one with --file."
+            )
+        filename = found[0]
     if not filename and choose is not None:
-        python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
+        python = [n for n in names if n.endswith(".py")]
         filename = choose(python) if len(python) > 1 else None
     file = gist_file(gist, filename)
     fname = file.get("filename")
@@ -4397,8 +4491,7 @@ def adopt_gist(
         code = gh.file_content(file)
         script = read_script(code)
         params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
-        revision = latest_revision(gh, gist)
-    owner = gist_owner(gist) or "an unknown owner"
+        revision = revision or latest_revision(gh, gist)
     entry = make_entry(
         code=code,
         script_name=None,
@@ -4409,11 +4502,27 @@ def adopt_gist(
         params=params,
         public=bool(gist.get("public")),
         html_url=str(gist.get("html_url") or ""),
-        owner=owner,
+        owner=gist_owner(gist) or "an unknown owner",
     )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
-    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
+    return entry, code, gist
+
+
+def adopt_gist(
+    gh: GitHub,
+    gist_id: str,
+    *,
+    yes: bool,
+    verb: str = "Run",
+    declined: str = "Nothing ran",
+    **which: Any,
+) -> tuple[Entry, str]:
+    """gist_entry(gh, gist_id, **which), shown and trusted: the accepted revision is recorded as trusted on
+    this machine."""
+    entry, code, gist = gist_entry(gh, gist_id, **which)
+    fname, revision, owner = entry["filename"], entry["revision"], entry["owner"]
+    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=gh.login))
     confirm(
         f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
         f"{summary}\n\n{code}",
@@ -4585,7 +4694,14 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
 
 
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
-    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run."""
+    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run. A gist ID
+    or link that is not a name shows that gist (at the link's revision, or `rev`) without saving anything."""
+    if name not in read_mapping()["scripts"] and gist_ref(name):
+        ref = parse_gist_ref(name)
+        gh = github_optional()
+        revision = resolve_revision(gh, ref.gist_id, rev) if rev else ref.revision
+        entry, code, _ = gist_entry(gh, ref.gist_id, revision=revision, filename=ref.filename, anchor=ref.file_anchor)
+        return entry, code
     entry = lookup(name)
     if not rev:
         return entry, pinned_code(entry, github)
@@ -4632,7 +4748,7 @@ def add_script(
             f"A script named {name!r} already exists: use --force to replace it, or choose another name."
         )
     path = Path(source).expanduser()
-    if path.is_file() or source.endswith(".py"):
+    if path.is_file() or (source.endswith(".py") and gist_ref(source) is None):  # a raw gist URL ends in .py too
         try:
             code = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -4646,8 +4762,10 @@ def add_script(
         with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
             return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
     try:
-        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+        ref = parse_gist_ref(source)  # a typo fails here, before any network
     except UsageProblem as e:
+        if gist_ref(source):
+            raise
         raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
     if public:
         raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
@@ -4656,9 +4774,11 @@ def add_script(
     with claim_name(name, replace=force, gh=gh) as existing:
         entry, code = adopt_gist(
             gh,
-            gist_id,
+            ref.gist_id,
             yes=yes,
-            filename=filename,
+            revision=ref.revision,
+            filename=filename or ref.filename,
+            anchor=ref.file_anchor,
             ready=True,
             verb=f"Adopt as {name}:",
             declined="Nothing was added",

@@ -372,3 +372,22 @@ def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err == "sm: The cached copy of weather does not match its recorded sha256; fetching it again.\n"
     assert "does not match" in (sm_env / "sm.log").read_text()
+
+
+def test_run_a_revision_link_runs_that_revision(bobs_gist, invoke, github_env):
+    first = github_env.revisions(bobs_gist)[0]
+    github_env.external_edit(bobs_gist, "hello.py", script_code("print('new', args.who)", ["who"]))
+    result = invoke("run", f"https://gist.github.com/bob/{bobs_gist}/{first}", "--yes", "who=me")
+    assert result.exit_code == 0, result.output
+    ran = result.execs[-1]
+    path = next(a for a in ran if a.endswith("hello.py"))
+    assert first in path and "new" not in open(path).read()
+
+
+def test_run_a_bare_number_is_a_gist_id_and_creates_nothing(github_env, invoke):
+    result = invoke("run", "2729810", "--yes")
+    assert result.exit_code == 1
+    assert "2729810" in result.stderr and "not found (404)" in result.stderr
+    assert "Unknown script" not in result.stderr
+    assert github_env.count("GET", r"/gists/2729810") == 1
+    assert github_env.count("POST", r"/gists") == 0
