@@ -1063,6 +1063,8 @@ def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, A
             data[section] = {}
             continue
         for name, value in items.items():
+            if section == "scripts" and type(value) is dict and value.get("owner") == UNKNOWN_OWNER:
+                value["owner"] = None  # what sm once stored for an anonymous gist: read as the null it means
             if problem := problem_of(name, value):
                 quarantined.setdefault(section, {})[name] = value
                 if not quiet:
@@ -1080,6 +1082,9 @@ def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, A
     if quarantined:
         data[QUARANTINE] = quarantined
     return data
+
+
+UNKNOWN_OWNER = "an unknown owner"  # stored by earlier versions of sm for gists without an owner
 
 
 def tombstone_problem(name: Any, stone: Any) -> str | None:
@@ -2034,7 +2039,7 @@ if TYPE_CHECKING:
         clock: NotRequired[str]  # set when stored (put_entry): orders changes made on two machines
         public: NotRequired[bool]
         html_url: NotRequired[str]
-        owner: NotRequired[str]  # someone else's gist (adopted)
+        owner: NotRequired[str | None]  # an adopted gist's owner login; None: an anonymous gist
 
 
 # The fields every stored entry has.
@@ -4111,6 +4116,8 @@ def upload_new(
 def check_owner(gh: GitHub, entry: Entry) -> None:
     """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
     owner = entry.get("owner")
+    if "owner" in entry and owner in (None, UNKNOWN_OWNER):
+        raise UsageProblem(f"{entry['script_name']} is an anonymous gist: nobody can change it.")
     if owner and gh.login and owner != gh.login:
         raise UsageProblem(
             f"{entry['script_name']} is {owner}'s gist: only they can change it. "
@@ -4320,7 +4327,7 @@ def change_or_code(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, re
     """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
     or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
     if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=gh.login)
+        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=my_login(gh))
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
@@ -4430,7 +4437,9 @@ def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
-    summary = trust_summary(gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=gh.login)
+    summary = trust_summary(
+        gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=my_login(gh)
+    )
     question = (
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
         "on this machine. Trust and run it?"
@@ -4502,7 +4511,7 @@ def gist_entry(
         params=params,
         public=bool(gist.get("public")),
         html_url=str(gist.get("html_url") or ""),
-        owner=gist_owner(gist) or "an unknown owner",
+        owner=gist_owner(gist),  # a login, or None for an anonymous gist: never a sentence
     )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
@@ -4521,8 +4530,8 @@ def adopt_gist(
     """gist_entry(gh, gist_id, **which), shown and trusted: the accepted revision is recorded as trusted on
     this machine."""
     entry, code, gist = gist_entry(gh, gist_id, **which)
-    fname, revision, owner = entry["filename"], entry["revision"], entry["owner"]
-    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=gh.login))
+    fname, revision, owner = entry["filename"], entry["revision"], entry["owner"] or "an unknown owner"
+    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=my_login(gh)))
     confirm(
         f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
         f"{summary}\n\n{code}",
