@@ -1161,9 +1161,14 @@ class ScriptInfo:
         import tomllib
 
         self.code = code
-        self.problem: str | None = None  # why the PEP 723 block cannot be used, or None
+        # What uv reads: a UTF-8 BOM and CRLF line endings are fine, whichever way the code arrived (a local file,
+        # gist content, the cache). Hashes and uploads use `code` as it is; parsing uses `text`.
+        self.text = code.removeprefix("\ufeff").replace("\r\n", "\n")
+        self.problem: str | None = None  # why uv would refuse the PEP 723 block, or None
+        self.missing: str | None = None  # what a script sm generates must also have: both keys
         self.meta: dict[str, Any] = {}
-        blocks = script_blocks(code)
+        blocks = script_blocks(self.text)
+        self.block = blocks[0] if len(blocks) == 1 else None  # a match in `text`
         try:
             if len(blocks) != 1:
                 raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
@@ -1171,26 +1176,29 @@ class ScriptInfo:
                 meta = tomllib.loads(block_toml(blocks[0]))
             except tomllib.TOMLDecodeError as e:
                 raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
-            deps = meta.get("dependencies")
+            deps = meta.get("dependencies", [])
             if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-                raise ValidationFailed(
-                    "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
-                )
-            if not isinstance(meta.get("requires-python"), str):
-                raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
+                raise ValidationFailed("`dependencies` in the `# /// script` block must be a list of strings")
+            if not isinstance(meta.get("requires-python", ""), str):
+                raise ValidationFailed('`requires-python` in the `# /// script` block must be a string, e.g. ">=3.11"')
         except ValidationFailed as e:
             self.problem = str(e)
         else:
             self.meta = meta
+            if "dependencies" not in meta:
+                self.missing = "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
+            elif "requires-python" not in meta:
+                self.missing = 'the `# /// script` block needs `requires-python`, e.g. ">=3.11"'
         tool = self.meta.get("tool")
         self.tool: dict[str, Any] = tool if isinstance(tool, dict) else {}
         table = self.tool.get("sm")
         self.table: dict[str, Any] | None = table if isinstance(table, dict) else None  # [tool.sm]
 
-    def metadata(self) -> dict[str, Any]:
-        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block."""
-        if self.problem:
-            raise ValidationFailed(self.problem)
+    def metadata(self, *, strict: bool = False) -> dict[str, Any]:
+        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block (`strict`: what a
+        script sm generates must have as well)."""
+        if problem := self.problem or (self.missing if strict else None):
+            raise ValidationFailed(problem)
         return self.meta
 
     @property
@@ -1213,7 +1221,7 @@ class ScriptInfo:
         """The code's syntax tree; raises SyntaxError."""
         import ast
 
-        return ast.parse(self.code)
+        return ast.parse(self.text)
 
     @functools.cached_property
     def options(self) -> list[dict[str, Any]]:
@@ -1246,13 +1254,14 @@ class ScriptInfo:
     def ready_params(self, label: str) -> list[dict[str, Any]]:
         """For a script sm did not write (`sm add`): the checks `create` makes, then its parameters. Raises
         ValidationFailed naming every problem."""
-        problems = script_problems(self.code, [], [])
+        compiled, problem = syntax_elsewhere(self, label)
+        problems = [problem] if problem else script_problems(self.code, [], [], strict=False, compiled=compiled)
         params: list[dict[str, Any]] = []
         if not problems:
             params = self.params or []
             # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
             if self.table is not None:
-                problems = script_problems(self.code, params, [])
+                problems = script_problems(self.code, params, [], strict=False, compiled=compiled)
         if problems:
             raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
         return params
@@ -1302,6 +1311,40 @@ def python_satisfies(spec: str, version: Sequence[int]) -> bool:
         if not ok:
             return False
     return True
+
+
+SYNTAX_CHECK = (
+    "import sys\ntry: compile(sys.stdin.read(), 'script.py', 'exec')\n"
+    "except SyntaxError as e: print(f'{e.msg} (line {e.lineno})'); sys.exit(1)"
+)
+
+
+def syntax_elsewhere(script: ScriptInfo, label: str) -> tuple[bool, str | None]:
+    """A script you bring may need a newer Python than sm's own: its syntax is then checked by an interpreter
+    that satisfies its requires-python, as uv finds one, or not at all (with a note). Returns (checked here
+    instead of by sm's own Python, the problem found)."""
+    import subprocess
+
+    spec = script.requires_python
+    if not spec or python_satisfies(spec, sys.version_info):
+        return False, None
+    python = ""
+    if uv := which("uv"):
+        found = subprocess.run([uv, "python", "find", spec], capture_output=True, text=True, timeout=60)
+        python = found.stdout.strip() if found.returncode == 0 else ""
+    if not python:
+        log.warning(
+            "The syntax of %s was not checked: no Python for its requires-python %s was found "
+            "(`uv python install '%s'` gets one).",
+            label,
+            spec,
+            spec,
+        )
+        return True, None
+    checked = subprocess.run([python, "-c", SYNTAX_CHECK], input=script.text, capture_output=True, text=True)
+    if checked.returncode != 0:
+        return True, f"the code does not compile with Python {spec}: {checked.stdout.strip() or checked.stderr[-200:]}"
+    return True, None
 
 
 def param_dict(p: Any) -> dict[str, Any]:
@@ -1377,15 +1420,22 @@ def _identifiers(tree: ast.AST) -> set[str]:
     return names
 
 
-def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
-    """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
+def script_problems(
+    code: str, params: Sequence[Any], required: Sequence[str], *, strict: bool = True, compiled: bool = False
+) -> list[str]:
+    """Everything wrong with a candidate script, as sentences the model (or a user) can act on. `strict` for
+    scripts sm generates (both PEP 723 keys); `compiled` when the syntax was already checked elsewhere."""
     script = read_script(code)
     try:
         tree = script.tree
         compile(tree, "script.py", "exec")
     except SyntaxError as e:
-        return [f"the code does not compile: {e.msg} (line {e.lineno})"]
-    problems = [script.problem] if script.problem else []
+        if not compiled:
+            return [f"the code does not compile: {e.msg} (line {e.lineno})"]
+        tree = None
+    problems = [p] if (p := script.problem or (script.missing if strict else None)) else []
+    if tree is None:  # valid for another Python (syntax_elsewhere), unreadable to this one
+        return problems
     declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
     strings, idents = _option_strings(tree), _identifiers(tree)
     for name in required:
@@ -1416,7 +1466,7 @@ def stamp_script(
     exclude-newer pins dependency resolution to the creation time, so the script resolves the same
     way next year.
     """
-    read_script(code).metadata()  # a block that cannot be read is refused, never rewritten
+    read_script(code).metadata(strict=True)  # a block that cannot be read is refused, never rewritten
     table: dict[str, Any] = {"description": description, "prompt": prompt, "model": model, "created_at": created_at}
     if changes:
         table["changes"] = list(changes)
@@ -1435,7 +1485,7 @@ def stamp_script(
 
 def pin_resolution(code: str, when: str) -> str:
     """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
-    read_script(code).metadata()
+    read_script(code).metadata(strict=True)
 
     def pin(doc: Any) -> None:
         subtable(subtable(doc, "tool"), "uv")["exclude-newer"] = when.split(".")[0].removesuffix("Z") + "Z"
@@ -3826,12 +3876,11 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
     [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
     runs, so they are never folded away."""
     script = read_script(code)
-    if script.problem:
+    if script.problem or (block := script.block) is None:
         return []
     uv = script.tool.get("uv") or {}
     ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
-    block = script_blocks(code)[0]
-    top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
+    top = script.text.count("\n", 0, block.start()) + 1  # the line after `# /// script`
     spans: list[tuple[int, int, list[str]]] = []
     inside = False
     for i, line in enumerate(block.group("content").splitlines(), start=top):
@@ -4260,7 +4309,7 @@ def load_pinned(
 
     if path := verified_cache(entry):
         log.debug("cache hit: %s", path)
-        return Path(path), Path(path).read_text(encoding="utf-8")
+        return Path(path), Path(path).read_bytes().decode("utf-8")  # as cached: CRLF kept, like the sha256
     if cached_path(entry).exists():
         log.warning(
             "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")

@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -947,3 +949,53 @@ def test_an_enterprise_link_never_reaches_the_network(github_env, invoke):
     result = invoke("add", "hi", "https://github.example.com/gist/bob/7d1e2b9c40a35f86e0c4d21ab3f97c58", "--yes")
     assert result.exit_code == 2 and "sends your token only there" in result.stderr
     assert github_env.requests == []
+
+
+# ── scripts people bring: PEP 723 as uv reads it (issue 11) ──────────────────────────────────────────
+
+FIXTURE_SCRIPTS = ROOT / "tests" / "fixtures" / "scripts"
+PYTHON_312 = sorted(Path("/root/.pyenv/versions").glob("3.12*/bin"))  # where this machine keeps a 3.12
+
+
+@pytest.fixture
+def with_python_312(monkeypatch):
+    """A Python 3.12 that `uv python find` sees, if this machine has one."""
+    if not PYTHON_312 or not (uv := shutil.which("uv")):
+        pytest.skip("no Python 3.12 on this machine")
+    monkeypatch.setenv("PATH", f"{PYTHON_312[0]}{os.pathsep}{os.environ['PATH']}")
+    found = subprocess.run([uv, "python", "find", ">=3.12"], capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip(f"uv finds no Python 3.12: {found.stderr}")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURE_SCRIPTS.glob("*.py")))
+def test_add_accepts_every_script_uv_runs(name, github_env, invoke, with_python_312):
+    result = invoke("add", "brought", str(FIXTURE_SCRIPTS / name))
+    assert result.exit_code == 0, result.output
+    assert "was not checked" not in result.stderr
+    assert sm.lookup("brought")["filename"] == "brought.py"
+
+
+def test_newer_syntax_is_checked_with_a_python_that_fits(github_env, invoke, with_python_312, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text((FIXTURE_SCRIPTS / "py312_type_alias.py").read_text() + "\ndef oops(:\n")
+    result = invoke("add", "broken", str(broken))
+    assert result.exit_code == 1
+    assert "does not compile with Python >=3.12: invalid syntax" in result.stderr
+
+
+def test_newer_syntax_without_a_python_that_fits_is_accepted_with_a_note(github_env, invoke, monkeypatch):
+    monkeypatch.setattr(sm, "which", lambda cmd: None)
+    result = invoke("add", "alias", str(FIXTURE_SCRIPTS / "py312_type_alias.py"))
+    assert result.exit_code == 0, result.output
+    assert "was not checked: no Python for its requires-python >=3.12 was found" in result.stderr
+
+
+def test_gist_content_with_crlf_and_bom_is_read_like_a_local_file(github_env, invoke):
+    code = (FIXTURE_SCRIPTS / "utf8_bom.py").read_bytes().decode("utf-8").replace("\n", "\r\n")
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code})
+    result = invoke("add", "hello", gist_id, "--yes")
+    assert result.exit_code == 0, result.output
+    entry = sm.lookup("hello")
+    assert [p["name"] for p in entry["params"]] == ["name", "lang"]
+    assert sm.read_code("hello")[1] == code  # the cache keeps the bytes its sha256 was taken of

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import script_code
@@ -31,7 +33,7 @@ def test_read_metadata_ok():
 )
 def test_read_metadata_problems(code, problem):
     with pytest.raises(sm.ValidationFailed, match=problem):
-        sm.read_script(code).metadata()
+        sm.read_script(code).metadata(strict=True)  # the rule for scripts sm generates
 
 
 @pytest.mark.parametrize(
@@ -290,3 +292,45 @@ def test_stamping_keeps_the_blocks_comments_and_order():
     )
     assert stamped.startswith(block + '# exclude-newer = "2026-01-01T00:00:00Z"\n')
     assert stamped.endswith("# ///\nprint(1)\n") and "# [tool.sm]\n" in stamped
+
+
+# ── PEP 723 as uv reads it, for scripts you bring (issue 11) ─────────────────────────────────────────
+
+FIXTURE_SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
+EXPECTED = json.loads((FIXTURE_SCRIPTS / "expected.json").read_text())["scripts"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_metadata_reads_as_uv_does(name):
+    code = (FIXTURE_SCRIPTS / name).read_bytes().decode("utf-8")
+    script = sm.read_script(code)
+    assert script.problem is None
+    want = EXPECTED[name]
+    assert script.meta.get("requires-python") == want["requires_python"]
+    assert script.meta.get("dependencies") == want["dependencies"]
+
+
+def test_bom_and_crlf_read_the_same_as_plain_text():
+    plain = script_code('print("hi")', ["who"])
+    for variant in ("\ufeff" + plain, plain.replace("\n", "\r\n"), "\ufeff" + plain.replace("\n", "\r\n")):
+        script = sm.read_script(variant)
+        assert (script.problem, script.meta, script.params) == (
+            None,
+            sm.read_script(plain).meta,
+            [{"name": "who", "help": "the who", "required": True}],
+        )
+        assert sm.script_problems(variant, [], []) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "missing"),
+    [
+        ('# /// script\n# requires-python = ">=3.11"\n# ///\nprint(1)\n', "dependencies"),
+        ("# /// script\n# dependencies = []\n# ///\nprint(1)\n", "requires-python"),
+    ],
+)
+def test_generated_scripts_keep_the_stricter_rule(code, missing):
+    assert sm.script_problems(code, [], [], strict=False) == []
+    assert sm.read_script(code).metadata() is not None
+    (problem,) = sm.script_problems(code, [], [])
+    assert missing in problem
