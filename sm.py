@@ -644,6 +644,14 @@ def param_problem(param: Any) -> str | None:
         return "help is not a string"
     if param.get("default") is not None and type(param["default"]) not in (str, int, float, bool):
         return "default is not a plain value"
+    if param.get("kind", "option") not in ("option", "positional", "flag", "free"):
+        return f"the kind {_clip(param['kind'])} is not option, positional, flag or free"
+    if type(param.get("multiple", False)) is not bool:
+        return "multiple is not true or false"
+    if param.get("cli") is not None and (
+        type(param["cli"]) is not str or not re.fullmatch(r"--?[A-Za-z0-9][A-Za-z0-9_-]*", param["cli"])
+    ):
+        return f"cli {_clip(param['cli'])} is not an option spelling"
     return None
 
 
@@ -797,40 +805,83 @@ def split_pair(pair: str) -> tuple[str, str]:
     return key, value
 
 
-def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
-    """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on", ""}, {"false", "no", "0", "off"}
 
-    One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
-    a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
-    params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
+
+def build_script_args(params: Sequence[dict[str, Any]] | None, pairs: Sequence[str]) -> list[str]:
+    """`key=value` pairs → the script's argv, checked against its parameters: an option as `--key=value` (a
+    short one as `-kVALUE`), a flag (`flag`, `flag=true`) as its switch or left out (`flag=false`), and the
+    positionals last, in the order the script declares them. A key given twice is passed twice.
+
+    One word per option value, so a value that starts with a dash (`msg=-x`) reaches the script as a value;
+    positionals that start with one come after `--`. params=None means the script declares none that sm
+    knows of (a foreign gist): pairs are passed unchecked as `--key=value`.
     """
     if params is None:
         return [f"--{key}={value}" for key, value in map(split_pair, pairs)]
-    by_key = {norm_key(p["name"]): p for p in params}
-    given: list[tuple[str, str]] = []
+    if pairs and any(p.get("kind") == "free" for p in params):
+        raise UsageProblem(
+            f"This script reads its arguments itself, so {pairs[0]!r} cannot be passed as key=value: "
+            "put its arguments after `--` (sm run NAME -- ARGS...)."
+        )
+    by_key = {norm_key(k): p for p in params for k in (p["name"], str(p.get("cli") or "").lstrip("-")) if k}
+    words: list[str] = []
+    placed: dict[str, list[str]] = {}
+    seen: set[str] = set()
     for pair in pairs:
-        try:
-            key, value = split_pair(pair)
-        except UsageProblem as e:
-            raise UsageProblem(f"{e} {describe_params(params)}") from None
-        param = by_key.get(norm_key(key))
+        param = by_key.get(norm_key(pair)) if "=" not in pair else None
+        if param is None or param.get("kind") != "flag":
+            try:
+                key, value = split_pair(pair)
+            except UsageProblem as e:
+                raise UsageProblem(f"{e} {describe_params(params)}") from None
+            param = by_key.get(norm_key(key))
+        else:
+            key, value = pair, ""
         if param is None:
             raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
-        given.append((param["name"], value))
-    named = {name for name, _ in given}
-    missing = [p["name"] for p in params if p.get("required") and p["name"] not in named and p.get("default") is None]
+        seen.add(param["name"])
+        kind, cli = param.get("kind") or "option", param.get("cli") or f"--{param['name']}"
+        if kind == "flag":
+            if value.lower() not in TRUE_WORDS | FALSE_WORDS:
+                raise UsageProblem(f"{key} is a flag: give {key}, {key}=true or {key}=false (not {value!r}).")
+            words += [cli] if value.lower() in TRUE_WORDS else []
+        elif kind == "positional":
+            if placed.setdefault(param["name"], []) and not param.get("multiple"):
+                raise UsageProblem(f"{key} takes one value; it was given twice. {describe_params(params)}")
+            placed[param["name"]].append(value)
+        else:
+            words.append(f"{cli}{value}" if len(cli) == 2 else f"{cli}={value}")
+    # Positionals the script checks itself: they may also come after `--`.
+    missing = [
+        p["name"]
+        for p in params
+        if not p.get("kind") and p.get("required") and p["name"] not in seen and p.get("default") is None
+    ]
     if missing:
         raise UsageProblem(
             f"Missing required parameter{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}. {describe_params(params)}"
         )
-    return [f"--{name}={value}" for name, value in given]
+    return words + positional_words(params, placed)
+
+
+def positional_words(params: Sequence[dict[str, Any]], placed: dict[str, list[str]]) -> list[str]:
+    """The positionals' values in declared order; one left out before one given cannot be placed."""
+    order = [p["name"] for p in params if p.get("kind") == "positional"]
+    given = [name for name in order if name in placed]
+    if given and (gap := [n for n in order[: order.index(given[-1])] if n not in placed]):
+        raise UsageProblem(f"Give {', '.join(gap)} too: it comes before {given[-1]} on the command line.")
+    values = [v for name in given for v in placed[name]]
+    return (["--"] if any(v.startswith("-") for v in values) else []) + values
 
 
 def describe_params(params: Sequence[dict[str, Any]]) -> str:
     """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
     if not params:
         return "This script takes no parameters."
+    if any(p.get("kind") == "free" for p in params):
+        return "This script reads its arguments itself: pass them after `--` (sm run NAME -- ARGS...)."
     lines = ["Parameters:"]
     for p in params:
         flag = (
@@ -840,7 +891,10 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
             if p.get("default") is not None
             else "optional"
         )
-        lines.append(f"  {p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
+        kind = {"flag": "a flag, ", "positional": "positional, "}.get(p.get("kind") or "", "")
+        kind += "repeatable, " if p.get("multiple") else ""
+        spelled = p["name"] if p.get("kind") == "flag" else f"{p['name']}=…"
+        lines.append(f"  {spelled} ({kind}{flag}{': ' + p['help'] if p.get('help') else ''})")
     return "\n".join(visible(line, one_line=True) for line in lines)
 
 
@@ -1258,7 +1312,8 @@ class ScriptInfo:
         problems = [problem] if problem else script_problems(self.code, [], [], strict=False, compiled=compiled)
         params: list[dict[str, Any]] = []
         if not problems:
-            params = self.params or []
+            # Code only a newer Python can parse hides its inputs from this one: they go after `--`.
+            params = self.params if self.params is not None else [param_dict(FREE_ARGS)] if compiled else []
             # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
             if self.table is not None:
                 problems = script_problems(self.code, params, [], strict=False, compiled=compiled)
@@ -1347,7 +1402,12 @@ def syntax_elsewhere(script: ScriptInfo, label: str) -> tuple[bool, str | None]:
     return True, None
 
 
+PARAM_KINDS = ("option", "positional", "flag", "free")  # how a value reaches the script; a missing kind: option
+
+
 def param_dict(p: Any) -> dict[str, Any]:
+    """A parameter as stored: name, help, required, and only where they say more than a plain --option does,
+    default, kind, multiple (repeatable) and cli (its spelling on the command line, when not --NAME)."""
     d = p if isinstance(p, dict) else p.model_dump()
     out = {
         "name": d["name"],
@@ -1356,46 +1416,189 @@ def param_dict(p: Any) -> dict[str, Any]:
     }
     if d.get("default") is not None:
         out["default"] = str(d["default"])
+    if d.get("kind") in PARAM_KINDS[1:]:
+        out["kind"] = d["kind"]
+    if d.get("multiple") is True:
+        out["multiple"] = True
+    if isinstance(d.get("cli"), str) and d["cli"] != f"--{d['name']}":
+        out["cli"] = d["cli"]
     return out
 
 
-# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
-FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+def kind_of(param: dict[str, Any]) -> str:
+    return param.get("kind") or "option"
+
+
+# A script that reads its arguments itself (sys.argv, subcommands): no key=value can describe them.
+FREE_ARGS = {"name": "ARGS", "help": "read by the script itself: pass them after `--`", "kind": "free"}
+
+# argparse actions that take no value: flags (help and version are sm's -h and no input at all).
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "BooleanOptionalAction"}
+CLI_PATTERN = r"-[A-Za-z0-9]|--[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
 def option_params(tree: ast.Module) -> list[dict[str, Any]]:
-    """`--name` options declared with argparse's add_argument or click's option (see ScriptInfo.options)."""
+    """Every input the code declares, read without running it (see ScriptInfo.options): argparse's
+    add_argument, click's option and argument, typer's command parameters; [FREE_ARGS] for a script that
+    reads sys.argv by hand or has subcommands. Never invents one: what is not understood is left out."""
     import ast
 
+    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+    names = {_func_name(c) for c in calls}
+    run = {
+        c.args[0].id for c in calls if _func_name(c) == "run" and _is_typer(c) and c.args and hasattr(c.args[0], "id")
+    }
+    commands = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and (_is_command(f) or f.name in run)]
+    if "add_subparsers" in names or "group" in names or len(commands) > 1:
+        return [param_dict(FREE_ARGS)]
     found: dict[str, dict[str, Any]] = {}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if func not in ("add_argument", "option"):
-            continue
-        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        long = next((d[2:] for d in decls if d.startswith("--")), None)
-        kw = {k.arg: k.value for k in call.keywords if k.arg}
-        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
-        action = kw.get("action")
-        is_flag = (
-            const.get("action") in FLAG_ACTIONS
-            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
-            or const.get("is_flag") is True
-            or const.get("count") is True
-            or "flag_value" in kw
+    for call in calls:
+        func = _func_name(call)
+        if func == "add_argument" or (func in ("option", "argument") and not _is_typer(call)):
+            param = _call_param(call, func)
+            if param and param["name"] not in found:
+                found[param["name"]] = param
+    if not found and commands and "typer" in _identifiers(tree):
+        found = {p["name"]: p for p in map(_typer_param, _arguments(commands[0])) if p}
+    if not found and _reads_argv(tree):
+        return [param_dict(FREE_ARGS)]
+    return [param_dict(p) for p in found.values()]
+
+
+def _func_name(call: ast.Call) -> str:
+    return call.func.attr if hasattr(call.func, "attr") else getattr(call.func, "id", "")
+
+
+def _is_typer(call: ast.Call) -> bool:
+    return getattr(call.func, "value", None) is not None and getattr(call.func.value, "id", "") == "typer"
+
+
+def _is_command(func: ast.FunctionDef) -> bool:
+    """A typer command: `@app.command()` (click's `@click.command()` is read from its option decorators)."""
+    return any(
+        _func_name(d) == "command" and getattr(getattr(d.func, "value", None), "id", "") != "click"
+        for d in func.decorator_list
+        if hasattr(d, "func")
+    )
+
+
+def _arguments(func: ast.FunctionDef) -> list[tuple[ast.arg, ast.expr | None]]:
+    args = func.args.args
+    defaults = [None] * (len(args) - len(func.args.defaults)) + list(func.args.defaults)
+    return list(zip(args, defaults, strict=True))
+
+
+def _reads_argv(tree: ast.Module) -> bool:
+    import ast
+
+    return any(
+        (isinstance(n, ast.Attribute) and n.attr == "argv" and getattr(n.value, "id", "") == "sys")
+        or (isinstance(n, ast.ImportFrom) and n.module == "sys" and any(a.name == "argv" for a in n.names))
+        for n in ast.walk(tree)
+    )
+
+
+def _const(node: ast.AST | None) -> Any:
+    """A literal's value (negative numbers included); anything else is Ellipsis, 'not known here'."""
+    import ast
+
+    with contextlib.suppress(ValueError, TypeError, SyntaxError):
+        return ast.literal_eval(node) if node is not None else None
+    return ...
+
+
+def _call_param(call: ast.Call, func: str) -> dict[str, Any] | None:
+    """add_argument(...), click.option(...) or click.argument(...) as a parameter, or None."""
+    decls = [a.value for a in call.args if isinstance(getattr(a, "value", None), str)]
+    kw = {k.arg: k.value for k in call.keywords if k.arg}
+    const = {k: _const(v) for k, v in kw.items()}
+    action = const.get("action")
+    if action is ... and hasattr(kw.get("action"), "attr"):
+        action = kw["action"].attr  # argparse.BooleanOptionalAction
+    if action in ("help", "version"):
+        return None
+    nargs = const.get("nargs")
+    switches = [d for d in decls if d.startswith("-")]
+    help_text = const["help"] if isinstance(const.get("help"), str) else ""
+    default = const.get("default")
+    default = None if default is ... or isinstance(default, (list, tuple)) else default
+    if not switches:  # a positional: argparse's dest, click's argument name
+        if func == "option" or len(decls) != 1 or not re.fullmatch(PARAM_NAME_PATTERN, decls[0]):
+            return None
+        optional = nargs in ("?", "*", -1) or (
+            func == "argument" and ("default" in kw or const.get("required") is False)
         )
-        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
-            continue
-        found[long] = param_dict(
-            {
-                "name": long,
-                "help": const["help"] if isinstance(const.get("help"), str) else "",
-                "required": const.get("required") is True,
-                "default": None if const.get("default") is None else str(const["default"]),
-            }
+        return {
+            "name": decls[0],
+            "kind": "positional",
+            "multiple": nargs in ("*", "+", -1) or (isinstance(nargs, int) and nargs > 1),
+            "required": not optional,
+            "default": default if optional else None,
+            "help": help_text,
+        }
+    on = switches[0].split("/")[0]
+    long = next((s.split("/")[0] for s in switches if s.startswith("--")), None)
+    cli = long or on
+    if not re.fullmatch(CLI_PATTERN, cli):
+        return None
+    flag = (
+        action in FLAG_ACTIONS
+        or const.get("is_flag") is True
+        or const.get("count") is True
+        or "flag_value" in kw
+        or any("/" in s for s in switches)
+    )
+    return {
+        "name": cli.lstrip("-"),
+        "kind": "flag" if flag else "option",
+        "multiple": action == "append" or const.get("multiple") is True or nargs in ("*", "+", -1),
+        "required": const.get("required") is True and not flag,
+        "default": None if flag else default,
+        "help": help_text,
+        "cli": cli,
+    }
+
+
+def _typer_param(item: tuple[ast.arg, ast.expr | None]) -> dict[str, Any] | None:
+    """A typer command's parameter: Annotated[T, typer.Option/Argument(...)], `x: T = typer.Option(...)`, or
+    plain (no default: an argument; a default: an --option; bool: a flag; list[...]: repeatable)."""
+    import ast
+
+    arg, default_node = item
+    annotation, marker = arg.annotation, None
+    if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", "") == "Annotated":
+        parts = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        annotation = parts[0]
+        marker = next(
+            (p for p in parts[1:] if isinstance(p, ast.Call) and _func_name(p) in ("Option", "Argument")), None
         )
-    return list(found.values())
+    if isinstance(default_node, ast.Call) and _func_name(default_node) in ("Option", "Argument"):
+        marker, default_node = default_node, (default_node.args[0] if default_node.args else None)
+    kind = "positional" if marker is None and default_node is None else "option"
+    decls: list[str] = []
+    help_text = ""
+    if marker is not None:
+        kind = "positional" if _func_name(marker) == "Argument" else "option"
+        decls = [a.value for a in marker.args if isinstance(getattr(a, "value", None), str) and a.value.startswith("-")]
+        help_text = next((_const(k.value) for k in marker.keywords if k.arg == "help"), "")
+        help_text = help_text if isinstance(help_text, str) else ""
+    type_text = ast.unparse(annotation) if annotation is not None else ""
+    if kind == "option" and re.fullmatch(r"(Optional\[)?bool\]?( \| None)?", type_text):
+        kind = "flag"
+    default = _const(default_node)
+    required = default_node is None or default is ...
+    cli = None if kind == "positional" else (decls[0].split("/")[0] if decls else "--" + arg.arg.replace("_", "-"))
+    if cli is not None and not re.fullmatch(CLI_PATTERN, cli):
+        return None
+    return {
+        "name": arg.arg,
+        "kind": kind,
+        "multiple": bool(re.match(r"(typing\.)?(list|List|tuple|Tuple|Sequence)\[", type_text)),
+        "required": required and kind != "flag",
+        "default": None if kind == "flag" or default is ... else default,
+        "help": help_text,
+        "cli": cli,
+    }
 
 
 def _option_strings(tree: ast.AST) -> set[str]:
@@ -1436,7 +1639,7 @@ def script_problems(
     problems = [p] if (p := script.problem or (script.missing if strict else None)) else []
     if tree is None:  # valid for another Python (syntax_elsewhere), unreadable to this one
         return problems
-    declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
+    declared = {d["name"] for d in map(param_dict, params) if kind_of(d) == "option"}
     strings, idents = _option_strings(tree), _identifiers(tree)
     for name in required:
         if name not in declared:
@@ -5595,8 +5798,12 @@ def echo_lines(lines: Iterable[str]) -> None:
 
 
 def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
-    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
-    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
+    """The exact `sm run` line for a script: a placeholder for each required parameter, positionals included
+    (repeatable ones as VALUE...), or `-- ARGS...` for a script that reads its arguments itself."""
+    if any(p.get("kind") == "free" for p in params):
+        return f"sm run {name} -- ARGS..."
+    words = [f"{p['name']}=VALUE{'...' if p.get('multiple') else ''}" for p in params if p.get("required")]
+    return " ".join(["sm run", name, *words])
 
 
 def history_line(r: dict[str, Any]) -> str:

@@ -999,3 +999,8 @@ def test_gist_content_with_crlf_and_bom_is_read_like_a_local_file(github_env, in
     entry = sm.lookup("hello")
     assert [p["name"] for p in entry["params"]] == ["name", "lang"]
     assert sm.read_code("hello")[1] == code  # the cache keeps the bytes its sha256 was taken of
+
+
+def test_inputs_only_a_newer_python_can_read_go_after_dashes(github_env, invoke, with_python_312):
+    result = invoke("add", "alias", str(FIXTURE_SCRIPTS / "py312_type_alias.py"))
+    assert (result.exit_code, result.stdout) == (0, "sm run alias -- ARGS...\n"), result.output

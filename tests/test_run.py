@@ -441,3 +441,35 @@ def test_a_stored_unknown_owner_sentence_reads_as_null(github_env, invoke):
     legacy = entry("old", owner="an unknown owner")
     sm.write_mapping({"version": 1, "scripts": {"old": legacy}, "tombstones": {}})
     assert sm.read_mapping()["scripts"]["old"]["owner"] is None
+
+
+# ── every input as key=value (issue 11) ────────────────────────────────────────────────────────────
+
+FIXTURE_SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
+
+
+def test_positionals_flags_and_repeats_reach_the_script(github_env, invoke):
+    assert invoke("add", "cp", str(FIXTURE_SCRIPTS / "argparse_positionals.py")).stdout == (
+        "sm run cp src=VALUE dest=VALUE\n"
+    )
+    result = invoke("run", "cp", "dest=b.txt", "src=a.txt")
+    assert result.exit_code == 0, result.output
+    assert result.execs[-1][-2:] == ["a.txt", "b.txt"]
+    helped = invoke("run", "cp", "-h")
+    assert "src=… (positional, required: file to copy)" in helped.output
+
+
+def test_a_typer_argument_is_a_key(github_env, invoke):
+    assert invoke("add", "hello", str(FIXTURE_SCRIPTS / "typer_plain.py")).exit_code == 0
+    result = invoke("run", "hello", "name=Bob", "times=2")
+    assert result.exit_code == 0, result.output
+    assert result.execs[-1][-2:] == ["--times=2", "Bob"]
+
+
+def test_a_script_reading_sys_argv_takes_its_arguments_after_dashes(github_env, invoke):
+    added = invoke("add", "mean", str(FIXTURE_SCRIPTS / "sys_argv_function.py"))
+    assert added.stdout == "sm run mean -- ARGS...\n"
+    refused = invoke("run", "mean", "values=1")
+    assert refused.exit_code == 2 and "put its arguments after `--`" in refused.stderr
+    ran = invoke("run", "mean", "--", "1", "2", "--mean")
+    assert ran.exit_code == 0 and ran.execs[-1][-3:] == ["1", "2", "--mean"]
