@@ -5011,7 +5011,7 @@ def add_script(
     path = Path(source).expanduser()
     if path.is_file() or (source.endswith(".py") and gist_ref(source) is None):  # a raw gist URL ends in .py too
         try:
-            code = path.read_text(encoding="utf-8")
+            code = path.read_bytes().decode("utf-8")  # byte for byte: CRLF and a BOM kept, as uv reads them
         except (OSError, UnicodeDecodeError) as e:
             raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
         script = read_script(code)

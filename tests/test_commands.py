@@ -1004,3 +1004,10 @@ def test_gist_content_with_crlf_and_bom_is_read_like_a_local_file(github_env, in
 def test_inputs_only_a_newer_python_can_read_go_after_dashes(github_env, invoke, with_python_312):
     result = invoke("add", "alias", str(FIXTURE_SCRIPTS / "py312_type_alias.py"))
     assert (result.exit_code, result.stdout) == (0, "sm run alias -- ARGS...\n"), result.output
+
+
+@pytest.mark.parametrize("name", ["crlf_line_endings.py", "utf8_bom.py"])
+def test_add_uploads_crlf_and_bom_files_byte_for_byte(name, github_env, invoke):
+    assert invoke("add", "brought", str(FIXTURE_SCRIPTS / name)).exit_code == 0
+    uploaded = github_env.gist_files(sm.lookup("brought")["gist_id"])["brought.py"]
+    assert uploaded.encode("utf-8") == (FIXTURE_SCRIPTS / name).read_bytes()
