@@ -654,6 +654,14 @@ def param_problem(param: Any) -> str | None:
         return "help is not a string"
     if param.get("default") is not None and type(param["default"]) not in (str, int, float, bool):
         return "default is not a plain value"
+    if param.get("kind", "option") not in ("option", "positional", "flag", "free"):
+        return f"the kind {_clip(param['kind'])} is not option, positional, flag or free"
+    if type(param.get("multiple", False)) is not bool:
+        return "multiple is not true or false"
+    if param.get("cli") is not None and (
+        type(param["cli"]) is not str or not re.fullmatch(r"--?[A-Za-z0-9][A-Za-z0-9_-]*", param["cli"])
+    ):
+        return f"cli {_clip(param['cli'])} is not an option spelling"
     return None
 
 
@@ -807,47 +815,92 @@ def split_pair(pair: str) -> tuple[str, str]:
     return key, value
 
 
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on", ""}, {"false", "no", "0", "off"}
+
+
 def build_script_args(
     params: Sequence[dict[str, Any]] | None, pairs: Sequence[str], raw: Sequence[str] = ()
 ) -> list[str]:
-    """`key=value` pairs → `--key=value`, checked against the script's declared parameters.
+    """`key=value` pairs → the script's argv, checked against its parameters: an option as `--key=value` (a
+    short one as `-kVALUE`), a flag (`flag`, `flag=true`) as its switch or left out (`flag=false`), and the
+    positionals last, in the order the script declares them. A key given twice is passed twice.
 
-    `raw` (the words after `--`) are the script's own; a required parameter given there as `--key` counts as
+    One word per option value, so a value that starts with a dash (`msg=-x`) reaches the script as a value;
+    positionals that start with one come after `--`. params=None means the script declares none that sm
+    knows of (a foreign gist): pairs are passed unchecked as `--key=value`.
+
+    `raw` (the words after `--`) are the script's own; a required option given there as `--key` counts as
     given, so `sm run NAME -- --key x`, and an installed command, which passes everything that way, run.
-
-    One word per value, so a value that starts with a dash (`msg=-x`, `msg=--help`) reaches the script as
-    a value, never as an option. A key given twice is passed twice (argparse `append`, click `multiple`).
-    params=None means the script declares none that sm knows of (a foreign gist): pass them unchecked.
     """
     if params is None:
         return [f"--{key}={value}" for key, value in map(split_pair, pairs)]
-    by_key = {norm_key(p["name"]): p for p in params}
-    given: list[tuple[str, str]] = []
+    if pairs and any(p.get("kind") == "free" for p in params):
+        raise UsageProblem(
+            f"This script reads its arguments itself, so {pairs[0]!r} cannot be passed as key=value: "
+            "put its arguments after `--` (sm run NAME -- ARGS...)."
+        )
+    by_key = {norm_key(k): p for p in params for k in (p["name"], str(p.get("cli") or "").lstrip("-")) if k}
+    words: list[str] = []
+    placed: dict[str, list[str]] = {}
+    seen: set[str] = set()
     for pair in pairs:
-        try:
-            key, value = split_pair(pair)
-        except UsageProblem as e:
-            raise UsageProblem(f"{e} {describe_params(params)}") from None
-        param = by_key.get(norm_key(key))
+        param = by_key.get(norm_key(pair)) if "=" not in pair else None
+        if param is None or param.get("kind") != "flag":
+            try:
+                key, value = split_pair(pair)
+            except UsageProblem as e:
+                raise UsageProblem(f"{e} {describe_params(params)}") from None
+            param = by_key.get(norm_key(key))
+        else:
+            key, value = pair, ""
         if param is None:
             raise UsageProblem(f"Unknown parameter {key!r}. {describe_params(params)}")
-        given.append((param["name"], value))
-    named = {norm_key(name) for name, _ in given} | {norm_key(w[2:].partition("=")[0]) for w in raw if w[:2] == "--"}
+        seen.add(param["name"])
+        kind, cli = param.get("kind") or "option", param.get("cli") or f"--{param['name']}"
+        if kind == "flag":
+            if value.lower() not in TRUE_WORDS | FALSE_WORDS:
+                raise UsageProblem(f"{key} is a flag: give {key}, {key}=true or {key}=false (not {value!r}).")
+            words += [cli] if value.lower() in TRUE_WORDS else []
+        elif kind == "positional":
+            if placed.setdefault(param["name"], []) and not param.get("multiple"):
+                raise UsageProblem(f"{key} takes one value; it was given twice. {describe_params(params)}")
+            placed[param["name"]].append(value)
+        else:
+            words.append(f"{cli}{value}" if len(cli) == 2 else f"{cli}={value}")
+    # Positionals the script checks itself: they may also come after `--`.
     missing = [
-        p["name"] for p in params if p.get("required") and norm_key(p["name"]) not in named and p.get("default") is None
+        p["name"]
+        for p in params
+        if not p.get("kind")
+        and p.get("required")
+        and p["name"] not in seen
+        and norm_key(p["name"]) not in {norm_key(w[2:].partition("=")[0]) for w in raw if w[:2] == "--"}
+        and p.get("default") is None
     ]
     if missing:
         raise UsageProblem(
             f"Missing required parameter{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}. {describe_params(params)}"
         )
-    return [f"--{name}={value}" for name, value in given]
+    return words + positional_words(params, placed)
+
+
+def positional_words(params: Sequence[dict[str, Any]], placed: dict[str, list[str]]) -> list[str]:
+    """The positionals' values in declared order; one left out before one given cannot be placed."""
+    order = [p["name"] for p in params if p.get("kind") == "positional"]
+    given = [name for name in order if name in placed]
+    if given and (gap := [n for n in order[: order.index(given[-1])] if n not in placed]):
+        raise UsageProblem(f"Give {', '.join(gap)} too: it comes before {given[-1]} on the command line.")
+    values = [v for name in given for v in placed[name]]
+    return (["--"] if any(v.startswith("-") for v in values) else []) + values
 
 
 def describe_params(params: Sequence[dict[str, Any]]) -> str:
     """One short line per parameter, so that an error listing them wraps cleanly on a narrow terminal."""
     if not params:
         return "This script takes no parameters."
+    if any(p.get("kind") == "free" for p in params):
+        return "This script reads its arguments itself: pass them after `--` (sm run NAME -- ARGS...)."
     lines = ["Parameters:"]
     for p in params:
         flag = (
@@ -857,7 +910,10 @@ def describe_params(params: Sequence[dict[str, Any]]) -> str:
             if p.get("default") is not None
             else "optional"
         )
-        lines.append(f"  {p['name']}=… ({flag}{': ' + p['help'] if p.get('help') else ''})")
+        kind = {"flag": "a flag, ", "positional": "positional, "}.get(p.get("kind") or "", "")
+        kind += "repeatable, " if p.get("multiple") else ""
+        spelled = p["name"] if p.get("kind") == "flag" else f"{p['name']}=…"
+        lines.append(f"  {spelled} ({kind}{flag}{': ' + p['help'] if p.get('help') else ''})")
     return "\n".join(visible(line, one_line=True) for line in lines)
 
 
@@ -1080,6 +1136,8 @@ def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, A
             data[section] = {}
             continue
         for name, value in items.items():
+            if section == "scripts" and type(value) is dict and value.get("owner") == UNKNOWN_OWNER:
+                value["owner"] = None  # what sm once stored for an anonymous gist: read as the null it means
             if problem := problem_of(name, value):
                 quarantined.setdefault(section, {})[name] = value
                 if not quiet:
@@ -1097,6 +1155,9 @@ def check_mapping(data: Any, source: str, *, quiet: bool = False) -> dict[str, A
     if quarantined:
         data[QUARANTINE] = quarantined
     return data
+
+
+UNKNOWN_OWNER = "an unknown owner"  # stored by earlier versions of sm for gists without an owner
 
 
 def tombstone_problem(name: Any, stone: Any) -> str | None:
@@ -1173,9 +1234,14 @@ class ScriptInfo:
         import tomllib
 
         self.code = code
-        self.problem: str | None = None  # why the PEP 723 block cannot be used, or None
+        # What uv reads: a UTF-8 BOM and CRLF line endings are fine, whichever way the code arrived (a local file,
+        # gist content, the cache). Hashes and uploads use `code` as it is; parsing uses `text`.
+        self.text = code.removeprefix("\ufeff").replace("\r\n", "\n")
+        self.problem: str | None = None  # why uv would refuse the PEP 723 block, or None
+        self.missing: str | None = None  # what a script sm generates must also have: both keys
         self.meta: dict[str, Any] = {}
-        blocks = script_blocks(code)
+        blocks = script_blocks(self.text)
+        self.block = blocks[0] if len(blocks) == 1 else None  # a match in `text`
         try:
             if len(blocks) != 1:
                 raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
@@ -1183,26 +1249,29 @@ class ScriptInfo:
                 meta = tomllib.loads(block_toml(blocks[0]))
             except tomllib.TOMLDecodeError as e:
                 raise ValidationFailed(f"the `# /// script` block is not valid TOML: {e}") from e
-            deps = meta.get("dependencies")
+            deps = meta.get("dependencies", [])
             if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-                raise ValidationFailed(
-                    "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
-                )
-            if not isinstance(meta.get("requires-python"), str):
-                raise ValidationFailed('the `# /// script` block needs `requires-python`, e.g. ">=3.11"')
+                raise ValidationFailed("`dependencies` in the `# /// script` block must be a list of strings")
+            if not isinstance(meta.get("requires-python", ""), str):
+                raise ValidationFailed('`requires-python` in the `# /// script` block must be a string, e.g. ">=3.11"')
         except ValidationFailed as e:
             self.problem = str(e)
         else:
             self.meta = meta
+            if "dependencies" not in meta:
+                self.missing = "the `# /// script` block needs a `dependencies` list of strings (even if empty)"
+            elif "requires-python" not in meta:
+                self.missing = 'the `# /// script` block needs `requires-python`, e.g. ">=3.11"'
         tool = self.meta.get("tool")
         self.tool: dict[str, Any] = tool if isinstance(tool, dict) else {}
         table = self.tool.get("sm")
         self.table: dict[str, Any] | None = table if isinstance(table, dict) else None  # [tool.sm]
 
-    def metadata(self) -> dict[str, Any]:
-        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block."""
-        if self.problem:
-            raise ValidationFailed(self.problem)
+    def metadata(self, *, strict: bool = False) -> dict[str, Any]:
+        """The PEP 723 metadata; raises ValidationFailed naming what is wrong with the block (`strict`: what a
+        script sm generates must have as well)."""
+        if problem := self.problem or (self.missing if strict else None):
+            raise ValidationFailed(problem)
         return self.meta
 
     @property
@@ -1225,7 +1294,7 @@ class ScriptInfo:
         """The code's syntax tree; raises SyntaxError."""
         import ast
 
-        return ast.parse(self.code)
+        return ast.parse(self.text)
 
     @functools.cached_property
     def options(self) -> list[dict[str, Any]]:
@@ -1258,13 +1327,15 @@ class ScriptInfo:
     def ready_params(self, label: str) -> list[dict[str, Any]]:
         """For a script sm did not write (`sm add`): the checks `create` makes, then its parameters. Raises
         ValidationFailed naming every problem."""
-        problems = script_problems(self.code, [], [])
+        compiled, problem = syntax_elsewhere(self, label)
+        problems = [problem] if problem else script_problems(self.code, [], [], strict=False, compiled=compiled)
         params: list[dict[str, Any]] = []
         if not problems:
-            params = self.params or []
+            # Code only a newer Python can parse hides its inputs from this one: they go after `--`.
+            params = self.params if self.params is not None else [param_dict(FREE_ARGS)] if compiled else []
             # Options found in the code are accepted by construction; a [tool.sm] table must match the code.
             if self.table is not None:
-                problems = script_problems(self.code, params, [])
+                problems = script_problems(self.code, params, [], strict=False, compiled=compiled)
         if problems:
             raise ValidationFailed(f"{label} is not ready for sm: {'; '.join(problems)}.")
         return params
@@ -1316,7 +1387,46 @@ def python_satisfies(spec: str, version: Sequence[int]) -> bool:
     return True
 
 
+SYNTAX_CHECK = (
+    "import sys\ntry: compile(sys.stdin.read(), 'script.py', 'exec')\n"
+    "except SyntaxError as e: print(f'{e.msg} (line {e.lineno})'); sys.exit(1)"
+)
+
+
+def syntax_elsewhere(script: ScriptInfo, label: str) -> tuple[bool, str | None]:
+    """A script you bring may need a newer Python than sm's own: its syntax is then checked by an interpreter
+    that satisfies its requires-python, as uv finds one, or not at all (with a note). Returns (checked here
+    instead of by sm's own Python, the problem found)."""
+    import subprocess
+
+    spec = script.requires_python
+    if not spec or python_satisfies(spec, sys.version_info):
+        return False, None
+    python = ""
+    if uv := which("uv"):
+        found = subprocess.run([uv, "python", "find", spec], capture_output=True, text=True, timeout=60)
+        python = found.stdout.strip() if found.returncode == 0 else ""
+    if not python:
+        log.warning(
+            "The syntax of %s was not checked: no Python for its requires-python %s was found "
+            "(`uv python install '%s'` gets one).",
+            label,
+            spec,
+            spec,
+        )
+        return True, None
+    checked = subprocess.run([python, "-c", SYNTAX_CHECK], input=script.text, capture_output=True, text=True)
+    if checked.returncode != 0:
+        return True, f"the code does not compile with Python {spec}: {checked.stdout.strip() or checked.stderr[-200:]}"
+    return True, None
+
+
+PARAM_KINDS = ("option", "positional", "flag", "free")  # how a value reaches the script; a missing kind: option
+
+
 def param_dict(p: Any) -> dict[str, Any]:
+    """A parameter as stored: name, help, required, and only where they say more than a plain --option does,
+    default, kind, multiple (repeatable) and cli (its spelling on the command line, when not --NAME)."""
     d = p if isinstance(p, dict) else p.model_dump()
     out = {
         "name": d["name"],
@@ -1325,46 +1435,189 @@ def param_dict(p: Any) -> dict[str, Any]:
     }
     if d.get("default") is not None:
         out["default"] = str(d["default"])
+    if d.get("kind") in PARAM_KINDS[1:]:
+        out["kind"] = d["kind"]
+    if d.get("multiple") is True:
+        out["multiple"] = True
+    if isinstance(d.get("cli"), str) and d["cli"] != f"--{d['name']}":
+        out["cli"] = d["cli"]
     return out
 
 
-# Options that take no value cannot be fed from `key=value`; they stay reachable after `--`.
-FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+def kind_of(param: dict[str, Any]) -> str:
+    return param.get("kind") or "option"
+
+
+# A script that reads its arguments itself (sys.argv, subcommands): no key=value can describe them.
+FREE_ARGS = {"name": "ARGS", "help": "read by the script itself: pass them after `--`", "kind": "free"}
+
+# argparse actions that take no value: flags (help and version are sm's -h and no input at all).
+FLAG_ACTIONS = {"store_true", "store_false", "store_const", "append_const", "count", "BooleanOptionalAction"}
+CLI_PATTERN = r"-[A-Za-z0-9]|--[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
 def option_params(tree: ast.Module) -> list[dict[str, Any]]:
-    """`--name` options declared with argparse's add_argument or click's option (see ScriptInfo.options)."""
+    """Every input the code declares, read without running it (see ScriptInfo.options): argparse's
+    add_argument, click's option and argument, typer's command parameters; [FREE_ARGS] for a script that
+    reads sys.argv by hand or has subcommands. Never invents one: what is not understood is left out."""
     import ast
 
+    calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+    names = {_func_name(c) for c in calls}
+    run = {
+        c.args[0].id for c in calls if _func_name(c) == "run" and _is_typer(c) and c.args and hasattr(c.args[0], "id")
+    }
+    commands = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and (_is_command(f) or f.name in run)]
+    if "add_subparsers" in names or "group" in names or len(commands) > 1:
+        return [param_dict(FREE_ARGS)]
     found: dict[str, dict[str, Any]] = {}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-    for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-        func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if func not in ("add_argument", "option"):
-            continue
-        decls = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        long = next((d[2:] for d in decls if d.startswith("--")), None)
-        kw = {k.arg: k.value for k in call.keywords if k.arg}
-        const = {k: v.value for k, v in kw.items() if isinstance(v, ast.Constant)}
-        action = kw.get("action")
-        is_flag = (
-            const.get("action") in FLAG_ACTIONS
-            or (isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction")
-            or const.get("is_flag") is True
-            or const.get("count") is True
-            or "flag_value" in kw
+    for call in calls:
+        func = _func_name(call)
+        if func == "add_argument" or (func in ("option", "argument") and not _is_typer(call)):
+            param = _call_param(call, func)
+            if param and param["name"] not in found:
+                found[param["name"]] = param
+    if not found and commands and "typer" in _identifiers(tree):
+        found = {p["name"]: p for p in map(_typer_param, _arguments(commands[0])) if p}
+    if not found and _reads_argv(tree):
+        return [param_dict(FREE_ARGS)]
+    return [param_dict(p) for p in found.values()]
+
+
+def _func_name(call: ast.Call) -> str:
+    return call.func.attr if hasattr(call.func, "attr") else getattr(call.func, "id", "")
+
+
+def _is_typer(call: ast.Call) -> bool:
+    return getattr(call.func, "value", None) is not None and getattr(call.func.value, "id", "") == "typer"
+
+
+def _is_command(func: ast.FunctionDef) -> bool:
+    """A typer command: `@app.command()` (click's `@click.command()` is read from its option decorators)."""
+    return any(
+        _func_name(d) == "command" and getattr(getattr(d.func, "value", None), "id", "") != "click"
+        for d in func.decorator_list
+        if hasattr(d, "func")
+    )
+
+
+def _arguments(func: ast.FunctionDef) -> list[tuple[ast.arg, ast.expr | None]]:
+    args = func.args.args
+    defaults = [None] * (len(args) - len(func.args.defaults)) + list(func.args.defaults)
+    return list(zip(args, defaults, strict=True))
+
+
+def _reads_argv(tree: ast.Module) -> bool:
+    import ast
+
+    return any(
+        (isinstance(n, ast.Attribute) and n.attr == "argv" and getattr(n.value, "id", "") == "sys")
+        or (isinstance(n, ast.ImportFrom) and n.module == "sys" and any(a.name == "argv" for a in n.names))
+        for n in ast.walk(tree)
+    )
+
+
+def _const(node: ast.AST | None) -> Any:
+    """A literal's value (negative numbers included); anything else is Ellipsis, 'not known here'."""
+    import ast
+
+    with contextlib.suppress(ValueError, TypeError, SyntaxError):
+        return ast.literal_eval(node) if node is not None else None
+    return ...
+
+
+def _call_param(call: ast.Call, func: str) -> dict[str, Any] | None:
+    """add_argument(...), click.option(...) or click.argument(...) as a parameter, or None."""
+    decls = [a.value for a in call.args if isinstance(getattr(a, "value", None), str)]
+    kw = {k.arg: k.value for k in call.keywords if k.arg}
+    const = {k: _const(v) for k, v in kw.items()}
+    action = const.get("action")
+    if action is ... and hasattr(kw.get("action"), "attr"):
+        action = kw["action"].attr  # argparse.BooleanOptionalAction
+    if action in ("help", "version"):
+        return None
+    nargs = const.get("nargs")
+    switches = [d for d in decls if d.startswith("-")]
+    help_text = const["help"] if isinstance(const.get("help"), str) else ""
+    default = const.get("default")
+    default = None if default is ... or isinstance(default, (list, tuple)) else default
+    if not switches:  # a positional: argparse's dest, click's argument name
+        if func == "option" or len(decls) != 1 or not re.fullmatch(PARAM_NAME_PATTERN, decls[0]):
+            return None
+        optional = nargs in ("?", "*", -1) or (
+            func == "argument" and ("default" in kw or const.get("required") is False)
         )
-        if not long or "/" in long or is_flag or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", long) or long in found:
-            continue
-        found[long] = param_dict(
-            {
-                "name": long,
-                "help": const["help"] if isinstance(const.get("help"), str) else "",
-                "required": const.get("required") is True,
-                "default": None if const.get("default") is None else str(const["default"]),
-            }
+        return {
+            "name": decls[0],
+            "kind": "positional",
+            "multiple": nargs in ("*", "+", -1) or (isinstance(nargs, int) and nargs > 1),
+            "required": not optional,
+            "default": default if optional else None,
+            "help": help_text,
+        }
+    on = switches[0].split("/")[0]
+    long = next((s.split("/")[0] for s in switches if s.startswith("--")), None)
+    cli = long or on
+    if not re.fullmatch(CLI_PATTERN, cli):
+        return None
+    flag = (
+        action in FLAG_ACTIONS
+        or const.get("is_flag") is True
+        or const.get("count") is True
+        or "flag_value" in kw
+        or any("/" in s for s in switches)
+    )
+    return {
+        "name": cli.lstrip("-"),
+        "kind": "flag" if flag else "option",
+        "multiple": action == "append" or const.get("multiple") is True or nargs in ("*", "+", -1),
+        "required": const.get("required") is True and not flag,
+        "default": None if flag else default,
+        "help": help_text,
+        "cli": cli,
+    }
+
+
+def _typer_param(item: tuple[ast.arg, ast.expr | None]) -> dict[str, Any] | None:
+    """A typer command's parameter: Annotated[T, typer.Option/Argument(...)], `x: T = typer.Option(...)`, or
+    plain (no default: an argument; a default: an --option; bool: a flag; list[...]: repeatable)."""
+    import ast
+
+    arg, default_node = item
+    annotation, marker = arg.annotation, None
+    if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", "") == "Annotated":
+        parts = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        annotation = parts[0]
+        marker = next(
+            (p for p in parts[1:] if isinstance(p, ast.Call) and _func_name(p) in ("Option", "Argument")), None
         )
-    return list(found.values())
+    if isinstance(default_node, ast.Call) and _func_name(default_node) in ("Option", "Argument"):
+        marker, default_node = default_node, (default_node.args[0] if default_node.args else None)
+    kind = "positional" if marker is None and default_node is None else "option"
+    decls: list[str] = []
+    help_text = ""
+    if marker is not None:
+        kind = "positional" if _func_name(marker) == "Argument" else "option"
+        decls = [a.value for a in marker.args if isinstance(getattr(a, "value", None), str) and a.value.startswith("-")]
+        help_text = next((_const(k.value) for k in marker.keywords if k.arg == "help"), "")
+        help_text = help_text if isinstance(help_text, str) else ""
+    type_text = ast.unparse(annotation) if annotation is not None else ""
+    if kind == "option" and re.fullmatch(r"(Optional\[)?bool\]?( \| None)?", type_text):
+        kind = "flag"
+    default = _const(default_node)
+    required = default_node is None or default is ...
+    cli = None if kind == "positional" else (decls[0].split("/")[0] if decls else "--" + arg.arg.replace("_", "-"))
+    if cli is not None and not re.fullmatch(CLI_PATTERN, cli):
+        return None
+    return {
+        "name": arg.arg,
+        "kind": kind,
+        "multiple": bool(re.match(r"(typing\.)?(list|List|tuple|Tuple|Sequence)\[", type_text)),
+        "required": required and kind != "flag",
+        "default": None if kind == "flag" or default is ... else default,
+        "help": help_text,
+        "cli": cli,
+    }
 
 
 def _option_strings(tree: ast.AST) -> set[str]:
@@ -1389,16 +1642,23 @@ def _identifiers(tree: ast.AST) -> set[str]:
     return names
 
 
-def script_problems(code: str, params: Sequence[Any], required: Sequence[str]) -> list[str]:
-    """Everything wrong with a candidate script, as sentences the model (or a user) can act on."""
+def script_problems(
+    code: str, params: Sequence[Any], required: Sequence[str], *, strict: bool = True, compiled: bool = False
+) -> list[str]:
+    """Everything wrong with a candidate script, as sentences the model (or a user) can act on. `strict` for
+    scripts sm generates (both PEP 723 keys); `compiled` when the syntax was already checked elsewhere."""
     script = read_script(code)
     try:
         tree = script.tree
         compile(tree, "script.py", "exec")
     except SyntaxError as e:
-        return [f"the code does not compile: {e.msg} (line {e.lineno})"]
-    problems = [script.problem] if script.problem else []
-    declared = {p.name if hasattr(p, "name") else p["name"] for p in params}
+        if not compiled:
+            return [f"the code does not compile: {e.msg} (line {e.lineno})"]
+        tree = None
+    problems = [p] if (p := script.problem or (script.missing if strict else None)) else []
+    if tree is None:  # valid for another Python (syntax_elsewhere), unreadable to this one
+        return problems
+    declared = {d["name"] for d in map(param_dict, params) if kind_of(d) == "option"}
     strings, idents = _option_strings(tree), _identifiers(tree)
     for name in required:
         if name not in declared:
@@ -1428,7 +1688,7 @@ def stamp_script(
     exclude-newer pins dependency resolution to the creation time, so the script resolves the same
     way next year.
     """
-    read_script(code).metadata()  # a block that cannot be read is refused, never rewritten
+    read_script(code).metadata(strict=True)  # a block that cannot be read is refused, never rewritten
     table: dict[str, Any] = {"description": description, "prompt": prompt, "model": model, "created_at": created_at}
     if changes:
         table["changes"] = list(changes)
@@ -1447,7 +1707,7 @@ def stamp_script(
 
 def pin_resolution(code: str, when: str) -> str:
     """Move [tool.uv] exclude-newer to `when` (an edit may add a package newer than the first version)."""
-    read_script(code).metadata()
+    read_script(code).metadata(strict=True)
 
     def pin(doc: Any) -> None:
         subtable(subtable(doc, "tool"), "uv")["exclude-newer"] = when.split(".")[0].removesuffix("Z") + "Z"
@@ -1937,30 +2197,100 @@ def my_login(gh: GitHub) -> str | None:
     return gh.login
 
 
-# A bare gist ID, or a gist web, raw or git URL (github.com or GitHub Enterprise's HOST/gist/...);
-# the owner, `.git` and anything after the ID are optional.
-GIST_URL_PATTERN = (
-    r"(?:git\+)?(?:https?://|git@)?(?:gist\.github(?:usercontent)?\.com|[^/\s:]+/gist)[/:]"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/)?(?P<id>[0-9a-f]{20,32}|[0-9]{1,12})(?:\.git)?(?:/.*)?"
+class GistRef:
+    """What a gist ID or link names. `host` is None for a bare ID (the configured GitHub), "github.com" for
+    gist.github.com links, or a GitHub Enterprise host; `file_anchor` is the NAME of a `#file-NAME` anchor."""
+
+    __slots__ = ("gist_id", "revision", "filename", "file_anchor", "user", "host")
+
+    def __init__(
+        self,
+        gist_id: str,
+        revision: str | None = None,
+        filename: str | None = None,
+        file_anchor: str | None = None,
+        user: str | None = None,
+        host: str | None = None,
+    ):
+        self.gist_id, self.revision, self.filename = gist_id, revision, filename
+        self.file_anchor, self.user, self.host = file_anchor, user, host
+
+    def __repr__(self) -> str:
+        return "GistRef(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+# A gist link: SITE/[USER/]ID[.git][/REV | /revisions | /raw/[REV/]FILE], where SITE is gist.github.com or
+# gist.githubusercontent.com (scheme optional), git@gist.github.com:, or GitHub Enterprise's https://HOST/gist.
+GIST_LINK_PATTERN = (
+    r"(?:git\+)?(?:(?:https?://)?(?P<site>gist\.github(?:usercontent)?\.com)/|git@(?P<ssh>gist\.github\.com):"
+    r"|https?://(?P<ghes>[A-Za-z0-9.-]+(?::[0-9]+)?)/gist/)(?P<path>[^?#\s]*)(?:\?[^#\s]*)?(?:#(?P<anchor>\S*))?"
 )
+LOGIN_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 
 
-def gist_ref(text: str) -> str | None:
-    """The gist ID in `ID`, `https://gist.github.com/[USER/]ID[.git][/REVISION]` or a raw/git URL, else None."""
-    ref = re.split(r"[?#]", text.strip(), maxsplit=1)[0].rstrip("/")
-    if re.fullmatch(r"[0-9a-f]{20,32}", ref.lower()):
-        return ref.lower()
-    if m := re.fullmatch(GIST_URL_PATTERN, ref, re.IGNORECASE):
-        return m.group("id").lower()
-    return None
+def gist_ref(text: str) -> GistRef | None:
+    """The gist a bare ID or a link people copy names (see GIST_LINK_PATTERN), else None. Pure: where the
+    link's host may be reached is parse_gist_ref's question."""
+    from urllib.parse import unquote
+
+    text = text.strip()
+    if re.fullmatch(GIST_ID_PATTERN, text.lower()):
+        return GistRef(text.lower())
+    if not (m := re.fullmatch(GIST_LINK_PATTERN, text, re.IGNORECASE)):
+        return None
+    host = m.group("ghes").lower() if m.group("ghes") else "github.com"
+    parts = m.group("path").rstrip("/").split("/")
+    user = None
+    if len(parts) > 1 and re.fullmatch(GIST_ID_PATTERN, parts[1].lower().removesuffix(".git")):
+        user, *parts = parts
+        if not re.fullmatch(LOGIN_PATTERN, user):
+            return None
+    gist_id, *rest = parts
+    if rest and gist_id.lower().endswith(".git"):
+        return None
+    gist_id = gist_id.lower().removesuffix(".git")
+    if not re.fullmatch(GIST_ID_PATTERN, gist_id):
+        return None
+    revision = filename = None
+    if rest[:1] == ["raw"] and len(rest) in (2, 3):
+        filename = unquote(rest[-1])
+        revision = rest[1].lower() if len(rest) == 3 else None
+        if filename_problem(filename):
+            return None
+    elif len(rest) == 1 and re.fullmatch(REVISION_PATTERN, rest[0].lower()):
+        revision = rest[0].lower()
+    elif rest not in ([], ["revisions"], ["forks"], ["stargazers"]):
+        return None
+    if revision is not None and not re.fullmatch(REVISION_PATTERN, revision):
+        return None
+    anchor = m.group("anchor") or ""
+    file_anchor = anchor.removeprefix("file-") if anchor.startswith("file-") and len(anchor) > 5 else None
+    return GistRef(gist_id, revision, filename, file_anchor, user, host)
 
 
-def parse_gist_ref(text: str) -> str:
-    if (gist_id := gist_ref(text)) is None:
+def parse_gist_ref(text: str) -> GistRef:
+    """gist_ref() for what the user typed: a clear error for anything else, and for a link to a GitHub that
+    is not the configured one (sm sends the token only to SM_GITHUB_API_URL's host, never to a link's)."""
+    from urllib.parse import urlsplit
+
+    if (ref := gist_ref(text)) is None:
         raise UsageProblem(
-            f"Not a gist ID or URL: {text!r}. Expected a 20-32 character hex ID or https://gist.github.com/[USER/]ID."
+            f"Not a gist ID or URL: {text!r}. Expected a gist ID or https://gist.github.com/[USER/]ID[/REVISION]."
         )
-    return gist_id
+    if ref.host not in (None, "github.com"):
+        api = urlsplit(api_url())
+        if ref.host not in (api.netloc.lower(), (api.hostname or "").lower()):
+            raise UsageProblem(
+                f"{_clip(text)} is a gist on {ref.host}, but sm talks to {api.netloc} and sends your token only "
+                f"there. For GitHub Enterprise, set SM_GITHUB_API_URL=https://{ref.host}/api/v3."
+            )
+    return ref
+
+
+def file_anchor(filename: str) -> str:
+    """The NAME of GitHub's #file-NAME anchor for a file: lower case, runs of anything but a-z, 0-9, _ and -
+    turned into one -, no leading -. Lossy, so a link's anchor is matched against each file's."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9_-]", "-", filename.lower())).lstrip("-")
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1990,7 +2320,7 @@ if TYPE_CHECKING:
         clock: NotRequired[str]  # set when stored (put_entry): orders changes made on two machines
         public: NotRequired[bool]
         html_url: NotRequired[str]
-        owner: NotRequired[str]  # someone else's gist (adopted)
+        owner: NotRequired[str | None]  # an adopted gist's owner login; None: an anonymous gist
         installed_as: NotRequired[str]  # the command `sm install` made for it, recreated by `sm install --all`
 
 
@@ -2521,9 +2851,9 @@ def chosen_mapping_gist() -> str | None:
         return None
     if re.fullmatch(GIST_ID_PATTERN, text):
         return text
-    if not text.startswith(("https://", "http://")) or (gist_id := gist_ref(text)) is None:
+    if not text.startswith(("https://", "http://")) or (ref := gist_ref(text)) is None:
         raise ConfigError(f"SM_MAPPING_GIST is not a gist ID or URL ({_clip(text)}): fix or unset it.")
-    return gist_id
+    return ref.gist_id
 
 
 def find_mapping_gist(gh: GitHub) -> str | None:
@@ -3828,12 +4158,11 @@ def metadata_folds(code: str) -> list[tuple[int, int, str]]:
     [tool.uv] when it holds only the exclude-newer sm sets. Other settings (an index URL, say) change what
     runs, so they are never folded away."""
     script = read_script(code)
-    if script.problem:
+    if script.problem or (block := script.block) is None:
         return []
     uv = script.tool.get("uv") or {}
     ours = {"tool.sm"} | ({"tool.uv"} if set(uv) <= {"exclude-newer"} else set())
-    block = script_blocks(code)[0]
-    top = code.count("\n", 0, block.start()) + 1  # the line after `# /// script`
+    top = script.text.count("\n", 0, block.start()) + 1  # the line after `# /// script`
     spans: list[tuple[int, int, list[str]]] = []
     inside = False
     for i, line in enumerate(block.group("content").splitlines(), start=top):
@@ -4118,6 +4447,8 @@ def upload_new(
 def check_owner(gh: GitHub, entry: Entry) -> None:
     """Only the owner can add revisions to a gist; say so before any work is done (needs check_token)."""
     owner = entry.get("owner")
+    if "owner" in entry and owner in (None, UNKNOWN_OWNER):
+        raise UsageProblem(f"{entry['script_name']} is an anonymous gist: nobody can change it.")
     if owner and gh.login and owner != gh.login:
         raise UsageProblem(
             f"{entry['script_name']} is {owner}'s gist: only they can change it. "
@@ -4168,11 +4499,12 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
     if req.name is None:
         raise UsageProblem("Missing NAME: `sm run NAME key=value ...` (`sm list` shows your scripts).")
     yes = bool(req.options.get("yes"))
-    gist_id = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
-    if gist_id is None:
+    # A name first; else a gist ID or link (a bare number too: the IDs of old gists), never looked up as a name.
+    ref = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
+    if ref is None:
         path, args = run_mapped(req, yes=yes)
     else:
-        path, args = run_foreign(gist_id, req, yes=yes, choose=choose)
+        path, args = run_foreign(parse_gist_ref(req.name), req, yes=yes, choose=choose)
     exec_script(script_argv(path, args + req.passthrough))
 
 
@@ -4197,14 +4529,22 @@ def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
 
 
 def run_foreign(
-    gist_id: str, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
+    ref: GistRef, req: RunRequest, *, yes: bool, choose: Callable[[list[str]], str] | None
 ) -> tuple[Path, list[str]]:
     """A gist that is not in the mapping: shown and trusted first; with --save, added to the mapping."""
     if save := req.options.get("save"):
         check_name(save)
         if name_taken(read_mapping(), save):
             raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-    entry, code = adopt_gist(github_optional(), gist_id, yes=yes, filename=req.options.get("file"), choose=choose)
+    entry, code = adopt_gist(
+        github_optional(),
+        ref.gist_id,
+        yes=yes,
+        revision=ref.revision,
+        filename=req.options.get("file") or ref.filename,
+        anchor=ref.file_anchor,
+        choose=choose,
+    )
     args = build_script_args(entry["params"], req.pairs, req.passthrough)  # before anything is saved
     if save:
         entry = make_entry(entry, script_name=save)
@@ -4254,7 +4594,7 @@ def load_pinned(
 
     if path := verified_cache(entry):
         log.debug("cache hit: %s", path)
-        return Path(path), Path(path).read_text(encoding="utf-8")
+        return Path(path), Path(path).read_bytes().decode("utf-8")  # as cached: CRLF kept, like the sha256
     if cached_path(entry).exists():
         log.warning(
             "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
@@ -4321,7 +4661,7 @@ def change_or_code(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, re
     """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
     or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
     if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=gh.login)
+        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=my_login(gh))
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
@@ -4429,7 +4769,9 @@ def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
-    summary = trust_summary(gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=gh.login)
+    summary = trust_summary(
+        gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=my_login(gh)
+    )
     question = (
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
         "on this machine. Trust and run it?"
@@ -4443,27 +4785,42 @@ def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes
     record_accepted(entry)
 
 
-def adopt_gist(
+def gist_entry(
     gh: GitHub,
     gist_id: str,
     *,
-    yes: bool,
+    revision: str | None = None,
     filename: str | None = None,
+    anchor: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
     ready: bool = False,
-    verb: str = "Run",
-    declined: str = "Nothing ran",
-) -> tuple[Entry, str]:
-    """A gist that is not in the mapping: fetch, check, show and trust it at its current revision.
+) -> tuple[Entry, str, dict[str, Any]]:
+    """A gist that is not in the mapping, fetched and checked: an unsaved entry pinned at `revision` (a link's
+    revision, checked against the history) or the newest, its code, and the gist's JSON at that revision.
 
-    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed) before anyone
-    is asked to trust it. The accepted revision is recorded as trusted on this machine.
+    The file is `filename`, else the one whose #file- anchor is `anchor`, else the only .py file (or `choose`'s).
+    With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed).
     """
     with status_line(f"Fetching gist {gist_id}…"):
         gist, _ = gh.get_gist(gist_id)
-    assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+        assert gist is not None  # no ETag was sent, so GitHub cannot answer 304
+        if revision is not None:
+            history = gh.paginate(gh.gist_path(gist_id, "commits") + "?per_page=100", what="Gist history")
+            if revision not in (c.get("version") for c in history):
+                raise UsageProblem(
+                    f"{revision[:8]} in the link is not a revision of gist {gist_id} (the API's raw_url names a "
+                    "file's blob, not a revision): use the gist's own link, or one from its Revisions tab."
+                )
+            gist = gh.get_revision(gist_id, revision)
+    names = [n for n in gist.get("files") or {} if not filename_problem(n)]
+    if not filename and anchor:
+        if len(found := [n for n in names if file_anchor(n) == anchor.lower()]) != 1:
+            raise UsageProblem(
+                f"Gist {gist_id} has no single file for #file-{visible(anchor[:80], one_line=True)}: choose one with --file."
+            )
+        filename = found[0]
     if not filename and choose is not None:
-        python = [n for n in gist.get("files") or {} if n.endswith(".py") and not filename_problem(n)]
+        python = [n for n in names if n.endswith(".py")]
         filename = choose(python) if len(python) > 1 else None
     file = gist_file(gist, filename)
     fname = file.get("filename")
@@ -4475,8 +4832,7 @@ def adopt_gist(
         code = gh.file_content(file)
         script = read_script(code)
         params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
-        revision = latest_revision(gh, gist)
-    owner = gist_owner(gist) or "an unknown owner"
+        revision = revision or latest_revision(gh, gist)
     entry = make_entry(
         code=code,
         script_name=None,
@@ -4487,11 +4843,27 @@ def adopt_gist(
         params=params,
         public=bool(gist.get("public")),
         html_url=str(gist.get("html_url") or ""),
-        owner=owner,
+        owner=gist_owner(gist),  # a login, or None for an anonymous gist: never a sentence
     )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
-    summary = "\n".join(trust_summary(gist, fname, code, revision, params, me=gh.login))
+    return entry, code, gist
+
+
+def adopt_gist(
+    gh: GitHub,
+    gist_id: str,
+    *,
+    yes: bool,
+    verb: str = "Run",
+    declined: str = "Nothing ran",
+    **which: Any,
+) -> tuple[Entry, str]:
+    """gist_entry(gh, gist_id, **which), shown and trusted: the accepted revision is recorded as trusted on
+    this machine."""
+    entry, code, gist = gist_entry(gh, gist_id, **which)
+    fname, revision, owner = entry["filename"], entry["revision"], entry["owner"] or "an unknown owner"
+    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=my_login(gh)))
     confirm(
         f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
         f"{summary}\n\n{code}",
@@ -4663,7 +5035,14 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
 
 
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
-    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run."""
+    """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run. A gist ID
+    or link that is not a name shows that gist (at the link's revision, or `rev`) without saving anything."""
+    if name not in read_mapping()["scripts"] and gist_ref(name):
+        ref = parse_gist_ref(name)
+        gh = github_optional()
+        revision = resolve_revision(gh, ref.gist_id, rev) if rev else ref.revision
+        entry, code, _ = gist_entry(gh, ref.gist_id, revision=revision, filename=ref.filename, anchor=ref.file_anchor)
+        return entry, code
     entry = lookup(name)
     if not rev:
         return entry, pinned_code(entry, github)
@@ -4763,9 +5142,9 @@ def add_script(
             f"A script named {name!r} already exists: use --force to replace it, or choose another name."
         )
     path = Path(source).expanduser()
-    if path.is_file() or source.endswith(".py"):
+    if path.is_file() or (source.endswith(".py") and gist_ref(source) is None):  # a raw gist URL ends in .py too
         try:
-            code = path.read_text(encoding="utf-8")
+            code = path.read_bytes().decode("utf-8")  # byte for byte: CRLF and a BOM kept, as uv reads them
         except (OSError, UnicodeDecodeError) as e:
             raise UsageProblem(f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.") from e
         script = read_script(code)
@@ -4777,8 +5156,10 @@ def add_script(
         with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
             return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
     try:
-        gist_id = parse_gist_ref(source)  # a typo fails here, before any network
+        ref = parse_gist_ref(source)  # a typo fails here, before any network
     except UsageProblem as e:
+        if gist_ref(source):
+            raise
         raise UsageProblem(f"No such file, and not a gist ID or URL either: {source!r}.") from e
     if public:
         raise UsageProblem("--public applies to local files: an adopted gist keeps its own visibility.")
@@ -4787,9 +5168,11 @@ def add_script(
     with claim_name(name, replace=force, gh=gh) as existing:
         entry, code = adopt_gist(
             gh,
-            gist_id,
+            ref.gist_id,
             yes=yes,
-            filename=filename,
+            revision=ref.revision,
+            filename=filename or ref.filename,
+            anchor=ref.file_anchor,
             ready=True,
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
@@ -5789,8 +6172,12 @@ def echo_lines(lines: Iterable[str]) -> None:
 
 
 def run_line(name: str, params: Sequence[dict[str, Any]]) -> str:
-    """The exact `sm run` line for a script, with a placeholder for each required parameter."""
-    return " ".join(["sm run", name, *(f"{p['name']}=VALUE" for p in params if p.get("required"))])
+    """The exact `sm run` line for a script: a placeholder for each required parameter, positionals included
+    (repeatable ones as VALUE...), or `-- ARGS...` for a script that reads its arguments itself."""
+    if any(p.get("kind") == "free" for p in params):
+        return f"sm run {name} -- ARGS..."
+    words = [f"{p['name']}=VALUE{'...' if p.get('multiple') else ''}" for p in params if p.get("required")]
+    return " ".join(["sm run", name, *words])
 
 
 def history_line(r: dict[str, Any]) -> str:

@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -903,3 +905,133 @@ def test_every_command_only_forwards_to_an_operation():
         body = command.body[1:]  # after the docstring
         assert not body or body[-1].end_lineno - body[0].lineno < 8, f"{command.name} does more than forward"
         assert command.name.endswith(("_command", "_group")) or command.name == "cli"  # shadows no function
+
+
+# ── gist links: a revision, a file, a raw URL (issue 11) ─────────────────────────────────────────────
+
+
+@pytest.fixture
+def edited_gist(bobs_gist, github_env):
+    """bob's gist after bob edited it: (gist id, first revision, head revision)."""
+    first = github_env.revisions(bobs_gist)[0]
+    head = github_env.external_edit(bobs_gist, "hello.py", script_code("print('new', args.who)", ["who"]))
+    return bobs_gist, first, head
+
+
+def test_add_a_revision_link_pins_that_revision_and_latest_offers_the_head(edited_gist, invoke, github_env):
+    gist_id, first, head = edited_gist
+    result = invoke("add", "hi", f"https://gist.github.com/bob/{gist_id}/{first}", "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"File hello.py, revision {first[:8]}" in result.stderr
+    entry = sm.lookup("hi")
+    assert entry["revision"] == first
+    assert "new" not in sm.cached_path(entry).read_text()
+    latest = invoke("run", "hi", "--latest", "--yes", "who=me")
+    assert latest.exit_code == 0, latest.output
+    assert sm.lookup("hi")["revision"] == head
+
+
+def test_add_a_raw_url_is_not_a_local_path(edited_gist, invoke):
+    gist_id, first, _ = edited_gist
+    raw = f"https://gist.githubusercontent.com/bob/{gist_id}/raw/{first}/hello.py"
+    result = invoke("add", "hi", raw, "--yes")
+    assert result.exit_code == 0, result.output
+    assert (sm.lookup("hi")["revision"], sm.lookup("hi")["filename"]) == (first, "hello.py")
+
+
+def test_a_link_whose_sha_is_not_a_revision_says_so(bobs_gist, invoke, github_env):
+    blob = "b4f8c26402ca065f9ce013b6d450b62cb3f97b7a"  # an API raw_url's blob SHA, not a commit
+    result = invoke("add", "hi", f"https://gist.githubusercontent.com/bob/{bobs_gist}/raw/{blob}/hello.py", "--yes")
+    assert result.exit_code == 2
+    assert f"b4f8c264 in the link is not a revision of gist {bobs_gist}" in result.stderr
+    assert sm.read_mapping()["scripts"] == {}
+    assert github_env.count("GET", rf"/gists/{bobs_gist}/{blob}") == 0
+
+
+def test_a_file_anchor_selects_the_file(github_env, invoke):
+    gist_id = github_env.create_gist_direct(
+        "bob", {"csv_to_json.py": script_code("print(1)"), "json_to_csv.py": script_code("print(2)")}
+    )
+    result = invoke("add", "two", f"https://gist.github.com/bob/{gist_id}#file-json_to_csv-py", "--yes")
+    assert result.exit_code == 0, result.output
+    assert sm.lookup("two")["filename"] == "json_to_csv.py"
+    missing = invoke("add", "three", f"https://gist.github.com/bob/{gist_id}#file-nothing-py", "--yes")
+    assert missing.exit_code == 2 and "no single file for #file-nothing-py" in missing.stderr
+
+
+def test_show_a_revision_link_shows_that_revision_and_saves_nothing(edited_gist, invoke, github_env):
+    gist_id, first, _ = edited_gist
+    result = invoke("show", f"https://gist.github.com/bob/{gist_id}/{first}")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == github_env.gists[gist_id]["revisions"][1]["files"]["hello.py"]
+    newest = invoke("show", f"https://gist.github.com/bob/{gist_id}")
+    assert "print('new', args.who)" in newest.stdout
+    assert sm.read_mapping()["scripts"] == {} and gist_posts(github_env) == 0
+
+
+def test_an_enterprise_link_never_reaches_the_network(github_env, invoke):
+    result = invoke("add", "hi", "https://github.example.com/gist/bob/7d1e2b9c40a35f86e0c4d21ab3f97c58", "--yes")
+    assert result.exit_code == 2 and "sends your token only there" in result.stderr
+    assert github_env.requests == []
+
+
+# ── scripts people bring: PEP 723 as uv reads it (issue 11) ──────────────────────────────────────────
+
+FIXTURE_SCRIPTS = ROOT / "tests" / "fixtures" / "scripts"
+PYTHON_312 = sorted(Path("/root/.pyenv/versions").glob("3.12*/bin"))  # where this machine keeps a 3.12
+
+
+@pytest.fixture
+def with_python_312(monkeypatch):
+    """A Python 3.12 that `uv python find` sees, if this machine has one."""
+    if not PYTHON_312 or not (uv := shutil.which("uv")):
+        pytest.skip("no Python 3.12 on this machine")
+    monkeypatch.setenv("PATH", f"{PYTHON_312[0]}{os.pathsep}{os.environ['PATH']}")
+    found = subprocess.run([uv, "python", "find", ">=3.12"], capture_output=True, text=True)
+    if found.returncode != 0:
+        pytest.skip(f"uv finds no Python 3.12: {found.stderr}")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURE_SCRIPTS.glob("*.py")))
+def test_add_accepts_every_script_uv_runs(name, github_env, invoke, with_python_312):
+    result = invoke("add", "brought", str(FIXTURE_SCRIPTS / name))
+    assert result.exit_code == 0, result.output
+    assert "was not checked" not in result.stderr
+    assert sm.lookup("brought")["filename"] == "brought.py"
+
+
+def test_newer_syntax_is_checked_with_a_python_that_fits(github_env, invoke, with_python_312, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text((FIXTURE_SCRIPTS / "py312_type_alias.py").read_text() + "\ndef oops(:\n")
+    result = invoke("add", "broken", str(broken))
+    assert result.exit_code == 1
+    assert "does not compile with Python >=3.12: invalid syntax" in result.stderr
+
+
+def test_newer_syntax_without_a_python_that_fits_is_accepted_with_a_note(github_env, invoke, monkeypatch):
+    monkeypatch.setattr(sm, "which", lambda cmd: None)
+    result = invoke("add", "alias", str(FIXTURE_SCRIPTS / "py312_type_alias.py"))
+    assert result.exit_code == 0, result.output
+    assert "was not checked: no Python for its requires-python >=3.12 was found" in result.stderr
+
+
+def test_gist_content_with_crlf_and_bom_is_read_like_a_local_file(github_env, invoke):
+    code = (FIXTURE_SCRIPTS / "utf8_bom.py").read_bytes().decode("utf-8").replace("\n", "\r\n")
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code})
+    result = invoke("add", "hello", gist_id, "--yes")
+    assert result.exit_code == 0, result.output
+    entry = sm.lookup("hello")
+    assert [p["name"] for p in entry["params"]] == ["name", "lang"]
+    assert sm.read_code("hello")[1] == code  # the cache keeps the bytes its sha256 was taken of
+
+
+def test_inputs_only_a_newer_python_can_read_go_after_dashes(github_env, invoke, with_python_312):
+    result = invoke("add", "alias", str(FIXTURE_SCRIPTS / "py312_type_alias.py"))
+    assert (result.exit_code, result.stdout) == (0, "sm run alias -- ARGS...\n"), result.output
+
+
+@pytest.mark.parametrize("name", ["crlf_line_endings.py", "utf8_bom.py"])
+def test_add_uploads_crlf_and_bom_files_byte_for_byte(name, github_env, invoke):
+    assert invoke("add", "brought", str(FIXTURE_SCRIPTS / name)).exit_code == 0
+    uploaded = github_env.gist_files(sm.lookup("brought")["gist_id"])["brought.py"]
+    assert uploaded.encode("utf-8") == (FIXTURE_SCRIPTS / name).read_bytes()

@@ -98,3 +98,22 @@ def test_copied_alone_runs_via_uv_and_shebang(tmp_path, sm_env):
         proc = sm_process("--help", env=env, cwd=lone, cmd=cmd)
         assert proc.returncode == 0, explain(proc)
         assert "sm create" in proc.stdout
+
+
+# ── scripts people bring, through uv (issue 11): click and typer come from PyPI ──────────────────────
+
+FIXTURE_SCRIPTS = ROOT / "tests" / "fixtures" / "scripts"
+
+
+@pytest.mark.parametrize(
+    ("script", "pairs", "output"),
+    [
+        ("typer_plain.py", ["name=Bob", "times=2"], "Hello Bob\nHello Bob\n"),
+        ("click_flags.py", ["name=Ada", "shout"], "HELLO, ADA!\n"),
+    ],
+)
+def test_click_and_typer_scripts_take_key_value(script, pairs, output, env, github_env, invoke):
+    assert invoke("add", "brought", str(FIXTURE_SCRIPTS / script)).exit_code == 0
+    ran = sm_process("run", "brought", *pairs, env=env)
+    assert ran.returncode == 0, explain(ran)
+    assert ran.stdout == output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from pathlib import Path
 
 import pytest
 from conftest import TOKEN, add, doctor_json, entry
@@ -271,7 +272,7 @@ ID20 = "0123456789abcdef0123"
     ],
 )
 def test_gist_references(text, gist_id):
-    assert sm.gist_ref(text) == gist_id == sm.parse_gist_ref(text)
+    assert sm.gist_ref(text).gist_id == gist_id
 
 
 @pytest.mark.parametrize(
@@ -281,7 +282,6 @@ def test_gist_references(text, gist_id):
         "hello",
         "0123456789abcdef",  # too short to be an ID
         "0123456789abcdef0123456789abcdef0",  # too long
-        "1234567",  # a bare number could be anything
         "https://gist.github.com/alice",
         "https://gist.github.com/alice/starred",
         f"https://github.com/alice/{ID32}",
@@ -294,3 +294,42 @@ def test_what_is_not_a_gist_reference(text):
     assert sm.gist_ref(text) is None
     with pytest.raises(sm.UsageProblem, match="Not a gist ID or URL"):
         sm.parse_gist_ref(text)
+
+
+# ── every gist link form people copy (tests/fixtures/gist_refs.json) ─────────────────────────────────
+
+GIST_REFS = json.loads((Path(__file__).parent / "fixtures" / "gist_refs.json").read_text())
+REF_FIELDS = ("gist_id", "revision", "filename", "file_anchor", "user", "host")
+
+
+@pytest.mark.parametrize("case", GIST_REFS, ids=[c["input"] or "empty" for c in GIST_REFS])
+def test_every_gist_link_form(case):
+    ref = sm.gist_ref(case["input"])
+    if case["gist_id"] is None:
+        assert ref is None
+        with pytest.raises(sm.UsageProblem, match="Not a gist ID or URL"):
+            sm.parse_gist_ref(case["input"])
+    else:
+        assert {f: getattr(ref, f) for f in REF_FIELDS} == {f: case[f] for f in REF_FIELDS}
+
+
+GHES_LINK = "https://github.example.com/gist/mira/7d1e2b9c40a35f86e0c4d21ab3f97c58"
+
+
+def test_an_enterprise_link_is_refused_unless_its_host_is_the_configured_api(monkeypatch):
+    with pytest.raises(
+        sm.UsageProblem, match=r"sends your token only there.*SM_GITHUB_API_URL=https://github\.example"
+    ):
+        sm.parse_gist_ref(GHES_LINK)
+    monkeypatch.setenv("SM_GITHUB_API_URL", "https://github.example.com/api/v3")
+    assert sm.parse_gist_ref(GHES_LINK).gist_id == "7d1e2b9c40a35f86e0c4d21ab3f97c58"
+    with pytest.raises(sm.UsageProblem, match="sends your token only there"):
+        sm.parse_gist_ref(GHES_LINK.replace("github.example.com", "other.example.com"))
+
+
+def test_file_anchor_is_githubs_rule():
+    assert [sm.file_anchor(n) for n in ("hello_world.py", "My Script.PY", "--a..b.py")] == [
+        "hello_world-py",
+        "my-script-py",
+        "a-b-py",
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
-from conftest import script_code
+from conftest import entry, script_code
 
 import sm
 
@@ -380,3 +381,103 @@ def test_a_required_parameter_may_come_after_the_double_dash():
     assert sm.build_script_args(params, [], ["--city=Oslo", "--max_count=3"]) == []
     with pytest.raises(sm.UsageProblem, match="Missing required parameter city"):
         sm.build_script_args(params, [], ["--max-count", "3", "city"])
+
+
+def test_run_a_revision_link_runs_that_revision(bobs_gist, invoke, github_env):
+    first = github_env.revisions(bobs_gist)[0]
+    github_env.external_edit(bobs_gist, "hello.py", script_code("print('new', args.who)", ["who"]))
+    result = invoke("run", f"https://gist.github.com/bob/{bobs_gist}/{first}", "--yes", "who=me")
+    assert result.exit_code == 0, result.output
+    ran = result.execs[-1]
+    path = next(a for a in ran if a.endswith("hello.py"))
+    assert first in path and "new" not in open(path).read()
+
+
+def test_run_a_bare_number_is_a_gist_id_and_creates_nothing(github_env, invoke):
+    result = invoke("run", "2729810", "--yes")
+    assert result.exit_code == 1
+    assert "2729810" in result.stderr and "not found (404)" in result.stderr
+    assert "Unknown script" not in result.stderr
+    assert github_env.count("GET", r"/gists/2729810") == 1
+    assert github_env.count("POST", r"/gists") == 0
+
+
+# ── owners: old gists carry `user`, anonymous ones neither, and your own are yours (issue 11) ─────────
+
+GISTS = Path(__file__).parent / "fixtures" / "gists"
+
+
+def serve_body(github_env, name):
+    """The fake answers GET /gists/ID with a recorded body of an old shape; returns that body."""
+    body = json.loads((GISTS / name).read_text())
+    github_env.inject("GET", rf"/gists/{body['id']}", status=200, body=body, times=10)
+    return body
+
+
+def test_an_old_numeric_gist_runs_and_its_owner_is_its_user(github_env, invoke):
+    serve_body(github_env, "old_numeric_gist.json")
+    result = invoke("run", "2729810", "--yes", "--save", "primes", "--", "50")
+    assert result.exit_code == 0, result.output
+    assert "Gist 2729810 by pkessler (public)" in result.stderr
+    assert "Not your gist: pkessler can change it" in result.stderr
+    assert result.execs[-1][-1] == "50"
+    assert sm.lookup("primes")["owner"] == "pkessler"
+
+
+def test_an_anonymous_gist_stores_a_null_owner(github_env, invoke):
+    serve_body(github_env, "anonymous_gist.json")
+    result = invoke("run", "e11a755b076409cf0860", "--yes", "--save", "tally")
+    assert result.exit_code == 0, result.output
+    assert sm.lookup("tally")["owner"] is None
+    assert "unknown owner" not in sm.mapping_path().read_text()
+    listed = invoke("list", "--json")
+    assert json.loads(listed.stdout)[0]["owner"] is None
+    refused = invoke("rollback", "tally", "bf1f4ec4", "--yes")
+    assert refused.exit_code == 2 and "tally is an anonymous gist: nobody can change it." in refused.stderr
+
+
+def test_running_your_own_gist_by_id_is_not_someone_elses(github_env, invoke):
+    mine = github_env.create_gist_direct("alice", {"mine.py": script_code("print(1)")}, "Mine")
+    for _ in range(2):
+        result = invoke("run", mine, "--yes")
+        assert result.exit_code == 0, result.output
+        assert f"Gist {mine} by alice" in result.stderr and "Not your gist" not in result.stderr
+    assert github_env.count("GET", "/user") == 1  # the login is remembered with the sync state
+
+
+def test_a_stored_unknown_owner_sentence_reads_as_null(github_env, invoke):
+    legacy = entry("old", owner="an unknown owner")
+    sm.write_mapping({"version": 1, "scripts": {"old": legacy}, "tombstones": {}})
+    assert sm.read_mapping()["scripts"]["old"]["owner"] is None
+
+
+# ── every input as key=value (issue 11) ────────────────────────────────────────────────────────────
+
+FIXTURE_SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
+
+
+def test_positionals_flags_and_repeats_reach_the_script(github_env, invoke):
+    assert invoke("add", "cp", str(FIXTURE_SCRIPTS / "argparse_positionals.py")).stdout == (
+        "sm run cp src=VALUE dest=VALUE\n"
+    )
+    result = invoke("run", "cp", "dest=b.txt", "src=a.txt")
+    assert result.exit_code == 0, result.output
+    assert result.execs[-1][-2:] == ["a.txt", "b.txt"]
+    helped = invoke("run", "cp", "-h")
+    assert "src=… (positional, required: file to copy)" in helped.output
+
+
+def test_a_typer_argument_is_a_key(github_env, invoke):
+    assert invoke("add", "hello", str(FIXTURE_SCRIPTS / "typer_plain.py")).exit_code == 0
+    result = invoke("run", "hello", "name=Bob", "times=2")
+    assert result.exit_code == 0, result.output
+    assert result.execs[-1][-2:] == ["--times=2", "Bob"]
+
+
+def test_a_script_reading_sys_argv_takes_its_arguments_after_dashes(github_env, invoke):
+    added = invoke("add", "mean", str(FIXTURE_SCRIPTS / "sys_argv_function.py"))
+    assert added.stdout == "sm run mean -- ARGS...\n"
+    refused = invoke("run", "mean", "values=1")
+    assert refused.exit_code == 2 and "put its arguments after `--`" in refused.stderr
+    ran = invoke("run", "mean", "--", "1", "2", "--mean")
+    assert ran.exit_code == 0 and ran.execs[-1][-3:] == ["1", "2", "--mean"]

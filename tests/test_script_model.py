@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import script_code
@@ -31,7 +33,7 @@ def test_read_metadata_ok():
 )
 def test_read_metadata_problems(code, problem):
     with pytest.raises(sm.ValidationFailed, match=problem):
-        sm.read_script(code).metadata()
+        sm.read_script(code).metadata(strict=True)  # the rule for scripts sm generates
 
 
 @pytest.mark.parametrize(
@@ -112,6 +114,10 @@ def main(city, units, shout, debug, verbose, from_, extra):
                 {"name": "prefix", "help": "only gists whose description starts with this", "required": True},
                 {"name": "limit", "help": "how many", "required": False, "default": "10"},
                 {"name": "out-dir", "help": "where to write", "required": False},
+                {"name": "verbose", "help": "a flag: not a key=value parameter", "required": False, "kind": "flag"},
+                {"name": "colour", "help": "", "required": False, "kind": "flag"},
+                {"name": "q", "help": "short options only: not reachable as key=value", "required": False, "cli": "-q"},
+                {"name": "path", "help": "positional", "required": True, "kind": "positional"},
                 {"name": "since", "help": "", "required": False},
             ],
         ),
@@ -120,7 +126,11 @@ def main(city, units, shout, debug, verbose, from_, extra):
             [
                 {"name": "city", "help": "the city", "required": True},
                 {"name": "units", "help": "metric or imperial", "required": False, "default": "metric"},
+                {"name": "shout", "help": "", "required": False, "kind": "flag"},
+                {"name": "debug", "help": "", "required": False, "kind": "flag"},
+                {"name": "verbose", "help": "", "required": False, "kind": "flag"},
                 {"name": "from", "help": "python keyword, renamed", "required": False},
+                {"name": "extra", "help": "", "required": True, "kind": "positional"},
             ],
         ),
         ("print('no options')\n", []),
@@ -290,3 +300,131 @@ def test_stamping_keeps_the_blocks_comments_and_order():
     )
     assert stamped.startswith(block + '# exclude-newer = "2026-01-01T00:00:00Z"\n')
     assert stamped.endswith("# ///\nprint(1)\n") and "# [tool.sm]\n" in stamped
+
+
+# ── PEP 723 as uv reads it, for scripts you bring (issue 11) ─────────────────────────────────────────
+
+FIXTURE_SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
+EXPECTED = json.loads((FIXTURE_SCRIPTS / "expected.json").read_text())["scripts"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_metadata_reads_as_uv_does(name):
+    code = (FIXTURE_SCRIPTS / name).read_bytes().decode("utf-8")
+    script = sm.read_script(code)
+    assert script.problem is None
+    want = EXPECTED[name]
+    assert script.meta.get("requires-python") == want["requires_python"]
+    assert script.meta.get("dependencies") == want["dependencies"]
+
+
+def test_bom_and_crlf_read_the_same_as_plain_text():
+    plain = script_code('print("hi")', ["who"])
+    for variant in ("\ufeff" + plain, plain.replace("\n", "\r\n"), "\ufeff" + plain.replace("\n", "\r\n")):
+        script = sm.read_script(variant)
+        assert (script.problem, script.meta, script.params) == (
+            None,
+            sm.read_script(plain).meta,
+            [{"name": "who", "help": "the who", "required": True}],
+        )
+        assert sm.script_problems(variant, [], []) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "missing"),
+    [
+        ('# /// script\n# requires-python = ">=3.11"\n# ///\nprint(1)\n', "dependencies"),
+        ("# /// script\n# dependencies = []\n# ///\nprint(1)\n", "requires-python"),
+    ],
+)
+def test_generated_scripts_keep_the_stricter_rule(code, missing):
+    assert sm.script_problems(code, [], [], strict=False) == []
+    assert sm.read_script(code).metadata() is not None
+    (problem,) = sm.script_problems(code, [], [])
+    assert missing in problem
+
+
+# ── every input as key=value: what the code declares (issue 11, tests/fixtures/scripts/expected.json) ─
+
+
+def shape(params):
+    return [(p["name"], sm.kind_of(p), p.get("multiple", False), p["required"]) for p in params]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n != "py312_type_alias.py"))
+def test_every_input_is_read(name):
+    want = EXPECTED[name]
+    got = sm.read_script((FIXTURE_SCRIPTS / name).read_bytes().decode("utf-8")).options
+    free = [p for p in got if p.get("kind") == "free"]
+    assert bool(free) == want["free_args"]
+    assert shape([p for p in got if not free]) == [
+        (p["name"], p["kind"], p["multiple"], p["required"]) for p in want["params"]
+    ]
+    assert [p.get("default") for p in got if not free] == [p["default"] for p in want["params"]]
+    assert [p.get("cli", None if sm.kind_of(p) == "positional" else f"--{p['name']}") for p in got if not free] == [
+        p["cli"] for p in want["params"]
+    ]
+
+
+def test_stored_params_without_kind_are_options():
+    old = [{"name": "city", "help": "", "required": True}]
+    assert sm.param_problem(old[0]) is None
+    assert sm.build_script_args(old, ["city=Oslo"]) == ["--city=Oslo"]
+
+
+@pytest.mark.parametrize(
+    "param",
+    [{"name": "x", "kind": "sometimes"}, {"name": "x", "multiple": "yes"}, {"name": "x", "cli": "--x; rm"}],
+)
+def test_malformed_kinds_are_refused(param):
+    assert sm.param_problem(param)
+
+
+def fixture_params(name):
+    return sm.read_script((FIXTURE_SCRIPTS / name).read_bytes().decode("utf-8")).options
+
+
+@pytest.mark.parametrize(
+    ("script", "pairs", "argv"),
+    [
+        ("argparse_positionals.py", ["dest=b", "src=a"], ["a", "b"]),
+        ("argparse_positionals.py", ["src=-a", "dest=b"], ["--", "-a", "b"]),
+        ("argparse_flags.py", ["dry-run", "verbose=false", "root=/tmp"], ["--dry-run", "--root=/tmp"]),
+        ("argparse_flags.py", ["dry_run=true"], ["--dry-run"]),
+        ("argparse_append.py", ["folder=x", "exclude=*.pyc", "exclude=*.o"], ["--exclude=*.pyc", "--exclude=*.o", "x"]),
+        ("argparse_nargs_plus.py", ["files=a.txt", "files=b.txt"], ["a.txt", "b.txt"]),
+        ("argparse_short_only.py", ["n=5", "i"], ["-n5", "-i"]),
+        ("typer_annotated_option.py", ["version=1.0", "out=v.json"], ["--version=1.0", "--out=v.json"]),
+        ("typer_annotated_option.py", ["version=1.0", "output=v.json"], ["--version=1.0", "--out=v.json"]),
+        ("typer_plain.py", ["name=Bob", "times=2"], ["--times=2", "Bob"]),
+        ("click_multiple.py", ["ext=.py", "ext=.md", "root=src"], ["--ext=.py", "--ext=.md", "src"]),
+    ],
+)
+def test_pairs_become_the_scripts_argv(script, pairs, argv):
+    assert sm.build_script_args(fixture_params(script), pairs) == argv
+
+
+@pytest.mark.parametrize(
+    ("script", "pairs", "message"),
+    [
+        ("sys_argv_bare.py", ["file=a"], "reads its arguments itself.*after `--`"),
+        ("argparse_subcommands.py", ["add=milk"], "reads its arguments itself"),
+        ("argparse_positionals.py", ["dest=b"], "Give src too: it comes before dest"),
+        ("argparse_positionals.py", ["src=a", "src=b"], "src takes one value"),
+        ("argparse_flags.py", ["verbose=maybe"], "verbose is a flag"),
+        ("typer_annotated_option.py", ["out=v.json"], "Missing required parameter version"),
+    ],
+)
+def test_pairs_that_cannot_be_placed(script, pairs, message):
+    with pytest.raises(sm.UsageProblem, match=message):
+        sm.build_script_args(fixture_params(script), pairs)
+
+
+def test_run_line_and_help_show_every_input():
+    params = fixture_params("click_arguments.py")
+    assert sm.run_line("ren", params) == "sm run ren old=VALUE new=VALUE"
+    assert sm.run_line("argv", fixture_params("sys_argv_bare.py")) == "sm run argv -- ARGS..."
+    assert sm.run_line("files", fixture_params("argparse_nargs_plus.py")) == "sm run files files=VALUE..."
+    text = sm.describe_params(params)
+    assert "old=… (positional, required)" in text and "paths=… (positional, repeatable, optional)" in text
+    assert "dry-run (a flag, optional: Show the new names without renaming.)" in text
