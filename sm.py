@@ -1243,8 +1243,11 @@ class ScriptInfo:
         blocks = script_blocks(self.text)
         self.block = blocks[0] if len(blocks) == 1 else None  # a match in `text`
         try:
-            if len(blocks) != 1:
+            if len(blocks) > 1:
                 raise ValidationFailed(f"expected exactly one `# /// script` block (PEP 723), found {len(blocks)}")
+            if not blocks:  # uv runs it with no dependencies; sm's own scripts always carry a block
+                self.missing = "expected exactly one `# /// script` block (PEP 723), found 0"
+                raise LookupError
             try:
                 meta = tomllib.loads(block_toml(blocks[0]))
             except tomllib.TOMLDecodeError as e:
@@ -1256,6 +1259,8 @@ class ScriptInfo:
                 raise ValidationFailed('`requires-python` in the `# /// script` block must be a string, e.g. ">=3.11"')
         except ValidationFailed as e:
             self.problem = str(e)
+        except LookupError:
+            pass
         else:
             self.meta = meta
             if "dependencies" not in meta:

@@ -378,10 +378,18 @@ def test_add_local_file_with_tool_sm_table_uses_it(tmp_path, invoke, github_env)
     assert entry == sm.lookup("count")
 
 
+def test_add_a_script_without_a_pep_723_block_as_uv_runs_it(tmp_path, invoke, github_env):
+    (tmp_path / "plain.py").write_text("import sys\nprint('plain', *sys.argv[1:])\n")
+    added = invoke("add", "plain", str(tmp_path / "plain.py"))
+    assert added.exit_code == 0, added.output
+    ran = invoke("run", "plain", "--", "a b")
+    assert ran.exit_code == 0 and ran.execs[-1][-1] == "a b"
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("print('no metadata')\n", "expected exactly one `# /// script` block"),
+        ("# /// script\n# dependencies = []\n# ///\nprint(1)\n\n# /// script\n# dependencies = []\n# ///\n", "found 2"),
         ("def broken(:\n", "does not compile"),
     ],
 )
@@ -464,7 +472,7 @@ def test_add_gist_with_several_scripts_needs_file(github_env, invoke):
 
 
 def test_add_gist_must_pass_checks(github_env, invoke):
-    gist_id = github_env.create_gist_direct("bob", {"plain.py": "print('no metadata')\n"})
+    gist_id = github_env.create_gist_direct("bob", {"plain.py": "def broken(:\n    pass\n"})
     result = invoke("add", "plain", gist_id, "--yes")
     assert result.exit_code == 1
     assert f"plain.py in gist {gist_id} is not ready for sm" in result.stderr

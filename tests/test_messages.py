@@ -144,7 +144,7 @@ def test_every_error_speaks_to_people(github_env, llm, created, monkeypatch, sm_
     actions = [
         lambda: sm.check_name("bad name"),
         lambda: sm.placeholders("Greet {{1x}}"),
-        lambda: sm.read_script("print(1)\n").ready_params("x.py"),
+        lambda: sm.read_script("def broken(:\n").ready_params("x.py"),
         lambda: gh.get_gist("f" * 32),
         lambda: sm.check_gist_exists(gh, {**created, "gist_id": "f" * 32}),
         lambda: sm.GitHub(TOKEN, "http://127.0.0.1:9", retry_budget=0).check_token(),
