@@ -713,10 +713,13 @@ def fast_run(argv: Sequence[str]) -> None:
             return
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args)
+        direct = direct_command(entry, path, args, cmd[0]) if cmd else None
     except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
     if cmd is not None:  # the no-uv fallback is the full CLI's business
         with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
+            if direct is not None:
+                exec_script(*direct)
             exec_script(cmd)
 
 
@@ -907,16 +910,108 @@ def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
     return [uv, "run", "--script", str(path), *args] if uv else None
 
 
-def exec_script(argv: list[str]) -> None:
-    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
+def exec_script(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process with uv (or, given `env`, the script's own interpreter): stdin, the tty, signals and
+    the exit code become the script's."""
     log.debug("exec: %s", " ".join(argv))
     sys.stdout.flush()
     sys.stderr.flush()
     refresh_in_background()
     try:
-        os.execv(argv[0], argv)
+        os.execv(argv[0], argv) if env is None else os.execve(argv[0], argv, env)
     except OSError as e:  # a uv for another machine, a half-written upgrade, an argument list too long
         raise ConfigError(f"Could not start {argv[0]} ({e.strerror or e}): reinstall it, or check PATH.") from e
+
+
+# -- direct exec: uv's decision, recorded --------------------------------------------------------------
+# `uv run --script` on a cached environment repeats a decision whose inputs have not changed: the script's
+# bytes, its lock, uv itself, its UV_* settings. The first run of a pinned revision lets uv build the environment
+# (`uv sync --script`) and records its interpreter under $SM_HOME/direct/<script sha256>, a per-machine index
+# that is never synced. Later runs check the sha256 as always, then exec that interpreter with the variables
+# `uv run` sets; anything changed or gone goes through uv once more and is recorded again. SM_DIRECT=0: uv always.
+# One difference remains, by design: a script killed by signal N ends with "killed by N" rather than uv's exit
+# status 128+N (a shell shows 128+N either way), and a Ctrl-C reaches it once rather than twice.
+
+DIRECT_FORMAT = "sm-direct 1"
+
+
+def direct_record_path(sha256: str) -> str:
+    return os.path.join(home_dir(), "direct", sha256)
+
+
+def uv_identity(path: str) -> str:
+    """A binary's path and stat: a change of uv (an upgrade, another uv first on PATH) changes it."""
+    st = os.stat(path)
+    return f"{path} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def uv_settings() -> str:
+    """The UV_* variables that steer uv's choice of interpreter and packages, as one short digest."""
+    skip = ("UV", "UV_RUN_RECURSION_DEPTH")
+    items = sorted((k, v) for k, v in os.environ.items() if k.startswith("UV_") and k not in skip)
+    return sha256_text(repr(items))[:16]
+
+
+def direct_keys(entry: Entry, path: str, uv: str) -> list[str]:
+    """Everything uv's decision depends on that sm can check in microseconds, one line each."""
+    return [DIRECT_FORMAT, path, entry["sha256"], entry.get("lock_sha256") or "-", uv_identity(uv), uv_settings()]
+
+
+def direct_command(entry: Entry, path: str, args: Sequence[str], uv: str) -> tuple[list[str], dict[str, str]] | None:
+    """The script's own interpreter and environment, as `uv run --script PATH ARGS` would start it, when uv's
+    recorded decision still holds (recorded now if there is none); None means: let uv run it."""
+    if os.environ.get("SM_DIRECT") == "0":
+        return None
+    keys = direct_keys(entry, path, uv)
+    try:
+        with open(direct_record_path(entry["sha256"]), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        real_uv, venv, python = lines[len(keys) : len(keys) + 3]
+        if lines[: len(keys)] != keys or uv_identity(real_uv) != lines[len(keys) + 3]:
+            raise ValueError("a key changed")
+        if not (os.path.exists(python) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
+            raise ValueError("the environment is gone")
+    except (OSError, ValueError):
+        found = record_direct(keys, path, uv)
+        if found is None:
+            return None
+        real_uv, venv, python = found
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = venv
+    env["PATH"] = os.pathsep.join(p for p in (os.path.join(venv, "bin"), os.environ.get("PATH")) if p)
+    env["UV"] = real_uv
+    try:
+        depth = int(os.environ.get("UV_RUN_RECURSION_DEPTH") or 0)
+    except ValueError:
+        depth = 0
+    env["UV_RUN_RECURSION_DEPTH"] = str(depth + 1)
+    return [python, path, *args], env
+
+
+def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] | None:
+    """Let uv build the script's environment and say where it is; record it. None when uv could not: then
+    `uv run` reports why. The real uv binary (behind a pyenv shim, say) is what uv itself passes on as $UV."""
+    import subprocess
+
+    def ask(cmd: list[str]) -> str:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+
+    try:
+        synced = json.loads(ask([uv, "sync", "--quiet", "--script", path, "--output-format", "json"]))["sync"]
+        venv, python = synced["environment"]["path"], synced["environment"]["python"]["path"]
+        if not (python.startswith(venv + os.sep) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
+            return None
+        probe = "import os; print(os.environ['UV'])"
+        real_uv = ask([uv, "run", "--quiet", "--no-project", "--python", python, "--", python, "-I", "-c", probe])
+        real_uv = real_uv.strip()
+        record = "\n".join([*keys, real_uv, venv, python, uv_identity(real_uv)])
+        from pathlib import Path
+
+        atomic_write(Path(direct_record_path(keys[2])), record)
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as e:
+        log.debug("direct exec not recorded: %s", e)
+        return None
+    return real_uv, venv, python
 
 
 def refresh_in_background() -> None:

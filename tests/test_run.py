@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 from conftest import script_code
@@ -372,3 +373,120 @@ def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err == "sm: The cached copy of weather does not match its recorded sha256; fetching it again.\n"
     assert "does not match" in (sm_env / "sm.log").read_text()
+
+
+# ── direct exec: the script's own interpreter, as uv would start it ───────────────────────────────
+
+VIEW = """import json, os
+view = {"executable": sys.executable, "prefix": sys.prefix, "path": sys.path, "argv": sys.argv,
+        "orig_argv": sys.orig_argv, "file": __file__, "environ": dict(os.environ), "stdin": sys.stdin.read(),
+        "parent": os.path.basename(os.readlink(f"/proc/{os.getppid()}/exe"))}
+print(json.dumps(view))
+sys.exit(7)"""
+
+
+def real_uv() -> str:
+    """uv's own binary, not a pyenv shim (a bash script that changes PATH on its way to uv)."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("uv")
+    if found is None:
+        pytest.skip("needs uv")
+    with open(found, "rb") as f:
+        if f.read(2) == b"#!":
+            return subprocess.run(["pyenv", "which", "uv"], capture_output=True, text=True, check=True).stdout.strip()
+    return found
+
+
+@pytest.fixture
+def view_script(tmp_path, invoke, github_env, monkeypatch):
+    """A script `view` that prints what it sees as JSON, and the environment to run sm and uv in."""
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "view.py"
+    path.write_text(script_code(VIEW, ["who"]).replace("parser.parse_args()", "parser.parse_known_args()[0]"))
+    assert invoke("add", "view", str(path)).exit_code == 0
+    uv = real_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("SM_DIRECT", "GITHUB_PAT", "SM_GITHUB_API_URL")}
+    env |= {"PATH": f"{os.path.dirname(uv)}{os.pathsep}{env['PATH']}", "SM_REFRESH_SECONDS": "-1"}
+    env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
+    return {
+        "entry": sm.lookup("view"),
+        "uv": uv,
+        "env": env,
+        "sm": [sys.executable, str(ROOT / "sm.py"), "run", "view", "who=x", "--", "a", "b c", "-q"],
+    }
+
+
+def run_view(cmd, env):
+    import subprocess
+
+    proc = subprocess.run(cmd, env=env, input="from stdin\n", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 7, proc.stderr
+    return json.loads(proc.stdout)
+
+
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/exe"), reason="tells uv's children by /proc")
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_shows_the_script_what_uv_run_shows_it(view_script, sm_env):
+    path = sm.cached_file(view_script["entry"])
+    uv = [view_script["uv"], "run", "--quiet", "--script", path, "--who=x", "a", "b c", "-q"]
+    env = view_script["env"]
+    by_uv = run_view(uv, env)
+    first = run_view(view_script["sm"], env)  # the first run records uv's decision
+    record = sm_env / "direct" / view_script["entry"]["sha256"]
+    assert record.exists()
+    by_sm = run_view(view_script["sm"], env)
+    assert by_uv.pop("parent") == "uv"  # uv runs the script as its child; sm leaves uv out
+    assert first.pop("parent") == by_sm.pop("parent") != "uv"
+    assert by_sm == first == by_uv
+    assert by_sm["prefix"] == by_sm["environ"]["VIRTUAL_ENV"] != env.get("VIRTUAL_ENV")
+    assert by_sm["environ"]["UV_RUN_RECURSION_DEPTH"] == str(int(env.get("UV_RUN_RECURSION_DEPTH", 0)) + 1)
+    assert by_sm["stdin"] == "from stdin\n"
+    assert by_sm["argv"] == [path, "--who=x", "a", "b c", "-q"]
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_goes_through_uv_again_when_the_environment_is_gone(view_script, sm_env):
+    import shutil
+
+    env = view_script["env"]
+    first = run_view(view_script["sm"], env)
+    shutil.rmtree(first["prefix"])
+    again = run_view(view_script["sm"], env)  # uv builds it again, and sm records it again
+    assert first["parent"] == again["parent"] != "uv"
+    assert again["prefix"] == first["prefix"] and again["executable"] == first["executable"]
+    record = (sm_env / "direct" / view_script["entry"]["sha256"]).read_text()
+    assert first["executable"] in record.splitlines()
+
+
+@pytest.mark.slow
+@needs_proc
+def test_sm_direct_0_runs_through_uv_every_time(view_script, sm_env):
+    env = {**view_script["env"], "SM_DIRECT": "0"}
+    view = run_view(view_script["sm"], env)
+    view = run_view(view_script["sm"], env)
+    assert view["stdin"] == "from stdin\n" and view["parent"] == "uv"
+    assert not (sm_env / "direct").exists()
+
+
+def test_direct_exec_is_not_used_when_a_key_changed(added, monkeypatch, sm_env):
+    """A record for other script bytes, another uv, or other UV_* settings is not trusted: uv is asked again."""
+    monkeypatch.delenv("SM_DIRECT")
+    path = sm.cached_file(added)
+    asked = []
+    monkeypatch.setattr(sm, "record_direct", lambda keys, path, uv: asked.append(keys) or None)
+    assert sm.direct_command(added, path, [], sm.which("uv")) is None
+    assert len(asked) == 1
+    monkeypatch.setenv("UV_PYTHON", "3.99")
+    sm.direct_command(added, path, [], sm.which("uv"))
+    assert asked[1][:5] == asked[0][:5] and asked[1][5] != asked[0][5]
+    monkeypatch.setenv("SM_DIRECT", "0")
+    assert sm.direct_command(added, path, [], sm.which("uv")) is None and len(asked) == 2
