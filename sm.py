@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +33,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 # typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
 TYPE_CHECKING = False
+
+
+class _OnFirstUse:
+    """A module imported when first used: `re` and `json` cost ~5 ms together, which `sm run` on a recorded
+    script never needs (see run_record)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = __import__(self._name)
+        globals()[self._name] = module  # later uses find the module itself
+        return getattr(module, attr)
+
+
+json = _OnFirstUse("json")
+re = _OnFirstUse("re")
 
 if TYPE_CHECKING:
     import ast
@@ -707,10 +722,18 @@ def fast_run(argv: Sequence[str]) -> None:
         req = parse_run_tail(argv[1:])
         if req.options or req.name is None:
             return
-        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
-            entry = json.loads(f.read())["scripts"].get(req.name)
-        if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
-            return
+        if found := read_run_record(req.name):
+            entry, path = found
+            if not verified_file(path, entry["sha256"]):
+                return
+        else:
+            stamp = file_stamp(mapping_file())  # before the read: a mapping written meanwhile leaves a stale record
+            with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing
+                entry = json.loads(f.read())["scripts"].get(req.name)
+            if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
+                return
+            with contextlib.suppress(OSError):
+                write_run_record(req.name, entry, path, stamp)
         args = build_script_args(entry.get("params"), req.pairs) + req.passthrough
         cmd = uv_command(path, args)
         direct = direct_command(entry, path, args, cmd[0]) if cmd else None
@@ -721,6 +744,46 @@ def fast_run(argv: Sequence[str]) -> None:
             if direct is not None:
                 exec_script(*direct)
             exec_script(cmd)
+
+
+# What `sm run NAME` needs of NAME's entry, as lines in $SM_HOME/run/NAME, written by the first run after each
+# change of the mapping: later runs need neither `json` nor `re` (~5 ms) nor the whole mapping. Derived, per machine.
+RUN_RECORD_FORMAT = "sm-run 1"
+
+
+def run_record_path(name: str) -> str | None:
+    """$SM_HOME/run/NAME, for a NAME that can only be a file there (check_name's full rule needs `re`)."""
+    if not name or "/" in name or "\0" in name or name.startswith("."):
+        return None
+    return os.path.join(home_dir(), "run", name)
+
+
+def read_run_record(name: str) -> tuple[Entry, str] | None:
+    """NAME's sha256, lock and parameters, and its cached path, if recorded from the mapping as it is now."""
+    path = run_record_path(name)
+    try:
+        with open(path or "", encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        if lines[:3] != [RUN_RECORD_FORMAT, file_stamp(mapping_file()), name]:
+            return None
+        sha256, lock, cached, count = lines[3:7]
+        rows = [line.split("\t") for line in lines[7 : 7 + int(count)]] if count != "-" else None
+        params = None if rows is None else [{"name": n, "required": r == "1", "default": d or None} for n, r, d in rows]
+    except (OSError, ValueError):
+        return None
+    return {"sha256": sha256, "lock_sha256": None if lock == "-" else lock, "params": params}, cached
+
+
+def write_run_record(name: str, entry: Entry, cached: str, stamp: str) -> None:
+    """Only what running needs: a parameter's default matters only as present or not (errors go to the full CLI)."""
+    from pathlib import Path
+
+    params = entry.get("params")
+    lines = [RUN_RECORD_FORMAT, stamp, name, entry["sha256"], entry.get("lock_sha256") or "-", cached]
+    lines.append("-" if params is None else str(len(params)))
+    for p in params or []:
+        lines.append(f"{p['name']}\t{'1' if p.get('required') else '0'}\t{'' if p.get('default') is None else '1'}")
+    atomic_write(Path(run_record_path(name) or ""), "\n".join(lines))
 
 
 # -- sm run NAME key=value ... ---------------------------------------------------------------------
@@ -879,9 +942,12 @@ def verified_cache(entry: Entry) -> str | None:
     The copy is read through no symlink, and only if it is a regular file of this user that no other user
     can write; anything else is fetched again.
     """
+    return verified_file(cached_file(entry), entry["sha256"])
+
+
+def verified_file(path: str, sha256: str) -> str | None:
     import stat
 
-    path = cached_file(entry)
     try:
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
             st = os.fstat(f.fileno())
@@ -890,7 +956,7 @@ def verified_cache(entry: Entry) -> str | None:
             data = f.read()
     except OSError:
         return None
-    return path if sha256_hex(data) == entry["sha256"] else None
+    return path if sha256_hex(data) == sha256 else None
 
 
 def store_cache(entry: Entry, content: str) -> Path:
@@ -1001,9 +1067,12 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
         venv, python = synced["environment"]["path"], synced["environment"]["python"]["path"]
         if not (python.startswith(venv + os.sep) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
             return None
-        probe = "import os; print(os.environ['UV'])"
-        real_uv = ask([uv, "run", "--quiet", "--no-project", "--python", python, "--", python, "-I", "-c", probe])
-        real_uv = real_uv.strip()
+        real_uv = uv
+        with open(uv, "rb") as f:
+            if f.read(2) == b"#!":  # a wrapper script (a pyenv shim): ask the uv behind it
+                probe = "import os; print(os.environ['UV'])"
+                real_uv = ask([uv, "run", "-q", "--no-project", "--python", python, "--", python, "-I", "-c", probe])
+                real_uv = real_uv.strip()
         record = "\n".join([*keys, real_uv, venv, python, uv_identity(real_uv)])
         from pathlib import Path
 

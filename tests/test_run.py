@@ -490,3 +490,64 @@ def test_direct_exec_is_not_used_when_a_key_changed(added, monkeypatch, sm_env):
     assert asked[1][:5] == asked[0][:5] and asked[1][5] != asked[0][5]
     monkeypatch.setenv("SM_DIRECT", "0")
     assert sm.direct_command(added, path, [], sm.which("uv")) is None and len(asked) == 2
+
+
+def test_a_recorded_run_needs_neither_json_nor_the_mapping(added, invoke, monkeypatch, sm_env):
+    """The first fast run writes what running needs of the entry; later runs read it, until the mapping changes."""
+    runs, cached = [], sm.cached_path(added)
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: runs.append(argv))
+    sm.fast_run(["run", "weather", "city=Oslo"])
+    assert runs[-1][-1] == "--city=Oslo"
+    monkeypatch.setattr(sm, "json", None)  # any use of json now fails, and the fast path gives up
+    monkeypatch.setattr(sm, "re", None)
+    sm.fast_run(["run", "weather", "city=Rome", "--", "-x"])
+    assert runs[-1][-2:] == ["--city=Rome", "-x"]
+    sm.fast_run(["run", "weather", "town=Rome"])  # a parameter it does not take: the full CLI says so
+    assert len(runs) == 2
+    cached.write_text("tampered")
+    sm.fast_run(["run", "weather", "city=Oslo"])  # the sha256 is still checked before every run
+    assert len(runs) == 2
+
+
+def test_a_run_record_is_not_used_once_the_mapping_changed(added, monkeypatch):
+    runs = []
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: runs.append(argv))
+    sm.fast_run(["run", "weather", "city=Oslo"])
+    with sm.locked_mapping() as data:
+        data["scripts"]["weather"]["params"] = []
+    sm.fast_run(["run", "weather", "city=Oslo"])  # the parameter is gone now: the full CLI reports it
+    assert len(runs) == 1
+    sm.fast_run(["run", "weather"])
+    assert len(runs) == 2
+
+
+def test_sm_run_imports_no_re_or_json_once_recorded(added, monkeypatch, sm_env):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import sm; "
+        "sm.exec_script = lambda *a, **k: print(sorted({'re', 'json'} & set(sys.modules)), a[0][-1]); "
+        "sm.fast_run(['run', 'weather', 'city=Oslo'])"
+    )
+    env = {**os.environ, "SM_REFRESH_SECONDS": "-1"}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert first.stdout == "['json', 're'] --city=Oslo\n", first.stderr
+    assert again.stdout == "[] --city=Oslo\n", again.stderr
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_behind_a_wrapper_passes_the_real_uv_on(view_script, tmp_path):
+    """A pyenv shim is a script in front of uv: the script still gets uv's own binary as $UV, as under uv run."""
+    shim = tmp_path / "shim" / "uv"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {view_script["uv"]} "$@"\n')
+    shim.chmod(0o755)
+    env = {**view_script["env"], "PATH": f"{shim.parent}{os.pathsep}{view_script['env']['PATH']}"}
+    run_view(view_script["sm"], env)
+    view = run_view(view_script["sm"], env)
+    assert view["parent"] != "uv" and view["environ"]["UV"] == view_script["uv"]
