@@ -999,6 +999,7 @@ def exec_script(argv: list[str], env: dict[str, str] | None = None) -> None:
 # status 128+N (a shell shows 128+N either way), and a Ctrl-C reaches it once rather than twice.
 
 DIRECT_FORMAT = "sm-direct 1"
+DIRECT_ENV_LINE = 7  # a record's lines: direct_keys (6), then the real uv, the environment, its python, uv's stat
 
 
 def direct_record_path(sha256: str) -> str:
@@ -4912,6 +4913,130 @@ def rename_script(old: str, new: str) -> Entry:
         return rename_entry(old, new)
 
 
+# -- gc ---------------------------------------------------------------------------------------------
+# What no live entry uses: never a uv environment that sm did not record, never anything outside $SM_HOME else.
+
+DRAFT_DAYS = 30
+
+
+def gc_plan() -> list[dict[str, Any]]:
+    """What `sm gc` would remove: [{kind, path, bytes}], bytes being what removing it frees on disk."""
+    scripts = read_mapping()["scripts"]
+    gists = {e["gist_id"] for e in scripts.values()}
+    live_paths = set()
+    for entry in scripts.values():
+        with contextlib.suppress(IntegrityError):
+            live_paths.add(cached_file(entry))
+    plan: list[dict[str, Any]] = []
+
+    def add(kind: str, path: str) -> None:
+        if all(p["path"] != path for p in plan):  # two stale records of one script name one environment
+            plan.append({"kind": kind, "path": path, "bytes": freed_bytes(path)})
+
+    for name in home_children("cache"):
+        if name not in gists:
+            add("cached script", home_path("cache", name))
+    for name in home_children("venvs"):
+        key = name.rsplit("-", 1)[0] if not name.endswith(".lock") else None
+        if key is not None and key != "draft" and key not in gists:
+            add("fallback venv", home_path("venvs", name))
+    old = time.time() - DRAFT_DAYS * 86400
+    for name in home_children("drafts"):
+        path = home_path("drafts", name)
+        if os.stat(path).st_mtime < old:
+            add("old draft", path)
+    for name in home_children("run"):
+        if name not in scripts:
+            add("run record", home_path("run", name))
+    records = {}
+    for name in home_children("direct"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            with open(home_path("direct", name), encoding="utf-8") as f:
+                records[home_path("direct", name)] = f.read().split("\n")
+    # uv keys environments by script path: one recorded for a live script's path serves its current pin too
+    live_envs = {recorded_env(lines) for lines in records.values() if lines[1:2] and lines[1] in live_paths}
+    for path, lines in records.items():
+        if lines[1:2] and lines[1] in live_paths:
+            continue
+        if (venv := recorded_env(lines)) is not None and venv not in live_envs:
+            add("uv environment", venv)
+        add("direct record", path)
+    return plan
+
+
+def home_children(folder: str) -> list[str]:
+    """The names in $SM_HOME/FOLDER that are not symlinks leading elsewhere (those are left alone)."""
+    try:
+        names = sorted(os.listdir(home_path(folder)))
+    except OSError:
+        return []
+    return [n for n in names if not os.path.islink(os.path.join(home_path(folder), n))]
+
+
+def recorded_env(lines: list[str]) -> str | None:
+    """The uv environment a direct record names, if it is still one: a folder of uv's environments-v2 with a
+    pyvenv.cfg, reached through no symlink."""
+    venv = lines[DIRECT_ENV_LINE] if len(lines) > DIRECT_ENV_LINE else ""
+    parent = os.path.dirname(venv)
+    if (
+        os.path.isabs(venv)
+        and os.path.basename(parent) == "environments-v2"
+        and not os.path.islink(venv)
+        and os.path.isfile(os.path.join(venv, "pyvenv.cfg"))
+        and os.path.realpath(venv) == os.path.normpath(venv)
+    ):
+        return venv
+    return None
+
+
+def freed_bytes(path: str) -> int:
+    """Bytes freed by removing `path`: files linked nowhere else (uv hardlinks environments into its cache)."""
+    total = 0
+    for folder, dirs, files in os.walk(path) if os.path.isdir(path) else [("", [], [path])]:
+        for name in [*dirs, *files]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(folder, name))
+                total += st.st_size if st.st_nlink == 1 or name in dirs else 0
+    return total
+
+
+def collect_garbage(*, dry_run: bool, yes: bool) -> list[dict[str, Any]]:
+    """`sm gc`: remove what gc_plan found, after asking (unless --yes); a uv environment only when no uv process
+    holds its lock. Returns what was (or, with dry_run, would be) removed."""
+    import fcntl
+    import shutil
+
+    plan = gc_plan()
+    if dry_run or not plan:
+        return plan
+    confirm(
+        f"Remove {len(plan)} items, freeing {human_size(sum(p['bytes'] for p in plan))}?",
+        "" if yes else "\n".join(f"{p['kind']}: {p['path']}" for p in plan),  # with --yes, stdout lists them
+        yes=yes,
+        declined="Nothing was removed.",
+    )
+    done = []
+    for item in plan:
+        path = item["path"]
+        try:
+            if item["kind"] == "uv environment":
+                with open(os.path.join(path, ".lock"), "a+") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # uv is syncing it: leave it for next time
+                    shutil.rmtree(path)
+            elif os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+                if item["kind"] == "fallback venv":
+                    with contextlib.suppress(OSError):
+                        os.unlink(path + ".lock")
+        except OSError as e:
+            log.warning("Could not remove %s (%s); the next `sm gc` tries again.", path, _short(e))
+            continue
+        done.append(item)
+    return done
+
+
 # -- doctor -----------------------------------------------------------------------------------------
 
 TOKEN_FIX = (
@@ -5083,6 +5208,9 @@ def doctor_checks() -> list[dict[str, Any]]:
     size, count = folder_size(cache_dir())
     venv_size, _ = folder_size(home / "venvs")
     extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
+    with contextlib.suppress(SmError, OSError):
+        if plan := gc_plan():
+            extra += f"; `sm gc` would free {human_size(sum(p['bytes'] for p in plan))} in {len(plan)} items"
     add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
     return checks
 
@@ -5436,6 +5564,22 @@ def build_cli() -> click.Group:
         kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
         click.echo(f"Removed {name}; {kept}.", err=True)
 
+    @cli.command(name="gc", context_settings=settings)
+    @click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+    @yes_option("Remove without asking.")
+    @json_option("what was removed")
+    def gc_command(dry_run: bool, yes: bool, as_json: bool) -> None:
+        """Remove what no script in the mapping uses, and say how much it freed.
+
+        Cached copies and fallback venvs of removed scripts, drafts older than 30 days, and the uv environments
+        sm recorded for scripts or revisions no longer pinned. uv's other environments are never touched.
+
+        \b
+        sm gc --dry-run
+        sm gc --yes --json
+        """
+        echo_removed(collect_garbage(dry_run=dry_run, yes=yes), dry_run=dry_run, as_json=as_json)
+
     @cli.command(name="rename", context_settings=settings)
     @click.argument("old", shell_complete=complete_script_names)
     @click.argument("new")
@@ -5560,6 +5704,19 @@ def upload_options(default_description: str) -> Callable[[Any], Any]:
 
 # -- output -------------------------------------------------------------------------------------------
 # stdout carries data (JSON, the run line, code); what is said to people goes to stderr.
+
+
+def echo_removed(items: list[dict[str, Any]], *, dry_run: bool, as_json: bool) -> None:
+    """What `sm gc` removed (or would): one line each on stdout, and the total on stderr."""
+    import click
+
+    total = sum(i["bytes"] for i in items)
+    if as_json:
+        click.echo(json_text({"dry_run": dry_run, "removed": items, "bytes": total}))
+        return
+    for item in items:
+        click.echo(f"{human_size(item['bytes']):>9}  {item['kind']}: {visible(item['path'], one_line=True)}")
+    click.echo(f"{'Would free' if dry_run else 'Freed'} {human_size(total)} in {len(items)} items.", err=True)
 
 
 def echo_entry(entry: Entry, as_json: bool, status: str) -> None:

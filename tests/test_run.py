@@ -551,3 +551,16 @@ def test_direct_exec_behind_a_wrapper_passes_the_real_uv_on(view_script, tmp_pat
     run_view(view_script["sm"], env)
     view = run_view(view_script["sm"], env)
     assert view["parent"] != "uv" and view["environ"]["UV"] == view_script["uv"]
+
+
+@pytest.mark.slow
+@needs_proc
+def test_gc_removes_the_environment_direct_exec_recorded_once_the_script_is_gone(view_script, invoke):
+    env = view_script["env"]
+    view = run_view(view_script["sm"], env)
+    assert ("uv environment", view["prefix"]) not in {(i["kind"], i["path"]) for i in sm.gc_plan()}
+    with sm.locked_mapping() as data:  # removed on another machine, say: sync drops the entry
+        del data["scripts"]["view"]
+    assert ("uv environment", view["prefix"]) in {(i["kind"], i["path"]) for i in sm.gc_plan()}
+    assert invoke("gc", "--yes").exit_code == 0
+    assert not os.path.exists(view["prefix"])
