@@ -2933,6 +2933,8 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
         if getattr(ctx, "partial_output", False):
             return out
         problems = script_problems(out.code, out.params, required)
+        if not problems and (unresolved := dependency_problem(out.code)):
+            problems = [unresolved]
         if problems:
             retry = ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
             retry.problems = problems  # for the user, should the model give up (see model_errors)
@@ -2940,6 +2942,38 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
         return out
 
     return agent
+
+
+def dependency_problem(code: str) -> str | None:
+    """Why the script's dependencies do not resolve (a package that does not exist, or none for its
+    requires-python), in uv's words; None when they do, when there are none, or without uv. Wheels only
+    (`--no-build`): no package's code runs here, and the script itself, not yet reviewed, never does.
+    A failure that is not the script's (no network) is logged and lets the script through."""
+    import subprocess
+    import tempfile
+
+    uv = which("uv")
+    if uv is None or not read_script(code).dependencies:
+        return None
+    with tempfile.TemporaryDirectory(prefix="sm-resolve-") as folder:
+        path = os.path.join(folder, "script.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        cmd = [uv, "lock", "--quiet", "--dry-run", "--no-build", "--script", path]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("Could not check the script's dependencies (%s).", _short(e))
+            return None
+    error = proc.stderr[proc.stderr.find("error:") :].strip() if "error:" in proc.stderr else proc.stderr.strip()
+    if proc.returncode == 0:
+        return None
+    if "No solution found" not in error and "no usable wheels" not in error:
+        log.warning("Could not check the script's dependencies: %s", redact(" ".join(error.split()))[:300])
+        return None
+    return "its dependencies do not resolve (choose packages that exist on PyPI and ship wheels): " + error.replace(
+        path, "the script"
+    )
 
 
 def generate(
