@@ -992,8 +992,8 @@ def exec_script(argv: list[str], env: dict[str, str] | None = None) -> None:
 # -- direct exec: uv's decision, recorded --------------------------------------------------------------
 # `uv run --script` on a cached environment repeats a decision whose inputs have not changed: the script's
 # bytes, its lock, uv itself, its UV_* settings. The first run of a pinned revision lets uv build the environment
-# (`uv sync --script`) and records its interpreter under $SM_HOME/direct/<script sha256>, a per-machine index
-# that is never synced. Later runs check the sha256 as always, then exec that interpreter with the variables
+# (`uv sync --script`) and records its interpreter in $SM_HOME/direct/ (one file per script path and content), a
+# per-machine index that is never synced. Later runs check the sha256 as always, then exec that interpreter with the variables
 # `uv run` sets; anything changed or gone goes through uv once more and is recorded again. SM_DIRECT=0: uv always.
 # One difference remains, by design: a script killed by signal N ends with "killed by N" rather than uv's exit
 # status 128+N (a shell shows 128+N either way), and a Ctrl-C reaches it once rather than twice.
@@ -1002,8 +1002,9 @@ DIRECT_FORMAT = "sm-direct 1"
 DIRECT_ENV_LINE = 7  # a record's lines: direct_keys (6), then the real uv, the environment, its python, uv's stat
 
 
-def direct_record_path(sha256: str) -> str:
-    return os.path.join(home_dir(), "direct", sha256)
+def direct_record_path(path: str, sha256: str) -> str:
+    """One record per script path and content: uv keys environments by path, sm pins by content."""
+    return os.path.join(home_dir(), "direct", sha256_text(f"{path}\n{sha256}"))
 
 
 def uv_identity(path: str) -> str:
@@ -1031,7 +1032,7 @@ def direct_command(entry: Entry, path: str, args: Sequence[str], uv: str) -> tup
         return None
     keys = direct_keys(entry, path, uv)
     try:
-        with open(direct_record_path(entry["sha256"]), encoding="utf-8") as f:
+        with open(direct_record_path(path, entry["sha256"]), encoding="utf-8") as f:
             lines = f.read().split("\n")
         real_uv, venv, python = lines[len(keys) : len(keys) + 3]
         if lines[: len(keys)] != keys or uv_identity(real_uv) != lines[len(keys) + 3]:
@@ -1077,7 +1078,7 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
         record = "\n".join([*keys, real_uv, venv, python, uv_identity(real_uv)])
         from pathlib import Path
 
-        atomic_write(Path(direct_record_path(keys[2])), record)
+        atomic_write(Path(direct_record_path(path, keys[2])), record)
     except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as e:
         log.debug("direct exec not recorded: %s", e)
         return None

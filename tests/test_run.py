@@ -440,7 +440,7 @@ def test_direct_exec_shows_the_script_what_uv_run_shows_it(view_script, sm_env):
     env = view_script["env"]
     by_uv = run_view(uv, env)
     first = run_view(view_script["sm"], env)  # the first run records uv's decision
-    record = sm_env / "direct" / view_script["entry"]["sha256"]
+    record = sm_env / "direct" / sm.sha256_text(f"{path}\n{view_script['entry']['sha256']}")
     assert record.exists()
     by_sm = run_view(view_script["sm"], env)
     assert by_uv.pop("parent") == "uv"  # uv runs the script as its child; sm leaves uv out
@@ -463,7 +463,8 @@ def test_direct_exec_goes_through_uv_again_when_the_environment_is_gone(view_scr
     again = run_view(view_script["sm"], env)  # uv builds it again, and sm records it again
     assert first["parent"] == again["parent"] != "uv"
     assert again["prefix"] == first["prefix"] and again["executable"] == first["executable"]
-    record = (sm_env / "direct" / view_script["entry"]["sha256"]).read_text()
+    (record,) = (sm_env / "direct").iterdir()  # recorded again in place
+    record = record.read_text()
     assert first["executable"] in record.splitlines()
 
 
@@ -490,6 +491,8 @@ def test_direct_exec_is_not_used_when_a_key_changed(added, monkeypatch, sm_env):
     assert asked[1][:5] == asked[0][:5] and asked[1][5] != asked[0][5]
     monkeypatch.setenv("SM_DIRECT", "0")
     assert sm.direct_command(added, path, [], sm.which("uv")) is None and len(asked) == 2
+    # uv keys environments by path: two names with the same code in two gists have a record each
+    assert sm.direct_record_path(path, added["sha256"]) != sm.direct_record_path(path + "x", added["sha256"])
 
 
 def test_a_recorded_run_needs_neither_json_nor_the_mapping(added, invoke, monkeypatch, sm_env):
