@@ -1064,8 +1064,13 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
     def ask(cmd: list[str]) -> str:
         return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
 
+    uv_sync = [uv, "sync", "--quiet", "--script", path, "--output-format", "json"]
     try:
-        synced = json.loads(ask([uv, "sync", "--quiet", "--script", path, "--output-format", "json"]))["sync"]
+        try:  # from uv's cache first: quick, and the only way when offline; a new dependency needs the index
+            answer = ask([*uv_sync, "--offline"])
+        except subprocess.CalledProcessError:
+            answer = ask(uv_sync)
+        synced = json.loads(answer)["sync"]
         venv, python = synced["environment"]["path"], synced["environment"]["python"]["path"]
         if not (python.startswith(venv + os.sep) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
             return None
