@@ -567,3 +567,44 @@ def test_gc_removes_the_environment_direct_exec_recorded_once_the_script_is_gone
     assert ("uv environment", view["prefix"]) in {(i["kind"], i["path"]) for i in sm.gc_plan()}
     assert invoke("gc", "--yes").exit_code == 0
     assert not os.path.exists(view["prefix"])
+
+
+SIGNALLED = """import signal, time
+def handler(signum, frame):
+    print("handled", signum, flush=True)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, handler)
+print("ready", flush=True)
+time.sleep(30)
+sys.exit(9)"""
+
+
+@pytest.mark.slow
+@needs_proc
+def test_a_signal_to_sm_reaches_the_script_as_under_uv_run(tmp_path, invoke, github_env, view_script, sm_env):
+    """SIGTERM sent to the process sm started as (a service manager, `kill`) reaches the script's handler once,
+    and the script's exit status is the command's, under uv run and under direct exec alike."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "sig.py"
+    path.write_text(script_code(SIGNALLED))
+    assert invoke("add", "sig", str(path)).exit_code == 0
+    env = view_script["env"]
+
+    def signalled(cmd, env):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        return out, proc.returncode
+
+    sm_run = [sys.executable, str(ROOT / "sm.py"), "run", "sig"]
+    signalled(sm_run, env)  # records
+    assert len(list((sm_env / "direct").iterdir())) == 1  # so the next run execs the interpreter itself
+    by_uv = signalled([view_script["uv"], "run", "-q", "--script", sm.cached_file(sm.lookup("sig"))], env)
+    by_sm = signalled(sm_run, env)
+    assert by_sm == by_uv == ("handled 15\n", 3)
