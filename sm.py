@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +33,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 # typing costs ~2 ms at start-up, and annotations here are never evaluated (PEP 563): import it for checkers only.
 TYPE_CHECKING = False
+
+
+class _OnFirstUse:
+    """A module imported when first used: `re` and `json` cost ~5 ms together, which `sm run` on a recorded
+    script never needs (see run_record)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = __import__(self._name)
+        globals()[self._name] = module  # later uses find the module itself
+        return getattr(module, attr)
+
+
+json = _OnFirstUse("json")
+re = _OnFirstUse("re")
 
 if TYPE_CHECKING:
     import ast
@@ -725,17 +740,84 @@ def fast_run(argv: Sequence[str]) -> None:
         req = parse_run_tail(argv[1:])
         if req.options or req.name is None:
             return
-        with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing here
-            entry = json.loads(f.read())["scripts"].get(req.name)
-        if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
-            return
+        if found := read_run_record(req.name):
+            entry, path = found
+            if not verified_file(path, entry["sha256"]):
+                return
+        else:
+            stamp = file_stamp(mapping_file())  # before the read: a mapping written meanwhile leaves a stale record
+            with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing
+                entry = json.loads(f.read())["scripts"].get(req.name)
+            if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
+                return
+            with contextlib.suppress(OSError):
+                write_run_record(req.name, entry, path, stamp)
         args = build_script_args(entry.get("params"), req.pairs, req.passthrough) + req.passthrough
         cmd = uv_command(path, args)
+        direct = direct_command(entry, path, args, cmd[0]) if cmd else None
     except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
     if cmd is not None:  # the no-uv fallback is the full CLI's business
         with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
+            if direct is not None:
+                exec_script(*direct)
             exec_script(cmd)
+
+
+# What `sm run NAME` needs of NAME's entry, as lines in $SM_HOME/run/NAME, written by the first run after each
+# change of the mapping: later runs need neither `json` nor `re` (~5 ms) nor the whole mapping. Derived, per machine.
+RUN_RECORD_FORMAT = "sm-run 2"
+
+
+def run_record_path(name: str) -> str | None:
+    """$SM_HOME/run/NAME, for a NAME that can only be a file there (check_name's full rule needs `re`)."""
+    if not name or "/" in name or "\0" in name or name.startswith("."):
+        return None
+    return os.path.join(home_dir(), "run", name)
+
+
+def read_run_record(name: str) -> tuple[Entry, str] | None:
+    """NAME's sha256, lock and parameters, and its cached path, if recorded from the mapping as it is now."""
+    path = run_record_path(name)
+    try:
+        with open(path or "", encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        if lines[:3] != [RUN_RECORD_FORMAT, file_stamp(mapping_file()), name]:
+            return None
+        sha256, lock, cached, count = lines[3:7]
+        rows = [line.split("\t") for line in lines[7 : 7 + int(count)]] if count != "-" else None
+        params = (
+            None
+            if rows is None
+            else [
+                {
+                    "name": n,
+                    "required": r == "1",
+                    "default": d or None,
+                    "kind": k or None,
+                    "multiple": m == "1",
+                    "cli": c,
+                }
+                for n, r, d, k, m, c in rows
+            ]
+        )
+    except (OSError, ValueError):
+        return None
+    return {"sha256": sha256, "lock_sha256": None if lock == "-" else lock, "params": params}, cached
+
+
+def write_run_record(name: str, entry: Entry, cached: str, stamp: str) -> None:
+    """Only what running needs: a parameter's default matters only as present or not (errors go to the full CLI)."""
+    from pathlib import Path
+
+    params = entry.get("params")
+    lines = [RUN_RECORD_FORMAT, stamp, name, entry["sha256"], entry.get("lock_sha256") or "-", cached]
+    lines.append("-" if params is None else str(len(params)))
+    for p in params or []:
+        required, default = "1" if p.get("required") else "0", "" if p.get("default") is None else "1"
+        extra = f"{p.get('kind') or ''}\t{'1' if p.get('multiple') else '0'}\t{p.get('cli') or ''}"
+        lines.append(f"{p['name']}\t{required}\t{default}\t{extra}")  # what build_script_args reads
+    atomic_write(Path(run_record_path(name) or ""), "\n".join(lines))
 
 
 # -- sm run NAME key=value ... ---------------------------------------------------------------------
@@ -949,9 +1031,12 @@ def verified_cache(entry: Entry) -> str | None:
     The copy is read through no symlink, and only if it is a regular file of this user that no other user
     can write; anything else is fetched again.
     """
+    return verified_file(cached_file(entry), entry["sha256"])
+
+
+def verified_file(path: str, sha256: str) -> str | None:
     import stat
 
-    path = cached_file(entry)
     try:
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
             st = os.fstat(f.fileno())
@@ -960,7 +1045,7 @@ def verified_cache(entry: Entry) -> str | None:
             data = f.read()
     except OSError:
         return None
-    return path if sha256_hex(data) == entry["sha256"] else None
+    return path if sha256_hex(data) == sha256 else None
 
 
 def store_cache(entry: Entry, content: str) -> Path:
@@ -980,16 +1065,118 @@ def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
     return [uv, "run", "--script", str(path), *args] if uv else None
 
 
-def exec_script(argv: list[str]) -> None:
-    """Replace this process with uv: stdin, the tty, signals and the exit code become the script's."""
+def exec_script(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process with uv (or, given `env`, the script's own interpreter): stdin, the tty, signals and
+    the exit code become the script's."""
     log.debug("exec: %s", " ".join(argv))
     sys.stdout.flush()
     sys.stderr.flush()
     refresh_in_background()
     try:
-        os.execv(argv[0], argv)
+        os.execv(argv[0], argv) if env is None else os.execve(argv[0], argv, env)
     except OSError as e:  # a uv for another machine, a half-written upgrade, an argument list too long
         raise ConfigError(f"Could not start {argv[0]} ({e.strerror or e}): reinstall it, or check PATH.") from e
+
+
+# -- direct exec: uv's decision, recorded --------------------------------------------------------------
+# `uv run --script` on a cached environment repeats a decision whose inputs have not changed: the script's
+# bytes, its lock, uv itself, its UV_* settings. The first run of a pinned revision lets uv build the environment
+# (`uv sync --script`) and records its interpreter in $SM_HOME/direct/ (one file per script path and content), a
+# per-machine index that is never synced. Later runs check the sha256 as always, then exec that interpreter with the variables
+# `uv run` sets; anything changed or gone goes through uv once more and is recorded again. SM_DIRECT=0: uv always.
+# One difference remains, by design: a script killed by signal N ends with "killed by N" rather than uv's exit
+# status 128+N (a shell shows 128+N either way), and a Ctrl-C reaches it once rather than twice.
+
+DIRECT_FORMAT = "sm-direct 1"
+DIRECT_ENV_LINE = 7  # a record's lines: direct_keys (6), then the real uv, the environment, its python, uv's stat
+
+
+def direct_record_path(path: str, sha256: str) -> str:
+    """One record per script path and content: uv keys environments by path, sm pins by content."""
+    return os.path.join(home_dir(), "direct", sha256_text(f"{path}\n{sha256}"))
+
+
+def uv_identity(path: str) -> str:
+    """A binary's path and stat: a change of uv (an upgrade, another uv first on PATH) changes it."""
+    st = os.stat(path)
+    return f"{path} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def uv_settings() -> str:
+    """The UV_* variables that steer uv's choice of interpreter and packages, as one short digest."""
+    skip = ("UV", "UV_RUN_RECURSION_DEPTH")
+    items = sorted((k, v) for k, v in os.environ.items() if k.startswith("UV_") and k not in skip)
+    return sha256_text(repr(items))[:16]
+
+
+def direct_keys(entry: Entry, path: str, uv: str) -> list[str]:
+    """Everything uv's decision depends on that sm can check in microseconds, one line each."""
+    return [DIRECT_FORMAT, path, entry["sha256"], entry.get("lock_sha256") or "-", uv_identity(uv), uv_settings()]
+
+
+def direct_command(entry: Entry, path: str, args: Sequence[str], uv: str) -> tuple[list[str], dict[str, str]] | None:
+    """The script's own interpreter and environment, as `uv run --script PATH ARGS` would start it, when uv's
+    recorded decision still holds (recorded now if there is none); None means: let uv run it."""
+    if os.environ.get("SM_DIRECT") == "0":
+        return None
+    keys = direct_keys(entry, path, uv)
+    try:
+        with open(direct_record_path(path, entry["sha256"]), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        real_uv, venv, python = lines[len(keys) : len(keys) + 3]
+        if lines[: len(keys)] != keys or uv_identity(real_uv) != lines[len(keys) + 3]:
+            raise ValueError("a key changed")
+        if not (os.path.exists(python) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
+            raise ValueError("the environment is gone")
+    except (OSError, ValueError):
+        found = record_direct(keys, path, uv)
+        if found is None:
+            return None
+        real_uv, venv, python = found
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = venv
+    env["PATH"] = os.pathsep.join(p for p in (os.path.join(venv, "bin"), os.environ.get("PATH")) if p)
+    env["UV"] = real_uv
+    try:
+        depth = int(os.environ.get("UV_RUN_RECURSION_DEPTH") or 0)
+    except ValueError:
+        depth = 0
+    env["UV_RUN_RECURSION_DEPTH"] = str(depth + 1)
+    return [python, path, *args], env
+
+
+def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] | None:
+    """Let uv build the script's environment and say where it is; record it. None when uv could not: then
+    `uv run` reports why. The real uv binary (behind a pyenv shim, say) is what uv itself passes on as $UV."""
+    import subprocess
+
+    def ask(cmd: list[str]) -> str:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+
+    uv_sync = [uv, "sync", "--quiet", "--script", path, "--output-format", "json"]
+    try:
+        try:  # from uv's cache first: quick, and the only way when offline; a new dependency needs the index
+            answer = ask([*uv_sync, "--offline"])
+        except subprocess.CalledProcessError:
+            answer = ask(uv_sync)
+        synced = json.loads(answer)["sync"]
+        venv, python = synced["environment"]["path"], synced["environment"]["python"]["path"]
+        if not (python.startswith(venv + os.sep) and os.path.exists(os.path.join(venv, "pyvenv.cfg"))):
+            return None
+        real_uv = uv
+        with open(uv, "rb") as f:
+            if f.read(2) == b"#!":  # a wrapper script (a pyenv shim): ask the uv behind it
+                probe = "import os; print(os.environ['UV'])"
+                real_uv = ask([uv, "run", "-q", "--no-project", "--python", python, "--", python, "-I", "-c", probe])
+                real_uv = real_uv.strip()
+        record = "\n".join([*keys, real_uv, venv, python, uv_identity(real_uv)])
+        from pathlib import Path
+
+        atomic_write(Path(direct_record_path(path, keys[2])), record)
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError) as e:
+        log.debug("direct exec not recorded: %s", e)
+        return None
+    return real_uv, venv, python
 
 
 def refresh_in_background() -> None:
@@ -3180,6 +3367,8 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
         if getattr(ctx, "partial_output", False):
             return out
         problems = script_problems(out.code, out.params, required)
+        if not problems and (unresolved := dependency_problem(out.code)):
+            problems = [unresolved]
         if problems:
             retry = ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
             retry.problems = problems  # for the user, should the model give up (see model_errors)
@@ -3187,6 +3376,38 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
         return out
 
     return agent
+
+
+def dependency_problem(code: str) -> str | None:
+    """Why the script's dependencies do not resolve (a package that does not exist, or none for its
+    requires-python), in uv's words; None when they do, when there are none, or without uv. Wheels only
+    (`--no-build`): no package's code runs here, and the script itself, not yet reviewed, never does.
+    A failure that is not the script's (no network) is logged and lets the script through."""
+    import subprocess
+    import tempfile
+
+    uv = which("uv")
+    if uv is None or not read_script(code).dependencies:
+        return None
+    with tempfile.TemporaryDirectory(prefix="sm-resolve-") as folder:
+        path = os.path.join(folder, "script.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        cmd = [uv, "lock", "--quiet", "--dry-run", "--no-build", "--script", path]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("Could not check the script's dependencies (%s).", _short(e))
+            return None
+    error = proc.stderr[proc.stderr.find("error:") :].strip() if "error:" in proc.stderr else proc.stderr.strip()
+    if proc.returncode == 0:
+        return None
+    if "No solution found" not in error and "no usable wheels" not in error:
+        log.warning("Could not check the script's dependencies: %s", redact(" ".join(error.split()))[:300])
+        return None
+    return "its dependencies do not resolve (choose packages that exist on PyPI and ship wheels): " + error.replace(
+        path, "the script"
+    )
 
 
 def generate(
@@ -5424,6 +5645,130 @@ def launcher_report() -> tuple[int, list[str]]:
     return sum(1 for e in scripts.values() if e.get("installed_as")), problems
 
 
+# -- gc ---------------------------------------------------------------------------------------------
+# What no live entry uses: never a uv environment that sm did not record, never anything outside $SM_HOME else.
+
+DRAFT_DAYS = 30
+
+
+def gc_plan() -> list[dict[str, Any]]:
+    """What `sm gc` would remove: [{kind, path, bytes}], bytes being what removing it frees on disk."""
+    scripts = read_mapping()["scripts"]
+    gists = {e["gist_id"] for e in scripts.values()}
+    live_paths = set()
+    for entry in scripts.values():
+        with contextlib.suppress(IntegrityError):
+            live_paths.add(cached_file(entry))
+    plan: list[dict[str, Any]] = []
+
+    def add(kind: str, path: str) -> None:
+        if all(p["path"] != path for p in plan):  # two stale records of one script name one environment
+            plan.append({"kind": kind, "path": path, "bytes": freed_bytes(path)})
+
+    for name in home_children("cache"):
+        if name not in gists:
+            add("cached script", home_path("cache", name))
+    for name in home_children("venvs"):
+        key = name.rsplit("-", 1)[0] if not name.endswith(".lock") else None
+        if key is not None and key != "draft" and key not in gists:
+            add("fallback venv", home_path("venvs", name))
+    old = time.time() - DRAFT_DAYS * 86400
+    for name in home_children("drafts"):
+        path = home_path("drafts", name)
+        if os.stat(path).st_mtime < old:
+            add("old draft", path)
+    for name in home_children("run"):
+        if name not in scripts:
+            add("run record", home_path("run", name))
+    records = {}
+    for name in home_children("direct"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            with open(home_path("direct", name), encoding="utf-8") as f:
+                records[home_path("direct", name)] = f.read().split("\n")
+    # uv keys environments by script path: one recorded for a live script's path serves its current pin too
+    live_envs = {recorded_env(lines) for lines in records.values() if lines[1:2] and lines[1] in live_paths}
+    for path, lines in records.items():
+        if lines[1:2] and lines[1] in live_paths:
+            continue
+        if (venv := recorded_env(lines)) is not None and venv not in live_envs:
+            add("uv environment", venv)
+        add("direct record", path)
+    return plan
+
+
+def home_children(folder: str) -> list[str]:
+    """The names in $SM_HOME/FOLDER that are not symlinks leading elsewhere (those are left alone)."""
+    try:
+        names = sorted(os.listdir(home_path(folder)))
+    except OSError:
+        return []
+    return [n for n in names if not os.path.islink(os.path.join(home_path(folder), n))]
+
+
+def recorded_env(lines: list[str]) -> str | None:
+    """The uv environment a direct record names, if it is still one: a folder of uv's environments-v2 with a
+    pyvenv.cfg, reached through no symlink."""
+    venv = lines[DIRECT_ENV_LINE] if len(lines) > DIRECT_ENV_LINE else ""
+    parent = os.path.dirname(venv)
+    if (
+        os.path.isabs(venv)
+        and os.path.basename(parent) == "environments-v2"
+        and not os.path.islink(venv)
+        and os.path.isfile(os.path.join(venv, "pyvenv.cfg"))
+        and os.path.realpath(venv) == os.path.normpath(venv)
+    ):
+        return venv
+    return None
+
+
+def freed_bytes(path: str) -> int:
+    """Bytes freed by removing `path`: files linked nowhere else (uv hardlinks environments into its cache)."""
+    total = 0
+    for folder, dirs, files in os.walk(path) if os.path.isdir(path) else [("", [], [path])]:
+        for name in [*dirs, *files]:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(folder, name))
+                total += st.st_size if st.st_nlink == 1 or name in dirs else 0
+    return total
+
+
+def collect_garbage(*, dry_run: bool, yes: bool) -> list[dict[str, Any]]:
+    """`sm gc`: remove what gc_plan found, after asking (unless --yes); a uv environment only when no uv process
+    holds its lock. Returns what was (or, with dry_run, would be) removed."""
+    import fcntl
+    import shutil
+
+    plan = gc_plan()
+    if dry_run or not plan:
+        return plan
+    confirm(
+        f"Remove {len(plan)} items, freeing {human_size(sum(p['bytes'] for p in plan))}?",
+        "" if yes else "\n".join(f"{p['kind']}: {p['path']}" for p in plan),  # with --yes, stdout lists them
+        yes=yes,
+        declined="Nothing was removed.",
+    )
+    done = []
+    for item in plan:
+        path = item["path"]
+        try:
+            if item["kind"] == "uv environment":
+                with open(os.path.join(path, ".lock"), "a+") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # uv is syncing it: leave it for next time
+                    shutil.rmtree(path)
+            elif os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+                if item["kind"] == "fallback venv":
+                    with contextlib.suppress(OSError):
+                        os.unlink(path + ".lock")
+        except OSError as e:
+            log.warning("Could not remove %s (%s); the next `sm gc` tries again.", path, _short(e))
+            continue
+        done.append(item)
+    return done
+
+
 # -- doctor -----------------------------------------------------------------------------------------
 
 TOKEN_FIX = (
@@ -5595,6 +5940,9 @@ def doctor_checks() -> list[dict[str, Any]]:
     size, count = folder_size(cache_dir())
     venv_size, _ = folder_size(home / "venvs")
     extra = f"; fallback venvs {human_size(venv_size)}" if venv_size else ""
+    with contextlib.suppress(SmError, OSError):
+        if plan := gc_plan():
+            extra += f"; `sm gc` would free {human_size(sum(p['bytes'] for p in plan))} in {len(plan)} items"
     add("cache", "ok", f"{human_size(size)} in {count} files under {cache_dir()}{extra}")
 
     with contextlib.suppress(SmError):  # said only to those who use `sm install`
@@ -5956,6 +6304,22 @@ def build_cli() -> click.Group:
         kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
         click.echo(f"Removed {name}; {kept}.", err=True)
 
+    @cli.command(name="gc", context_settings=settings)
+    @click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+    @yes_option("Remove without asking.")
+    @json_option("what was removed")
+    def gc_command(dry_run: bool, yes: bool, as_json: bool) -> None:
+        """Remove what no script in the mapping uses, and say how much it freed.
+
+        Cached copies and fallback venvs of removed scripts, drafts older than 30 days, and the uv environments
+        sm recorded for scripts or revisions no longer pinned. uv's other environments are never touched.
+
+        \b
+        sm gc --dry-run
+        sm gc --yes --json
+        """
+        echo_removed(collect_garbage(dry_run=dry_run, yes=yes), dry_run=dry_run, as_json=as_json)
+
     @cli.command(name="rename", context_settings=settings)
     @click.argument("old", shell_complete=complete_script_names)
     @click.argument("new")
@@ -6156,6 +6520,19 @@ def upload_options(default_description: str) -> Callable[[Any], Any]:
 
 # -- output -------------------------------------------------------------------------------------------
 # stdout carries data (JSON, the run line, code); what is said to people goes to stderr.
+
+
+def echo_removed(items: list[dict[str, Any]], *, dry_run: bool, as_json: bool) -> None:
+    """What `sm gc` removed (or would): one line each on stdout, and the total on stderr."""
+    import click
+
+    total = sum(i["bytes"] for i in items)
+    if as_json:
+        click.echo(json_text({"dry_run": dry_run, "removed": items, "bytes": total}))
+        return
+    for item in items:
+        click.echo(f"{human_size(item['bytes']):>9}  {item['kind']}: {visible(item['path'], one_line=True)}")
+    click.echo(f"{'Would free' if dry_run else 'Freed'} {human_size(total)} in {len(items)} items.", err=True)
 
 
 def echo_entry(entry: Entry, as_json: bool, status: str) -> None:

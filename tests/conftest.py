@@ -55,6 +55,7 @@ def sm_env(tmp_path, monkeypatch):
     home = tmp_path / "smhome"
     monkeypatch.setenv("SM_HOME", str(home))
     monkeypatch.setenv("SM_RAISE_ERRORS", "1")
+    monkeypatch.setenv("SM_DIRECT", "0")  # `sm run` execs uv, as these tests expect; tests of direct exec turn it on
     # For sm in a subprocess, where the virtual clock below does not reach: GitHub's 1 s between writes and
     # a minute of retries would make those tests wait.
     monkeypatch.setenv("SM_RETRY_BUDGET", "10")
@@ -130,7 +131,7 @@ def cli():
 def invoke(cli, monkeypatch):
     """Run a command; `sm run` records the uv argv instead of replacing the test process."""
     execs: list[list[str]] = []
-    monkeypatch.setattr(sm, "exec_script", lambda argv: execs.append(argv))
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: execs.append(argv))
 
     def go(*args, input=None, env=None):
         result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)

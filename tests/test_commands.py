@@ -786,6 +786,7 @@ def two_scripts(sm_env):
                 "create",
                 "doctor",
                 "edit",
+                "gc",
                 "history",
                 "install",
                 "list",
@@ -908,7 +909,7 @@ def test_every_command_only_forwards_to_an_operation():
             isinstance(d, ast.Call) and getattr(d.func, "attr", "") in ("command", "group") for d in n.decorator_list
         )
     ]
-    assert len(commands) >= 16  # the walk finds them all (other branches add commands too)
+    assert len(commands) >= 17  # the walk finds them all
     for command in commands:
         body = command.body[1:]  # after the docstring
         assert not body or body[-1].end_lineno - body[0].lineno < 8, f"{command.name} does more than forward"
@@ -1043,3 +1044,84 @@ def test_add_uploads_crlf_and_bom_files_byte_for_byte(name, github_env, invoke):
     assert invoke("add", "brought", str(FIXTURE_SCRIPTS / name)).exit_code == 0
     uploaded = github_env.gist_files(sm.lookup("brought")["gist_id"])["brought.py"]
     assert uploaded.encode("utf-8") == (FIXTURE_SCRIPTS / name).read_bytes()
+
+
+# ── gc ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def direct_record(sm_env, script_path, sha, venv):
+    """A record as direct exec writes it, naming a uv environment (a folder with a pyvenv.cfg)."""
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "lib.so").write_bytes(b"x" * 5000)
+    record = sm_env / "direct" / sha
+    record.parent.mkdir(parents=True, exist_ok=True)
+    lines = [sm.DIRECT_FORMAT, str(script_path), sha, "-", "uv 1 2 3", "abc", "/usr/bin/uv", str(venv)]
+    record.write_text("\n".join([*lines, f"{venv}/bin/python", "uv 1 2 3"]))
+    return record
+
+
+@pytest.fixture
+def garbage(added, sm_env, tmp_path):
+    """What a removed script, an old draft and an old pin leave behind, beside what the live `weather` uses."""
+    envs = tmp_path / "uv-cache" / "environments-v2"
+    gone = "f" * 32
+    (sm_env / "cache" / gone / f"rev-{'1' * 40}").mkdir(parents=True)
+    (sm_env / "cache" / gone / "old.py").write_text("print('old')\n")
+    (sm_env / "venvs" / f"{gone}-old").mkdir(parents=True)
+    (sm_env / "drafts").mkdir(exist_ok=True)
+    (sm_env / "drafts" / "ancient.py").write_text("print(1)\n")
+    os.utime(sm_env / "drafts" / "ancient.py", (0, 0))
+    (sm_env / "drafts" / "recent.py").write_text("print(2)\n")
+    live = sm.cached_file(added)
+    stale = direct_record(sm_env, sm_env / "cache" / gone / "old.py", "a" * 64, envs / "old-1111")
+    kept = [
+        direct_record(sm_env, live, added["sha256"], envs / "weather-2222"),
+        direct_record(sm_env, live, "b" * 64, envs / "weather-2222x"),  # the live path's earlier pin
+        envs / "stranger-3333",  # uv's, not recorded by sm
+        sm_env / "drafts" / "recent.py",
+        sm_env / "cache" / added["gist_id"],
+    ]
+    (envs / "stranger-3333").mkdir()
+    removed = {
+        ("cached script", str(sm_env / "cache" / gone)),
+        ("fallback venv", str(sm_env / "venvs" / f"{gone}-old")),
+        ("old draft", str(sm_env / "drafts" / "ancient.py")),
+        ("uv environment", str(envs / "old-1111")),
+        ("direct record", str(stale)),
+    }
+    return removed, kept
+
+
+def test_gc_dry_run_lists_what_no_live_entry_uses_and_removes_nothing(garbage, invoke):
+    removed, kept = garbage
+    result = invoke("gc", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["dry_run"] is True
+    assert {(i["kind"], i["path"]) for i in report["removed"]} == removed
+    assert report["bytes"] == sum(i["bytes"] for i in report["removed"]) > 5000
+    assert all(os.path.exists(p) for _, p in removed) and all(p.exists() for p in kept)
+
+    text = invoke("gc", "--dry-run")
+    assert text.exit_code == 0
+    assert len(text.stdout.splitlines()) == len(removed) and "uv environment: " in text.stdout
+    assert text.stderr.startswith("Would free ") and text.stderr.endswith(" in 5 items.\n")
+
+
+def test_gc_asks_then_removes_and_a_second_gc_finds_nothing(garbage, invoke):
+    removed, kept = garbage
+    refused = invoke("gc")  # no terminal to ask on, and no --yes
+    assert refused.exit_code == 1 and "Nothing was removed." in refused.stderr
+    assert all(os.path.exists(p) for _, p in removed)
+    result = invoke("gc", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Freed ")
+    assert not any(os.path.exists(p) for _, p in removed) and all(p.exists() for p in kept)
+    assert json.loads(invoke("gc", "--dry-run", "--json").stdout)["removed"] == []
+    assert invoke("run", "weather", "city=x").exit_code == 0
+
+
+def test_doctor_says_what_gc_would_free(garbage, invoke):
+    _, _, checks = doctor_json(invoke)
+    assert "`sm gc` would free " in checks["cache"]["detail"] and " in 5 items" in checks["cache"]["detail"]

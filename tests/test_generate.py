@@ -101,3 +101,33 @@ def test_resolve_model_order(monkeypatch):
     monkeypatch.setenv("SM_MODEL", "google:gemini-2.5-pro")
     assert sm.resolve_model(None) == "google:gemini-2.5-pro"
     assert sm.resolve_model("openai-chat:x") == "openai-chat:x"
+
+
+def test_a_dependency_that_does_not_resolve_goes_back_to_the_model(tmp_path, monkeypatch):
+    """A package that does not exist (an invented name) is a reason to repair, found offline in a local wheel folder."""
+    from test_install import make_wheel
+
+    make_wheel(tmp_path)
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    monkeypatch.setenv("UV_FIND_LINKS", str(tmp_path))
+    invented = reply("print(args.city)", ["city"])
+    invented["code"] = invented["code"].replace("dependencies = []", 'dependencies = ["smtestdep-typo"]')
+    good = reply("print(args.city)", ["city"])
+    good["code"] = good["code"].replace("dependencies = []", 'dependencies = ["smtestdep"]')
+    model = scripted(invented, good)
+    script, _ = sm.generate("weather for {{city}}", model)
+    assert '"smtestdep"' in script.code
+    assert len(model.seen) == 2
+    retry = json.dumps([p for p in model.seen[1][-1].parts if isinstance(p, ToolReturnPart)][0].content, default=str)
+    assert "dependencies do not resolve" in retry and "smtestdep-typo" in retry and "not found" in retry
+
+
+def test_a_dependency_check_that_cannot_reach_the_index_lets_the_script_through(monkeypatch):
+    monkeypatch.setenv("UV_DEFAULT_INDEX", "http://127.0.0.1:9/simple")  # nothing listens there
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    warnings = []
+    monkeypatch.setattr(sm.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    assert sm.dependency_problem(reply("print(1)")["code"].replace("= []", '= ["zz-sm-offline"]')) is None
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "Could not check the script's dependencies: error: Failed to fetch"
+    )

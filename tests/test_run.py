@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -481,3 +482,249 @@ def test_a_script_reading_sys_argv_takes_its_arguments_after_dashes(github_env, 
     assert refused.exit_code == 2 and "put its arguments after `--`" in refused.stderr
     ran = invoke("run", "mean", "--", "1", "2", "--mean")
     assert ran.exit_code == 0 and ran.execs[-1][-3:] == ["1", "2", "--mean"]
+
+
+# ── direct exec: the script's own interpreter, as uv would start it ───────────────────────────────
+
+VIEW = """import json, os
+view = {"executable": sys.executable, "prefix": sys.prefix, "path": sys.path, "argv": sys.argv,
+        "orig_argv": sys.orig_argv, "file": __file__, "environ": dict(os.environ), "stdin": sys.stdin.read(),
+        "parent": os.path.basename(os.readlink(f"/proc/{os.getppid()}/exe"))}
+print(json.dumps(view))
+sys.exit(7)"""
+
+
+def real_uv() -> str:
+    """uv's own binary, not a pyenv shim (a bash script that changes PATH on its way to uv)."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("uv")
+    if found is None:
+        pytest.skip("needs uv")
+    with open(found, "rb") as f:
+        if f.read(2) == b"#!":
+            return subprocess.run(["pyenv", "which", "uv"], capture_output=True, text=True, check=True).stdout.strip()
+    return found
+
+
+@pytest.fixture
+def view_script(tmp_path, invoke, github_env, monkeypatch):
+    """A script `view` that prints what it sees as JSON, and the environment to run sm and uv in."""
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "view.py"
+    path.write_text(script_code(VIEW, ["who"]).replace("parser.parse_args()", "parser.parse_known_args()[0]"))
+    assert invoke("add", "view", str(path)).exit_code == 0
+    uv = real_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("SM_DIRECT", "GITHUB_PAT", "SM_GITHUB_API_URL")}
+    env |= {"PATH": f"{os.path.dirname(uv)}{os.pathsep}{env['PATH']}", "SM_REFRESH_SECONDS": "-1"}
+    env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
+    return {
+        "entry": sm.lookup("view"),
+        "uv": uv,
+        "env": env,
+        "sm": [sys.executable, str(ROOT / "sm.py"), "run", "view", "who=x", "--", "a", "b c", "-q"],
+    }
+
+
+def run_view(cmd, env):
+    import subprocess
+
+    proc = subprocess.run(cmd, env=env, input="from stdin\n", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 7, proc.stderr
+    return json.loads(proc.stdout)
+
+
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/exe"), reason="tells uv's children by /proc")
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_shows_the_script_what_uv_run_shows_it(view_script, sm_env):
+    path = sm.cached_file(view_script["entry"])
+    uv = [view_script["uv"], "run", "--quiet", "--script", path, "--who=x", "a", "b c", "-q"]
+    env = view_script["env"]
+    by_uv = run_view(uv, env)
+    first = run_view(view_script["sm"], env)  # the first run records uv's decision
+    record = sm_env / "direct" / sm.sha256_text(f"{path}\n{view_script['entry']['sha256']}")
+    assert record.exists()
+    by_sm = run_view(view_script["sm"], env)
+    assert by_uv.pop("parent") == "uv"  # uv runs the script as its child; sm leaves uv out
+    assert first.pop("parent") == by_sm.pop("parent") != "uv"
+    assert by_sm == first == by_uv
+    assert by_sm["prefix"] == by_sm["environ"]["VIRTUAL_ENV"] != env.get("VIRTUAL_ENV")
+    assert by_sm["environ"]["UV_RUN_RECURSION_DEPTH"] == str(int(env.get("UV_RUN_RECURSION_DEPTH", 0)) + 1)
+    assert by_sm["stdin"] == "from stdin\n"
+    assert by_sm["argv"] == [path, "--who=x", "a", "b c", "-q"]
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_goes_through_uv_again_when_the_environment_is_gone(view_script, sm_env):
+    import shutil
+
+    env = view_script["env"]
+    first = run_view(view_script["sm"], env)
+    shutil.rmtree(first["prefix"])
+    again = run_view(view_script["sm"], env)  # uv builds it again, and sm records it again
+    assert first["parent"] == again["parent"] != "uv"
+    assert again["prefix"] == first["prefix"] and again["executable"] == first["executable"]
+    (record,) = (sm_env / "direct").iterdir()  # recorded again in place
+    record = record.read_text()
+    assert first["executable"] in record.splitlines()
+
+
+@pytest.mark.slow
+@needs_proc
+def test_sm_direct_0_runs_through_uv_every_time(view_script, sm_env):
+    env = {**view_script["env"], "SM_DIRECT": "0"}
+    view = run_view(view_script["sm"], env)
+    view = run_view(view_script["sm"], env)
+    assert view["stdin"] == "from stdin\n" and view["parent"] == "uv"
+    assert not (sm_env / "direct").exists()
+
+
+def test_direct_exec_is_not_used_when_a_key_changed(added, monkeypatch, sm_env):
+    """A record for other script bytes, another uv, or other UV_* settings is not trusted: uv is asked again."""
+    monkeypatch.delenv("SM_DIRECT")
+    path = sm.cached_file(added)
+    asked = []
+    monkeypatch.setattr(sm, "record_direct", lambda keys, path, uv: asked.append(keys) or None)
+    assert sm.direct_command(added, path, [], sm.which("uv")) is None
+    assert len(asked) == 1
+    monkeypatch.setenv("UV_PYTHON", "3.99")
+    sm.direct_command(added, path, [], sm.which("uv"))
+    assert asked[1][:5] == asked[0][:5] and asked[1][5] != asked[0][5]
+    monkeypatch.setenv("SM_DIRECT", "0")
+    assert sm.direct_command(added, path, [], sm.which("uv")) is None and len(asked) == 2
+    # uv keys environments by path: two names with the same code in two gists have a record each
+    assert sm.direct_record_path(path, added["sha256"]) != sm.direct_record_path(path + "x", added["sha256"])
+
+
+def test_a_recorded_run_needs_neither_json_nor_the_mapping(added, invoke, monkeypatch, sm_env):
+    """The first fast run writes what running needs of the entry; later runs read it, until the mapping changes."""
+    runs, cached = [], sm.cached_path(added)
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: runs.append(argv))
+    sm.fast_run(["run", "weather", "city=Oslo"])
+    assert runs[-1][-1] == "--city=Oslo"
+    monkeypatch.setattr(sm, "json", None)  # any use of json now fails, and the fast path gives up
+    monkeypatch.setattr(sm, "re", None)
+    sm.fast_run(["run", "weather", "city=Rome", "--", "-x"])
+    assert runs[-1][-2:] == ["--city=Rome", "-x"]
+    sm.fast_run(["run", "weather", "town=Rome"])  # a parameter it does not take: the full CLI says so
+    assert len(runs) == 2
+    cached.write_text("tampered")
+    sm.fast_run(["run", "weather", "city=Oslo"])  # the sha256 is still checked before every run
+    assert len(runs) == 2
+
+
+def test_a_run_record_is_not_used_once_the_mapping_changed(added, monkeypatch):
+    runs = []
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: runs.append(argv))
+    sm.fast_run(["run", "weather", "city=Oslo"])
+    with sm.locked_mapping() as data:
+        data["scripts"]["weather"]["params"] = []
+    sm.fast_run(["run", "weather", "city=Oslo"])  # the parameter is gone now: the full CLI reports it
+    assert len(runs) == 1
+    sm.fast_run(["run", "weather"])
+    assert len(runs) == 2
+
+
+def test_sm_run_imports_no_re_or_json_once_recorded(added, monkeypatch, sm_env):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import sm; "
+        "sm.exec_script = lambda *a, **k: print(sorted({'re', 'json'} & set(sys.modules)), a[0][-1]); "
+        "sm.fast_run(['run', 'weather', 'city=Oslo'])"
+    )
+    env = {**os.environ, "SM_REFRESH_SECONDS": "-1"}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert first.stdout == "['json', 're'] --city=Oslo\n", first.stderr
+    assert again.stdout == "[] --city=Oslo\n", again.stderr
+
+
+@pytest.mark.slow
+@needs_proc
+def test_direct_exec_behind_a_wrapper_passes_the_real_uv_on(view_script, tmp_path):
+    """A pyenv shim is a script in front of uv: the script still gets uv's own binary as $UV, as under uv run."""
+    shim = tmp_path / "shim" / "uv"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {view_script["uv"]} "$@"\n')
+    shim.chmod(0o755)
+    env = {**view_script["env"], "PATH": f"{shim.parent}{os.pathsep}{view_script['env']['PATH']}"}
+    run_view(view_script["sm"], env)
+    view = run_view(view_script["sm"], env)
+    assert view["parent"] != "uv" and view["environ"]["UV"] == view_script["uv"]
+
+
+@pytest.mark.slow
+@needs_proc
+def test_gc_removes_the_environment_direct_exec_recorded_once_the_script_is_gone(view_script, invoke):
+    env = view_script["env"]
+    view = run_view(view_script["sm"], env)
+    assert ("uv environment", view["prefix"]) not in {(i["kind"], i["path"]) for i in sm.gc_plan()}
+    with sm.locked_mapping() as data:  # removed on another machine, say: sync drops the entry
+        del data["scripts"]["view"]
+    assert ("uv environment", view["prefix"]) in {(i["kind"], i["path"]) for i in sm.gc_plan()}
+    assert invoke("gc", "--yes").exit_code == 0
+    assert not os.path.exists(view["prefix"])
+
+
+SIGNALLED = """import signal, time
+def handler(signum, frame):
+    print("handled", signum, flush=True)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, handler)
+print("ready", flush=True)
+time.sleep(30)
+sys.exit(9)"""
+
+
+@pytest.mark.slow
+@needs_proc
+def test_a_signal_to_sm_reaches_the_script_as_under_uv_run(tmp_path, invoke, github_env, view_script, sm_env):
+    """SIGTERM sent to the process sm started as (a service manager, `kill`) reaches the script's handler once,
+    and the script's exit status is the command's, under uv run and under direct exec alike."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "sig.py"
+    path.write_text(script_code(SIGNALLED))
+    assert invoke("add", "sig", str(path)).exit_code == 0
+    env = view_script["env"]
+
+    def signalled(cmd, env):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        return out, proc.returncode
+
+    sm_run = [sys.executable, str(ROOT / "sm.py"), "run", "sig"]
+    signalled(sm_run, env)  # records
+    assert len(list((sm_env / "direct").iterdir())) == 1  # so the next run execs the interpreter itself
+    by_uv = signalled([view_script["uv"], "run", "-q", "--script", sm.cached_file(sm.lookup("sig"))], env)
+    by_sm = signalled(sm_run, env)
+    assert by_sm == by_uv == ("handled 15\n", 3)
+
+
+def test_the_run_record_keeps_positionals_and_flags(github_env, invoke):
+    """The fast path's per-name record carries each input's kind: a positional stays a positional on the
+    second run, when the mapping is no longer read."""
+    assert invoke("add", "cp", str(FIXTURE_SCRIPTS / "argparse_positionals.py")).exit_code == 0
+    execs = invoke("list").execs
+    for _ in range(2):  # the first run writes the record, the second reads it
+        sm.fast_run(["run", "cp", "dest=b.txt", "src=a.txt"])
+        assert execs[-1][-2:] == ["a.txt", "b.txt"]
+    assert sm.read_run_record("cp")[0]["params"][0]["kind"] == "positional"
