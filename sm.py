@@ -2920,7 +2920,7 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
             state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
         if not state.get("gist_id"):
             found = find_mapping_gist(gh)
-            if found is None and not (local["scripts"] or local["tombstones"]):
+            if found is None and not (local["scripts"] or local["tombstones"] or local.get("catalogs")):
                 return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
             state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
         try:
@@ -5663,6 +5663,24 @@ def self_record_path() -> Path:
     return sm_home() / "self.json"
 
 
+def republish(
+    gh: GitHub, record: Path, files: dict[str, str], description: str, *, public: bool, what: str
+) -> dict[str, Any]:
+    """Update the gist whose id `record` (a JSON file) holds with `files`, or create one when there is none yet
+    or it is gone; the caller records the new id."""
+    gist_id = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        gist_id = json.loads(record.read_text(encoding="utf-8")).get("gist_id")
+    if type(gist_id) is str and re.fullmatch(GIST_ID_PATTERN, gist_id):
+        try:
+            return gh.update_gist(gist_id, dict(files), description)
+        except GitHubError as e:
+            if e.status != 404:
+                raise
+            log.warning("%s before (%s) is gone; publishing to a new one.", what, gist_id)
+    return gh.create_gist(files, description, public=public)
+
+
 def self_publish() -> dict[str, Any]:
     """`sm self publish`: sm.py and a pyproject.toml to a secret gist (the same one each time); the install line."""
     files = self_files()
@@ -5671,19 +5689,7 @@ def self_publish() -> dict[str, Any]:
     gh = github()
     with status_line("Publishing sm…"):
         gh.check_token()
-        record: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(self_record_path().read_text(encoding="utf-8"))
-        gist = None
-        if gist_id := record.get("gist_id"):
-            try:
-                gist = gh.update_gist(gist_id, dict(files), description)
-            except GitHubError as e:
-                if e.status != 404:
-                    raise
-                log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
-        if gist is None:
-            gist = gh.create_gist(files, description, public=False)
+        gist = republish(gh, self_record_path(), files, description, public=False, what="The gist sm was published to")
         git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
         result = {
             "gist_id": gist["id"],
@@ -5694,6 +5700,109 @@ def self_publish() -> dict[str, Any]:
         }
         atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
         return result
+
+
+# -- catalogs ----------------------------------------------------------------------------------------
+# A catalog is a gist holding sm-catalog.json: {"version": 1, "scripts": {NAME: {gist_id, filename, revision,
+# sha256, params, description}}}, the pins its publisher vouches for. Subscriptions live in the mapping, as
+# {"catalogs": {ALIAS: GIST_ID}}, so every machine has them after a sync; your own catalog's gist id is
+# recorded in $SM_HOME/catalog.json. A catalog's scripts are named ALIAS/NAME and never written to.
+
+CATALOG_FILE = "sm-catalog.json"
+CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "params", "description")
+
+
+def catalog_record_path() -> Path:
+    return sm_home() / "catalog.json"
+
+
+def subscriptions(data: dict[str, Any] | None = None) -> dict[str, str]:
+    """The mapping's catalogs, ALIAS -> gist id; malformed ones (hand-edited, another tool) are left out."""
+    catalogs = (read_mapping() if data is None else data).get("catalogs")
+    if type(catalogs) is not dict:
+        return {}
+    return {
+        alias: gist_id
+        for alias, gist_id in catalogs.items()
+        if type(alias) is str
+        and re.fullmatch(NAME_PATTERN, alias)
+        and type(gist_id) is str
+        and re.fullmatch(GIST_ID_PATTERN, gist_id)
+    }
+
+
+def publish_catalog(names: Sequence[str] = (), *, public: bool = False) -> dict[str, Any]:
+    """`sm catalog publish`: the chosen scripts (all when none) to one catalog gist, the same one each time."""
+    entries = [lookup(name) for name in names] if names else list_scripts()
+    if not entries:
+        raise UsageProblem("No scripts to publish: create or add one first (`sm list` shows your scripts).")
+    scripts = {e["script_name"]: {f: e.get(f) for f in CATALOG_FIELDS} for e in entries}
+    files = {CATALOG_FILE: json_text({"version": 1, "scripts": scripts}) + "\n"}
+    description = (
+        f"sm catalog: {len(scripts)} script{'s' if len(scripts) != 1 else ''} (sm catalog add ALIAS THIS_GIST)"
+    )
+    check_upload(files, description, public=public)
+    gh = github()
+    with status_line("Publishing the catalog…"):
+        gist = republish(gh, catalog_record_path(), files, description, public=public, what="Your catalog gist")
+        result = {"gist_id": gist["id"], "html_url": gist.get("html_url", ""), "scripts": sorted(scripts)}
+        atomic_write(catalog_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+        return result
+
+
+def add_catalog(alias: str, ref: str) -> str:
+    """`sm catalog add`: subscribe to a catalog under ALIAS, once it reads as one; returns its gist id."""
+    check_name(alias)
+    gist_id = parse_gist_ref(ref).gist_id
+    with status_line("Reading the catalog…"):
+        read_catalog(github(), gist_id)  # a gist that is not a catalog is refused now, not at the first run
+    with locked_mapping() as data:
+        if alias in subscriptions(data) and data["catalogs"][alias] != gist_id:
+            raise UsageProblem(
+                f"The catalog alias {alias!r} is taken: `sm catalog rm {alias}` first, or choose another."
+            )
+        if type(data.get("catalogs")) is not dict:
+            data["catalogs"] = {}
+        data["catalogs"][alias] = gist_id
+    after_change()
+    return gist_id
+
+
+def remove_catalog(alias: str) -> str:
+    """`sm catalog rm`: unsubscribe; returns the catalog's gist id."""
+    with locked_mapping() as data:
+        if alias not in subscriptions(data):
+            raise UsageProblem(f"No catalog named {alias!r}: `sm catalog list` shows your catalogs.")
+        gist_id = data["catalogs"].pop(alias)
+    after_change()
+    return gist_id
+
+
+def read_catalog(gh: GitHub, gist_id: str) -> dict[str, Entry]:
+    """A catalog's scripts, NAME -> entry, each checked like a mapping entry: one malformed entry refuses all."""
+    gist, _ = gh.get_gist(gist_id)
+    assert gist is not None  # no etag sent: GitHub answers in full
+    try:
+        data = json.loads(gh.file_content(gist_file(gist, CATALOG_FILE)))
+    except GitHubError as e:
+        raise GitHubError(f"Gist {gist_id} is not an sm catalog: it has no {CATALOG_FILE}.") from e
+    except ValueError as e:
+        raise IntegrityError(
+            f"The catalog {gist_id} is not valid JSON ({_short(e)}); ask its owner to publish it again."
+        ) from e
+    scripts = data.get("scripts") if type(data) is dict else None
+    if type(scripts) is not dict:
+        raise IntegrityError(f"The catalog {gist_id} lists no scripts; ask its owner to publish it again.")
+    entries: dict[str, Entry] = {}
+    for name, item in scripts.items():
+        entry = {**item, "script_name": name} if type(item) is dict else item
+        if problem := entry_problem(name, entry):
+            raise IntegrityError(
+                f"Refusing the catalog {gist_id}: its entry {_clip(name)} is malformed ({problem}). Ask its owner "
+                "to publish it again."
+            )
+        entries[name] = entry
+    return entries
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -6058,6 +6167,68 @@ def build_cli() -> click.Group:
         status = f"Restored the mapping of {result['version'][:8]}." if done else "Nothing to restore: no changes."
         echo_lines([json_text(result)] if as_json else [])
         click.echo(visible(status), err=True)
+
+    @cli.group(name="catalog", context_settings=settings)
+    def catalog_group() -> None:
+        """Share scripts with a team: publish a catalog of yours, subscribe to a teammate's.
+
+        \b
+        sm catalog publish
+        sm catalog add team https://gist.github.com/bob/ID
+        sm run team/weather city=Paris
+        """
+
+    @catalog_group.command(name="publish", context_settings=settings)
+    @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_script_names)
+    @click.option("--public", is_flag=True, help="Make the catalog gist public (default: secret).")
+    @json_option("the catalog's gist ID, URL and scripts")
+    def catalog_publish_command(names: tuple[str, ...], public: bool, as_json: bool) -> None:
+        """Publish the pins of NAMEs (default: all your scripts) to your catalog gist; print its URL.
+
+        Publishing again updates the same gist. Teammates subscribe with `sm catalog add ALIAS URL`.
+
+        \b
+        sm catalog publish
+        sm catalog publish weather greet --json
+        """
+        result = publish_catalog(names, public=public)
+        click.echo(json_text(result) if as_json else visible(result["html_url"] or result["gist_id"]))
+        click.echo(visible(f"Published a catalog of {len(result['scripts'])} script(s)."), err=True)
+
+    @catalog_group.command(name="add", context_settings=settings)
+    @click.argument("alias")
+    @click.argument("gist", metavar="GIST_URL_OR_ID")
+    def catalog_add_command(alias: str, gist: str) -> None:
+        """Subscribe to a catalog: its scripts run as ALIAS/NAME, read-only, pinned once you trust them.
+
+        \b
+        sm catalog add team https://gist.github.com/bob/ID
+        sm list --all
+        """
+        gist_id = add_catalog(alias, gist)
+        click.echo(visible(f"Subscribed to the catalog {gist_id} as {alias}."), err=True)
+
+    @catalog_group.command(name="list", context_settings=settings)
+    @json_option("the catalogs")
+    def catalog_list_command(as_json: bool) -> None:
+        """List the catalogs you subscribe to: ALIAS and gist ID.
+
+        \b
+        sm catalog list
+        """
+        catalogs = subscriptions()
+        echo_lines([json_text(catalogs)] if as_json else (f"{a}\t{g}" for a, g in sorted(catalogs.items())))
+
+    @catalog_group.command(name="rm", context_settings=settings)
+    @click.argument("alias")
+    def catalog_rm_command(alias: str) -> None:
+        """Unsubscribe from a catalog; its scripts no longer run as ALIAS/NAME.
+
+        \b
+        sm catalog rm team
+        """
+        gist_id = remove_catalog(alias)
+        click.echo(visible(f"Unsubscribed from the catalog {gist_id} ({alias})."), err=True)
 
     @cli.command(name="completion", context_settings=settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))

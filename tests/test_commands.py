@@ -774,6 +774,7 @@ def two_scripts(sm_env):
             "sm ",
             [
                 "add",
+                "catalog",
                 "completion",
                 "create",
                 "doctor",
