@@ -2563,14 +2563,24 @@ def trust_record_path() -> Path:
     return Path(home_path("trusted.json"))
 
 
-def accepted_pins() -> dict[str, str]:
-    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+def trust_record(key: str) -> dict[str, Any]:
+    """A part of the trust record: "accepted" (see accepted_pins) or "catalog_pins" (see run_catalog)."""
     try:
         data = json.loads(trust_record_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    accepted = data.get("accepted") if isinstance(data, dict) else None
-    return accepted if isinstance(accepted, dict) else {}
+    part = data.get(key) if isinstance(data, dict) else None
+    return part if isinstance(part, dict) else {}
+
+
+def write_trust_record(key: str, part: dict[str, Any]) -> None:
+    data = {k: trust_record(k) for k in ("accepted", "catalog_pins")}
+    atomic_write(trust_record_path(), json.dumps({"version": 1, **data, key: part}, indent=1) + "\n")
+
+
+def accepted_pins() -> dict[str, str]:
+    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+    return trust_record("accepted")
 
 
 def pin_key(entry: Entry) -> str:
@@ -2586,7 +2596,7 @@ def record_accepted(entry: Entry) -> None:
     accepted = accepted_pins()
     if pin_key(entry) not in accepted:
         accepted[pin_key(entry)] = now_iso()
-        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
+        write_trust_record("accepted", accepted)
 
 
 # -- clocks ------------------------------------------------------------------------------------------
@@ -4501,7 +4511,9 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
     yes = bool(req.options.get("yes"))
     # A name first; else a gist ID or link (a bare number too: the IDs of old gists), never looked up as a name.
     ref = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
-    if ref is None:
+    if (alias := req.name.partition("/")[0]) in subscriptions() and ref is None:
+        path, args = run_catalog(alias, req.name.partition("/")[2], req, yes=yes)
+    elif ref is None:
         path, args = run_mapped(req, yes=yes)
     else:
         path, args = run_foreign(parse_gist_ref(req.name), req, yes=yes, choose=choose)
@@ -4568,15 +4580,17 @@ def run_help(name: str) -> str:
     return describe_params(params) if params is not None else f"{name} declares no parameters sm knows of."
 
 
-def fetch_pinned(gh: GitHub, entry: Entry) -> tuple[dict[str, Any], str]:
+def fetch_pinned(
+    gh: GitHub, entry: Entry, vouched: str = "recorded when you accepted it", name: str | None = None
+) -> tuple[dict[str, Any], str]:
     """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
-    one the user accepted."""
+    one the user accepted (or, for a catalog's script, the one its catalog lists: see `vouched`)."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
     content = gh.file_content(gist_file(gist, entry["filename"]))
     if sha256_text(content) != entry["sha256"]:
         raise IntegrityError(
-            f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
-            f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
+            f"Refusing to run {name or entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not "
+            f"match the sha256 {vouched}. The gist was altered; inspect it with `sm show`."
         )
     return gist, content
 
@@ -5803,6 +5817,77 @@ def read_catalog(gh: GitHub, gist_id: str) -> dict[str, Entry]:
             )
         entries[name] = entry
     return entries
+
+
+# -- running a catalog's script ----------------------------------------------------------------------
+# The first run of ALIAS/NAME reviews the pin the catalog lists; the accepted pin is recorded on this machine
+# only, in the trust record (trusted.json: "catalog_pins": {ALIAS/NAME: entry}), and later runs stay on it, whatever the catalog
+# lists since, until `--latest` reviews the catalog's newer pin.
+
+
+def accepted_catalog_pin(alias: str, name: str, catalog_id: str) -> Entry | None:
+    """The pin of ALIAS/NAME accepted on this machine, while ALIAS is still that catalog; else None."""
+    pin = trust_record("catalog_pins").get(f"{alias}/{name}")
+    if type(pin) is not dict or pin.get("catalog") != catalog_id or entry_problem(name, pin) or not is_accepted(pin):
+        return None
+    return pin
+
+
+def pin_catalog_script(alias: str, entry: Entry, catalog_id: str, code: str) -> Path:
+    """Record that this machine's user accepted the entry's pin for ALIAS/NAME; cache its code."""
+    record_accepted(entry)
+    pins = trust_record("catalog_pins")
+    pins[f"{alias}/{entry['script_name']}"] = {**entry, "catalog": catalog_id}
+    write_trust_record("catalog_pins", pins)
+    return store_cache(entry, code)
+
+
+def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
+    """`sm run ALIAS/NAME`: the pin accepted here; the first time (or with --latest) the catalog's, reviewed."""
+    from pathlib import Path
+
+    label, catalog_id = f"{alias}/{name}", subscriptions()[alias]
+    if req.options.get("rev") or req.options.get("save") or req.options.get("file"):
+        raise UsageProblem(f"--rev, --save and --file are not for a catalog's script ({label}).")
+    pinned = accepted_catalog_pin(alias, name, catalog_id)
+    if pinned and not req.options.get("latest"):
+        args = build_script_args(pinned.get("params"), req.pairs, req.passthrough)
+        if path := verified_cache(pinned):
+            return Path(path), args
+        _, code = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
+        return store_cache(pinned, code), args
+    gh = github_optional()
+    with status_line(f"Reading the catalog {alias}…"):
+        catalog = read_catalog(gh, catalog_id)
+    if name not in catalog:
+        listed = ", ".join(f"{alias}/{n}" for n in sorted(catalog)) or "nothing"
+        raise UsageProblem(f"The catalog {alias} has no script {name!r}; it lists {listed}.")
+    entry = catalog[name]
+    args = build_script_args(entry.get("params"), req.pairs, req.passthrough)
+    gist, code = fetch_pinned(gh, entry, f"the catalog {alias} lists", label)
+    if pinned and pin_key(pinned) == pin_key(entry):
+        log.debug("the catalog lists the pinned revision: running it")
+    elif pinned:
+        old = fetch_pinned(gh, pinned, "accepted when you first ran it", label)[1]
+        text = change_text(old, code, f"pinned {pinned['revision'][:8]}", f"catalog {entry['revision'][:8]}")
+        confirm(
+            f"{label}: the catalog lists revision {entry['revision'][:8]}, not the pinned {pinned['revision'][:8]}. "
+            "Trust and run this revision?",
+            text,
+            yes=yes,
+            declined=f"Nothing ran: `sm run {label}` still runs the pinned revision {pinned['revision'][:8]}.",
+        )
+        log.warning("%s is now pinned at revision %s.", label, entry["revision"][:8])
+    elif not known_pin(gh, entry, gist):
+        summary = trust_summary(gist, entry["filename"], code, entry["revision"], entry.get("params"), me=my_login(gh))
+        owner = gist_owner(gist) or "an unknown owner"
+        confirm(
+            f"{label} is {owner}'s gist at revision {entry['revision'][:8]}, from the catalog {alias}. Trust and run it?",
+            "\n".join(summary) + "\n\n" + code,
+            yes=yes,
+            declined=f"Not running {label}: it was not trusted. Review it above, then rerun with --yes.",
+        )
+    return pin_catalog_script(alias, entry, catalog_id, code), args
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════

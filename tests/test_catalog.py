@@ -7,7 +7,7 @@ import json
 import stat
 
 import pytest
-from conftest import TOKEN, add
+from conftest import TOKEN, add, script_code
 
 import sm
 
@@ -129,3 +129,79 @@ def test_malformed_subscriptions_in_the_mapping_are_ignored(users, tmp_path):
     data = {"catalogs": {"ok": "a" * 32, "bad/alias": "a" * 32, "bad": "../x", "num": 3}}
     assert sm.subscriptions(data) == {"ok": "a" * 32}
     assert sm.subscriptions({"catalogs": ["x"]}) == {}
+
+
+# ── sm run ALIAS/NAME ─────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def subscribed(published, users, invoke):
+    """alice, subscribed to bob's catalog as `team`."""
+    users("alice")
+    assert invoke("catalog", "add", "team", published).exit_code == 0
+    return published
+
+
+def ran_code(result):
+    """The code of the file `sm run` handed to uv."""
+    (path,) = [a for a in result.execs[-1] if a.endswith(".py")]
+    return open(path).read()
+
+
+def bob_edits_hello(users, invoke, body):
+    """bob changes hello on GitHub, pins it in his mapping and publishes his catalog again."""
+    gh = users("bob")
+    gh.update_gist(sm.lookup("hello")["gist_id"], {"hello.py": script_code(body)})
+    assert invoke("run", "hello", "--latest", "--yes").exit_code == 0
+    assert invoke("catalog", "publish").exit_code == 0
+    users("alice")
+
+
+def test_first_run_asks_then_stays_pinned_while_the_catalog_moves(subscribed, users, invoke, github_env):
+    refused = invoke("run", "team/hello")
+    assert refused.exit_code != 0 and not refused.execs
+    assert "not a terminal: rerun with --yes" in refused.stderr
+    assert "by bob" in refused.stderr and "Dependencies: none" in refused.stderr and "print('hello')" in refused.stderr
+
+    first = invoke("run", "team/hello", "--yes")
+    assert first.exit_code == 0, first.output
+    assert "print('hello')" in ran_code(first)
+    again = invoke("run", "team/hello")  # trusted on this machine: no question
+    assert again.exit_code == 0 and "Trust" not in again.stderr and len(again.execs) == 2
+
+    bob_edits_hello(users, invoke, "print('hello v2')")
+    pinned = invoke("run", "team/hello")
+    assert pinned.exit_code == 0, pinned.output
+    assert "print('hello')" in ran_code(pinned) and "v2" not in ran_code(pinned)
+
+    asked = invoke("run", "team/hello", "--latest")
+    assert asked.exit_code != 0 and "not a terminal" in asked.stderr and "+print('hello v2')" in asked.stderr
+    assert "still runs the pinned revision" in asked.stderr
+    moved = invoke("run", "team/hello", "--latest", "--yes")
+    assert moved.exit_code == 0, moved.output
+    assert "print('hello v2')" in ran_code(moved) and "now pinned" in moved.stderr
+    after = invoke("run", "team/hello")
+    assert after.exit_code == 0 and "print('hello v2')" in ran_code(after)
+
+
+def test_the_pin_is_per_machine(subscribed, users, invoke, monkeypatch, tmp_path):
+    assert invoke("run", "team/hello", "--yes").exit_code == 0
+    monkeypatch.setenv("SM_HOME", str(tmp_path / "alice-laptop"))  # alice's other machine: synced, not trusted
+    assert invoke("sync").exit_code == 0
+    refused = invoke("run", "team/hello")
+    assert refused.exit_code != 0 and "not a terminal" in refused.stderr and len(refused.execs) == 1
+
+
+def test_a_tampered_catalog_is_refused(subscribed, users, invoke, github_env):
+    catalog = catalog_of(github_env, subscribed)
+    catalog["scripts"]["bye"]["sha256"] = "0" * 64
+    users("bob").update_gist(subscribed, {sm.CATALOG_FILE: json.dumps(catalog)})
+    users("alice")
+    result = invoke("run", "team/bye", "--yes")
+    assert result.exit_code == 1 and not result.execs
+    assert "does not match the sha256 the catalog team lists" in result.stderr
+
+
+def test_a_name_the_catalog_does_not_list(subscribed, invoke):
+    result = invoke("run", "team/nope")
+    assert result.exit_code == 2 and "it lists team/bye, team/hello" in result.stderr
