@@ -5051,6 +5051,10 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
     """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run. A gist ID
     or link that is not a name shows that gist (at the link's revision, or `rev`) without saving anything."""
+    if (alias := name.partition("/")[0]) in subscriptions() and "/" in name:
+        if rev:
+            raise UsageProblem(f"--rev is not for a catalog's script ({name}): it shows the pinned revision.")
+        return catalog_code(alias, name.partition("/")[2])
     if name not in read_mapping()["scripts"] and gist_ref(name):
         ref = parse_gist_ref(name)
         gh = github_optional()
@@ -5125,11 +5129,15 @@ def restore_mapping(rev: str, *, yes: bool = False, exact: bool = False) -> dict
     return result
 
 
-def list_scripts() -> list[Entry]:
-    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first."""
+def list_scripts(everything: bool = False) -> list[Entry]:
+    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first. `everything`: the
+    subscribed catalogs' scripts too, as ALIAS/NAME."""
     if not read_sync_state().get("gist_id"):
         with status_line("Fetching your scripts from GitHub…"):
             try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
+    if everything:
+        with status_line("Reading your catalogs…"):
+            return script_rows(read_mapping()) + catalog_rows()
     return script_rows(read_mapping())
 
 
@@ -5842,6 +5850,39 @@ def pin_catalog_script(alias: str, entry: Entry, catalog_id: str, code: str) -> 
     return store_cache(entry, code)
 
 
+def catalog_script(gh: GitHub, alias: str, name: str) -> Entry:
+    """The entry the catalog ALIAS lists for NAME now."""
+    with status_line(f"Reading the catalog {alias}…"):
+        catalog = read_catalog(gh, subscriptions()[alias])
+    if name not in catalog:
+        listed = ", ".join(f"{alias}/{n}" for n in sorted(catalog)) or "nothing"
+        raise UsageProblem(f"The catalog {alias} has no script {name!r}; it lists {listed}.")
+    return catalog[name]
+
+
+def catalog_code(alias: str, name: str) -> tuple[Entry, str]:
+    """`sm show ALIAS/NAME`: the pin accepted here, else the catalog's, with its code (sha256-checked)."""
+    gh = github_optional()
+    entry = accepted_catalog_pin(alias, name, subscriptions()[alias]) or catalog_script(gh, alias, name)
+    return entry, fetch_pinned(gh, entry, "its catalog or you accepted", f"{alias}/{name}")[1]
+
+
+def catalog_rows() -> list[dict[str, Any]]:
+    """`sm list --all`: every subscribed catalog's scripts as ALIAS/NAME, at the pin accepted here if any.
+    A catalog that cannot be read is named in a warning and left out."""
+    gh, rows = github_optional(), []
+    for alias, catalog_id in sorted(subscriptions().items()):
+        try:
+            catalog = read_catalog(gh, catalog_id)
+        except SmError as e:
+            log.warning("Could not read the catalog %s: %s.", alias, _short(e))
+            continue
+        for name, entry in sorted(catalog.items()):
+            pin = accepted_catalog_pin(alias, name, catalog_id)
+            rows.append({**(pin or entry), "script_name": f"{alias}/{name}", "catalog": alias})
+    return rows
+
+
 def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
     """`sm run ALIAS/NAME`: the pin accepted here; the first time (or with --latest) the catalog's, reviewed."""
     from pathlib import Path
@@ -5857,12 +5898,7 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
         _, code = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
         return store_cache(pinned, code), args
     gh = github_optional()
-    with status_line(f"Reading the catalog {alias}…"):
-        catalog = read_catalog(gh, catalog_id)
-    if name not in catalog:
-        listed = ", ".join(f"{alias}/{n}" for n in sorted(catalog)) or "nothing"
-        raise UsageProblem(f"The catalog {alias} has no script {name!r}; it lists {listed}.")
-    entry = catalog[name]
+    entry = catalog_script(gh, alias, name)
     args = build_script_args(entry.get("params"), req.pairs, req.passthrough)
     gist, code = fetch_pinned(gh, entry, f"the catalog {alias} lists", label)
     if pinned and pin_key(pinned) == pin_key(entry):
@@ -6059,15 +6095,17 @@ def build_cli() -> click.Group:
     @cli.command(name="list", context_settings=settings)
     @json_option("the mapping entries")
     @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
-    def list_command(as_json: bool, wide: bool) -> None:
+    @click.option("-a", "--all", "everything", is_flag=True, help="Also list your catalogs' scripts, as ALIAS/NAME.")
+    def list_command(as_json: bool, wide: bool, everything: bool) -> None:
         """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
 
         \b
         sm list
         sm list --wide
         sm list --json | jq -r '.[].script_name'
+        sm list --all
         """
-        rows = list_scripts()
+        rows = list_scripts(everything)
         if as_json or not isatty(sys.stdout):
             echo_lines([rows_json(rows)] if as_json else map(list_line, rows))
         else:

@@ -205,3 +205,34 @@ def test_a_tampered_catalog_is_refused(subscribed, users, invoke, github_env):
 def test_a_name_the_catalog_does_not_list(subscribed, invoke):
     result = invoke("run", "team/nope")
     assert result.exit_code == 2 and "it lists team/bye, team/hello" in result.stderr
+
+
+def test_list_all_shows_catalog_scripts_as_alias_slash_name(subscribed, users, invoke):
+    add(users("alice"), "mine")
+    plain = invoke("list")
+    assert [line.split("\t")[0] for line in plain.stdout.splitlines()] == ["mine"]
+    everything = invoke("list", "--all")
+    assert [line.split("\t")[0] for line in everything.stdout.splitlines()] == ["mine", "team/bye", "team/hello"]
+    rows = json.loads(invoke("list", "--all", "--json").stdout)
+    assert [r["script_name"] for r in rows] == ["mine", "team/bye", "team/hello"]
+    assert rows[2]["catalog"] == "team" and rows[0].get("catalog") is None
+
+
+def test_list_all_shows_the_pin_accepted_here(subscribed, users, invoke):
+    assert invoke("run", "team/hello", "--yes").exit_code == 0
+    pinned = json.loads(invoke("list", "--all", "--json").stdout)[-1]["revision"]
+    bob_edits_hello(users, invoke, "print('hello v2')")
+    rows = json.loads(invoke("list", "--all", "--json").stdout)
+    assert rows[-1]["script_name"] == "team/hello" and rows[-1]["revision"] == pinned
+
+
+def test_show_prints_the_pinned_code_of_a_catalog_script(subscribed, users, invoke):
+    shown = invoke("show", "team/hello")
+    assert shown.exit_code == 0, shown.output
+    assert "print('hello')" in shown.stdout
+    assert invoke("run", "team/hello", "--yes").exit_code == 0
+    bob_edits_hello(users, invoke, "print('hello v2')")
+    after = invoke("show", "team/hello", "--json")
+    assert after.exit_code == 0 and "print('hello')" in json.loads(after.stdout)["code"]
+    rev = invoke("show", "team/hello", "--rev", "abcd")
+    assert rev.exit_code == 2 and "--rev is not for a catalog's script" in rev.stderr
