@@ -4575,7 +4575,7 @@ def run_foreign(
 
 def run_help(name: str) -> str:
     """`sm run NAME -h`, after sm's own help: what NAME takes."""
-    entry = read_mapping()["scripts"].get(name)
+    entry = read_mapping()["scripts"].get(name) or known_catalog_scripts().get(name)
     params = entry.get("params") if entry else None
     return describe_params(params) if params is not None else f"{name} declares no parameters sm knows of."
 
@@ -5824,7 +5824,31 @@ def read_catalog(gh: GitHub, gist_id: str) -> dict[str, Entry]:
                 "to publish it again."
             )
         entries[name] = entry
+    atomic_write(catalog_copy_path(gist_id), json_text(entries) + "\n")  # for completion and help: no network
     return entries
+
+
+def catalog_copy_path(gist_id: str) -> Path:
+    """The catalog as last read, checked: $SM_HOME/cache/GIST_ID/sm-catalog.json."""
+    from pathlib import Path
+
+    return Path(home_path("cache", gist_id, CATALOG_FILE))
+
+
+def known_catalog_scripts() -> dict[str, Entry]:
+    """ALIAS/NAME -> entry for every script of the subscribed catalogs as last read here, at the pin accepted
+    here if any: what completion and `sm run ALIAS/NAME -h` know without asking GitHub."""
+    known: dict[str, Entry] = {}
+    for alias, catalog_id in subscriptions().items():
+        try:
+            catalog = json.loads(catalog_copy_path(catalog_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError, SmError):
+            catalog = {}
+        for name, entry in catalog.items() if isinstance(catalog, dict) else ():
+            entry = accepted_catalog_pin(alias, name, catalog_id) or entry
+            if not entry_problem(name, entry):
+                known[f"{alias}/{name}"] = entry
+    return known
 
 
 # -- running a catalog's script ----------------------------------------------------------------------
@@ -6528,6 +6552,9 @@ def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
 def complete_script_names(ctx: Any, param: Any, incomplete: str) -> list[Any]:
     try:
         scripts = read_mapping()["scripts"]
+        command = getattr(getattr(ctx, "command", None), "name", "run")
+        if command in ("run", "show", "history"):  # the commands that take a catalog's ALIAS/NAME too
+            scripts = {**scripts, **known_catalog_scripts()}
     except SmError:
         return []
     return [completion_item(n, scripts[n].get("description")) for n in sorted(scripts) if n.startswith(incomplete)]
@@ -6542,7 +6569,7 @@ def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
         req = parse_run_tail(words)
         if req.name is None:  # only sm's options so far: the word being completed is NAME
             return complete_script_names(ctx, param, incomplete)
-        entry = read_mapping()["scripts"].get(req.name)
+        entry = read_mapping()["scripts"].get(req.name) or known_catalog_scripts().get(req.name)
     except SmError:
         return []
     done = {norm_key(w.partition("=")[0]) for w in req.pairs}

@@ -7,6 +7,7 @@ import json
 import stat
 
 import pytest
+from click.testing import CliRunner
 from conftest import TOKEN, add, script_code
 
 import sm
@@ -236,3 +237,28 @@ def test_show_prints_the_pinned_code_of_a_catalog_script(subscribed, users, invo
     assert after.exit_code == 0 and "print('hello')" in json.loads(after.stdout)["code"]
     rev = invoke("show", "team/hello", "--rev", "abcd")
     assert rev.exit_code == 2 and "--rev is not for a catalog's script" in rev.stderr
+
+
+def complete(cli, words):
+    env = {"_SM_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    result = CliRunner().invoke(cli, [], env=env, prog_name="sm")
+    return [line.partition(",")[2] for line in result.stdout.splitlines() if line]
+
+
+def test_completion_and_help_know_catalog_scripts_without_asking_github(users, invoke, cli, github_env):
+    gh = users("bob")
+    code = script_code("print(args.who)", ["who"])
+    entry = sm.upload_new(gh, "greet", code, "greets", public=False, created=sm.now_iso())
+    sm.put_entry(sm.make_entry(entry, params=[{"name": "who", "help": "whom to greet"}]))
+    assert invoke("catalog", "publish").exit_code == 0
+    catalog_id = json.loads((sm.sm_home() / "catalog.json").read_text())["gist_id"]
+    users("alice")
+    assert invoke("catalog", "add", "team", catalog_id).exit_code == 0
+    asked = len(github_env.requests)
+    assert complete(cli, "sm run te") == ["team/greet"]
+    assert complete(cli, "sm show team/") == ["team/greet"]
+    assert complete(cli, "sm rm team/") == []  # your own scripts only
+    assert complete(cli, "sm run team/greet ") == ["who="]
+    helped = invoke("run", "team/greet", "-h")
+    assert helped.exit_code == 0 and "who" in helped.stdout
+    assert len(github_env.requests) == asked
