@@ -4511,8 +4511,8 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
     yes = bool(req.options.get("yes"))
     # A name first; else a gist ID or link (a bare number too: the IDs of old gists), never looked up as a name.
     ref = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
-    if (alias := req.name.partition("/")[0]) in subscriptions() and ref is None:
-        path, args = run_catalog(alias, req.name.partition("/")[2], req, yes=yes)
+    if ref is None and (split := catalog_name(req.name)):
+        path, args = run_catalog(*split, req, yes=yes)
     elif ref is None:
         path, args = run_mapped(req, yes=yes)
     else:
@@ -5009,9 +5009,9 @@ def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
 
 
 def script_history(name: str) -> list[dict[str, Any]]:
-    """`sm history`: the gist's revisions, newest first, the pinned one marked."""
-    entry = lookup(name)
+    """`sm history`: the gist's revisions, newest first, the pinned one marked (ALIAS/NAME: see catalog_entry)."""
     gh = github()
+    entry = catalog_entry(gh, *split) if (split := catalog_name(name)) else lookup(name)
     with status_line(f"Fetching the history of {name}…"):
         return [
             {
@@ -5051,10 +5051,10 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
     """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run. A gist ID
     or link that is not a name shows that gist (at the link's revision, or `rev`) without saving anything."""
-    if (alias := name.partition("/")[0]) in subscriptions() and "/" in name:
+    if split := catalog_name(name):
         if rev:
             raise UsageProblem(f"--rev is not for a catalog's script ({name}): it shows the pinned revision.")
-        return catalog_code(alias, name.partition("/")[2])
+        return catalog_code(*split)
     if name not in read_mapping()["scripts"] and gist_ref(name):
         ref = parse_gist_ref(name)
         gh = github_optional()
@@ -5163,8 +5163,9 @@ def add_script(
         raise UsageProblem(
             f"A script named {name!r} already exists: use --force to replace it, or choose another name."
         )
+    pin = catalog_entry(github_optional(), *split) if (split := catalog_name(source)) else None
     path = Path(source).expanduser()
-    if path.is_file() or (source.endswith(".py") and gist_ref(source) is None):  # a raw gist URL ends in .py too
+    if pin is None and (path.is_file() or (source.endswith(".py") and gist_ref(source) is None)):
         try:
             code = path.read_bytes().decode("utf-8")  # byte for byte: CRLF and a BOM kept, as uv reads them
         except (OSError, UnicodeDecodeError) as e:
@@ -5177,8 +5178,8 @@ def add_script(
             gh.check_token()
         with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
             return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
-    try:
-        ref = parse_gist_ref(source)  # a typo fails here, before any network
+    try:  # a typo fails here, before any network; ALIAS/NAME: the gist its catalog pins, still the teammate's
+        ref = GistRef(pin["gist_id"], pin["revision"], pin["filename"]) if pin else parse_gist_ref(source)
     except UsageProblem as e:
         if gist_ref(source):
             raise
@@ -5199,6 +5200,11 @@ def add_script(
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
+        if pin and entry["sha256"] != pin["sha256"]:
+            raise IntegrityError(
+                f"Nothing was added: revision {pin['revision'][:8]} of {source} does not match the sha256 its "
+                "catalog lists. The gist was altered; ask its owner."
+            )
         desc = " ".join((description or entry["description"] or read_script(code).description).split())
         entry = make_entry(entry, script_name=name, description=desc)
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
@@ -5884,10 +5890,21 @@ def catalog_script(gh: GitHub, alias: str, name: str) -> Entry:
     return catalog[name]
 
 
+def catalog_name(name: str) -> tuple[str, str] | None:
+    """(ALIAS, NAME) when `name` is ALIAS/NAME of a subscribed catalog, else None."""
+    alias, slash, rest = name.partition("/")
+    return (alias, rest) if slash and alias in subscriptions() else None
+
+
+def catalog_entry(gh: GitHub, alias: str, name: str) -> Entry:
+    """ALIAS/NAME's pin accepted here, else the one its catalog lists now."""
+    return accepted_catalog_pin(alias, name, subscriptions()[alias]) or catalog_script(gh, alias, name)
+
+
 def catalog_code(alias: str, name: str) -> tuple[Entry, str]:
-    """`sm show ALIAS/NAME`: the pin accepted here, else the catalog's, with its code (sha256-checked)."""
+    """`sm show ALIAS/NAME`: its entry (see catalog_entry) with its code, sha256-checked."""
     gh = github_optional()
-    entry = accepted_catalog_pin(alias, name, subscriptions()[alias]) or catalog_script(gh, alias, name)
+    entry = catalog_entry(gh, alias, name)
     return entry, fetch_pinned(gh, entry, "its catalog or you accepted", f"{alias}/{name}")[1]
 
 

@@ -262,3 +262,35 @@ def test_completion_and_help_know_catalog_scripts_without_asking_github(users, i
     helped = invoke("run", "team/greet", "-h")
     assert helped.exit_code == 0 and "who" in helped.stdout
     assert len(github_env.requests) == asked
+
+
+def test_history_of_a_catalog_script_marks_the_pin(subscribed, users, invoke):
+    assert invoke("run", "team/hello", "--yes").exit_code == 0
+    bob_edits_hello(users, invoke, "print('hello v2')")
+    rows = json.loads(invoke("history", "team/hello", "--json").stdout)
+    assert len(rows) == 2 and [r["pinned"] for r in rows] == [False, True]  # newest first; alice's pin is the old one
+
+
+def test_add_copies_a_catalog_script_into_your_mapping_at_its_pin(subscribed, users, invoke, github_env):
+    bobs = catalog_of(github_env, subscribed)["scripts"]["hello"]
+    refused = invoke("add", "hi", "team/hello")
+    assert refused.exit_code != 0 and "not a terminal" in refused.stderr and "hi" not in sm.read_mapping()["scripts"]
+    added = invoke("add", "hi", "team/hello", "--yes")
+    assert added.exit_code == 0, added.output
+    hi = sm.lookup("hi")
+    assert {f: hi[f] for f in ("gist_id", "revision", "sha256", "filename")} == {
+        f: bobs[f] for f in ("gist_id", "revision", "sha256", "filename")
+    }
+    assert hi["owner"] == "bob"
+    ran = invoke("run", "hi")
+    assert ran.exit_code == 0 and "print('hello')" in ran_code(ran)
+
+
+def test_add_refuses_a_catalog_pin_whose_sha256_differs(subscribed, users, invoke, github_env):
+    catalog = catalog_of(github_env, subscribed)
+    catalog["scripts"]["hello"]["sha256"] = "0" * 64
+    users("bob").update_gist(subscribed, {sm.CATALOG_FILE: json.dumps(catalog)})
+    users("alice")
+    result = invoke("add", "hi", "team/hello", "--yes")
+    assert result.exit_code == 1 and "does not match the sha256 its catalog lists" in result.stderr
+    assert "hi" not in sm.read_mapping()["scripts"]
