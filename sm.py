@@ -2663,6 +2663,8 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     merged: dict[str, Any] = {}
     for side in (remote, local):  # unknown top-level fields: this machine's win, nothing is stripped
         merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version", QUARANTINE)})
+    if any("catalogs" in side for side in (base, local, remote)):
+        merged["catalogs"] = merge_catalogs(base, local, remote)
     merged["version"] = max(MAPPING_VERSION, local.get("version", 1), remote.get("version", 1))
     names = set()
     for side in (base, local, remote):
@@ -2702,6 +2704,18 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     merged["scripts"] = dict(sorted(scripts.items()))
     merged["tombstones"] = dict(sorted(stones.items()))
     return merged, notes
+
+
+def merge_catalogs(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
+    """The subscriptions ({ALIAS: GIST_ID}), alias by alias: a side that changed one since the base wins over a
+    side that did not; when both changed it, this machine's change."""
+    b, mine, theirs = (side["catalogs"] if type(side.get("catalogs")) is dict else {} for side in (base, local, remote))
+    merged = {}
+    for alias in sorted(b.keys() | mine.keys() | theirs.keys()):
+        pick = theirs.get(alias) if mine.get(alias) == b.get(alias) else mine.get(alias)
+        if pick is not None:
+            merged[alias] = pick
+    return merged
 
 
 def _resolve(

@@ -294,3 +294,29 @@ def test_add_refuses_a_catalog_pin_whose_sha256_differs(subscribed, users, invok
     result = invoke("add", "hi", "team/hello", "--yes")
     assert result.exit_code == 1 and "does not match the sha256 its catalog lists" in result.stderr
     assert "hi" not in sm.read_mapping()["scripts"]
+
+
+def test_subscriptions_merge_alias_by_alias():
+    base = {"catalogs": {"team": "a" * 32, "old": "b" * 32}}
+    local = {"catalogs": {"team": "a" * 32, "old": "b" * 32, "ops": "c" * 32}}  # this machine added ops
+    remote = {"catalogs": {"team": "a" * 32}}  # another removed old
+    assert sm.merge_catalogs(base, local, remote) == {"ops": "c" * 32, "team": "a" * 32}
+    clash = sm.merge_catalogs({"catalogs": {}}, {"catalogs": {"x": "a" * 32}}, {"catalogs": {"x": "b" * 32}})
+    assert clash == {"x": "a" * 32}  # both added x: this machine's
+
+
+def test_a_subscription_added_on_one_machine_survives_the_sync_of_another(
+    subscribed, users, invoke, monkeypatch, tmp_path
+):
+    home_a = sm.sm_home()
+    monkeypatch.setenv("SM_HOME", str(tmp_path / "alice-laptop"))
+    assert invoke("sync").exit_code == 0
+    assert invoke("catalog", "list").stdout == f"team\t{subscribed}\n"
+    monkeypatch.setenv("SM_HOME", str(home_a))
+    assert invoke("catalog", "add", "ops", subscribed).exit_code == 0
+    monkeypatch.setenv("SM_HOME", str(tmp_path / "alice-laptop"))
+    assert invoke("catalog", "rm", "team").exit_code == 0  # the laptop had not seen ops: it still syncs through
+    assert invoke("catalog", "list").stdout == f"ops\t{subscribed}\n"
+    monkeypatch.setenv("SM_HOME", str(home_a))
+    assert invoke("sync").exit_code == 0
+    assert invoke("catalog", "list").stdout == f"ops\t{subscribed}\n"
