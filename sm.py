@@ -5787,6 +5787,13 @@ def publish_catalog(names: Sequence[str] = (), *, public: bool = False) -> dict[
     gh = github()
     with status_line("Publishing the catalog…"):
         gist = republish(gh, catalog_record_path(), files, description, public=public, what="Your catalog gist")
+        if public and not gist.get("public"):
+            log.warning(
+                "Your catalog gist %s stays secret: GitHub cannot make a secret gist public. To publish a public "
+                "catalog, delete %s and publish again.",
+                gist["id"],
+                catalog_record_path(),
+            )
         result = {"gist_id": gist["id"], "html_url": gist.get("html_url", ""), "scripts": sorted(scripts)}
         atomic_write(catalog_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
         return result

@@ -320,3 +320,13 @@ def test_a_subscription_added_on_one_machine_survives_the_sync_of_another(
     monkeypatch.setenv("SM_HOME", str(home_a))
     assert invoke("sync").exit_code == 0
     assert invoke("catalog", "list").stdout == f"ops\t{subscribed}\n"
+
+
+def test_public_on_an_existing_secret_catalog_says_it_stays_secret(published, invoke, github_env):
+    result = invoke("catalog", "publish", "--public")
+    assert result.exit_code == 0 and "stays secret" in result.stderr
+    assert github_env.gists[published]["public"] is False
+    (sm.sm_home() / "catalog.json").unlink()
+    fresh = invoke("catalog", "publish", "--public", "--json")
+    assert fresh.exit_code == 0 and "stays secret" not in fresh.stderr
+    assert github_env.gists[json.loads(fresh.stdout)["gist_id"]]["public"] is True
