@@ -2547,6 +2547,8 @@ def lookup(name: str, pull: bool = True) -> Entry:
         return scripts[name]
     close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
+    if "/" in name:  # ALIAS/NAME of a catalog this machine does not subscribe to
+        hint = f" No catalog is called {name.partition('/')[0]!r}: `sm catalog list` shows yours."
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
 
 
@@ -5880,8 +5882,8 @@ def known_catalog_scripts() -> dict[str, Entry]:
 
 # -- running a catalog's script ----------------------------------------------------------------------
 # The first run of ALIAS/NAME reviews the pin the catalog lists; the accepted pin is recorded on this machine
-# only, in the trust record (trusted.json: "catalog_pins": {ALIAS/NAME: entry}), and later runs stay on it, whatever the catalog
-# lists since, until `--latest` reviews the catalog's newer pin.
+# only, in the trust record (trusted.json: "catalog_pins": {ALIAS/NAME: entry}), and later runs stay on it,
+# whatever the catalog lists since, until `--latest` reviews the catalog's newer pin.
 
 
 def accepted_catalog_pin(alias: str, name: str, catalog_id: str) -> Entry | None:

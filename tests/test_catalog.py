@@ -330,3 +330,9 @@ def test_public_on_an_existing_secret_catalog_says_it_stays_secret(published, in
     fresh = invoke("catalog", "publish", "--public", "--json")
     assert fresh.exit_code == 0 and "stays secret" not in fresh.stderr
     assert github_env.gists[json.loads(fresh.stdout)["gist_id"]]["public"] is True
+
+
+def test_an_alias_you_do_not_subscribe_to_is_named(github_env, invoke):
+    for command in ("run", "show", "history"):
+        result = invoke(command, "nope/x")
+        assert result.exit_code == 2 and "No catalog is called 'nope': `sm catalog list`" in result.stderr
