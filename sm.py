@@ -2739,6 +2739,8 @@ def lookup(name: str, pull: bool = True) -> Entry:
         return scripts[name]
     close = difflib.get_close_matches(name, list(scripts), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else " See `sm list`."
+    if "/" in name:  # ALIAS/NAME of a catalog this machine does not subscribe to
+        hint = f" No catalog is called {name.partition('/')[0]!r}: `sm catalog list` shows yours."
     raise UsageProblem(f"Unknown script {name!r}.{hint}")
 
 
@@ -2755,14 +2757,24 @@ def trust_record_path() -> Path:
     return Path(home_path("trusted.json"))
 
 
-def accepted_pins() -> dict[str, str]:
-    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+def trust_record(key: str) -> dict[str, Any]:
+    """A part of the trust record: "accepted" (see accepted_pins) or "catalog_pins" (see run_catalog)."""
     try:
         data = json.loads(trust_record_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    accepted = data.get("accepted") if isinstance(data, dict) else None
-    return accepted if isinstance(accepted, dict) else {}
+    part = data.get(key) if isinstance(data, dict) else None
+    return part if isinstance(part, dict) else {}
+
+
+def write_trust_record(key: str, part: dict[str, Any]) -> None:
+    data = {k: trust_record(k) for k in ("accepted", "catalog_pins")}
+    atomic_write(trust_record_path(), json.dumps({"version": 1, **data, key: part}, indent=1) + "\n")
+
+
+def accepted_pins() -> dict[str, str]:
+    """Keys GIST_ID/REVISION/SHA256, each mapped to when it was accepted on this machine."""
+    return trust_record("accepted")
 
 
 def pin_key(entry: Entry) -> str:
@@ -2778,7 +2790,7 @@ def record_accepted(entry: Entry) -> None:
     accepted = accepted_pins()
     if pin_key(entry) not in accepted:
         accepted[pin_key(entry)] = now_iso()
-        atomic_write(trust_record_path(), json.dumps({"version": 1, "accepted": accepted}, indent=1) + "\n")
+        write_trust_record("accepted", accepted)
 
 
 # -- clocks ------------------------------------------------------------------------------------------
@@ -2845,6 +2857,8 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     merged: dict[str, Any] = {}
     for side in (remote, local):  # unknown top-level fields: this machine's win, nothing is stripped
         merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version", QUARANTINE)})
+    if any("catalogs" in side for side in (base, local, remote)):
+        merged["catalogs"] = merge_catalogs(base, local, remote)
     merged["version"] = max(MAPPING_VERSION, local.get("version", 1), remote.get("version", 1))
     names = set()
     for side in (base, local, remote):
@@ -2884,6 +2898,18 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     merged["scripts"] = dict(sorted(scripts.items()))
     merged["tombstones"] = dict(sorted(stones.items()))
     return merged, notes
+
+
+def merge_catalogs(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
+    """The subscriptions ({ALIAS: GIST_ID}), alias by alias: a side that changed one since the base wins over a
+    side that did not; when both changed it, this machine's change."""
+    b, mine, theirs = (side["catalogs"] if type(side.get("catalogs")) is dict else {} for side in (base, local, remote))
+    merged = {}
+    for alias in sorted(b.keys() | mine.keys() | theirs.keys()):
+        pick = theirs.get(alias) if mine.get(alias) == b.get(alias) else mine.get(alias)
+        if pick is not None:
+            merged[alias] = pick
+    return merged
 
 
 def _resolve(
@@ -3112,7 +3138,7 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
             state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
         if not state.get("gist_id"):
             found = find_mapping_gist(gh)
-            if found is None and not (local["scripts"] or local["tombstones"]):
+            if found is None and not (local["scripts"] or local["tombstones"] or local.get("catalogs")):
                 return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
             state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
         try:
@@ -4727,7 +4753,9 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
     yes = bool(req.options.get("yes"))
     # A name first; else a gist ID or link (a bare number too: the IDs of old gists), never looked up as a name.
     ref = None if req.name in read_mapping()["scripts"] else gist_ref(req.name)
-    if ref is None:
+    if ref is None and (split := catalog_name(req.name)):
+        path, args = run_catalog(*split, req, yes=yes)
+    elif ref is None:
         path, args = run_mapped(req, yes=yes)
     else:
         path, args = run_foreign(parse_gist_ref(req.name), req, yes=yes, choose=choose)
@@ -4789,20 +4817,22 @@ def run_foreign(
 
 def run_help(name: str) -> str:
     """`sm run NAME -h`, after sm's own help: what NAME takes."""
-    entry = read_mapping()["scripts"].get(name)
+    entry = read_mapping()["scripts"].get(name) or known_catalog_scripts().get(name)
     params = entry.get("params") if entry else None
     return describe_params(params) if params is not None else f"{name} declares no parameters sm knows of."
 
 
-def fetch_pinned(gh: GitHub, entry: Entry) -> tuple[dict[str, Any], str]:
+def fetch_pinned(
+    gh: GitHub, entry: Entry, vouched: str = "recorded when you accepted it", name: str | None = None
+) -> tuple[dict[str, Any], str]:
     """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
-    one the user accepted."""
+    one the user accepted (or, for a catalog's script, the one its catalog lists: see `vouched`)."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
     content = gh.file_content(gist_file(gist, entry["filename"]))
     if sha256_text(content) != entry["sha256"]:
         raise IntegrityError(
-            f"Refusing to run {entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not match "
-            f"the sha256 recorded when you accepted it. The gist was altered; inspect it with `sm show`."
+            f"Refusing to run {name or entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not "
+            f"match the sha256 {vouched}. The gist was altered; inspect it with `sm show`."
         )
     return gist, content
 
@@ -5221,9 +5251,9 @@ def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
 
 
 def script_history(name: str) -> list[dict[str, Any]]:
-    """`sm history`: the gist's revisions, newest first, the pinned one marked."""
-    entry = lookup(name)
+    """`sm history`: the gist's revisions, newest first, the pinned one marked (ALIAS/NAME: see catalog_entry)."""
     gh = github()
+    entry = catalog_entry(gh, *split) if (split := catalog_name(name)) else lookup(name)
     with status_line(f"Fetching the history of {name}…"):
         return [
             {
@@ -5263,6 +5293,10 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
     """`sm show`: the entry, and the code at its pinned revision (or at `rev`), to read, never to run. A gist ID
     or link that is not a name shows that gist (at the link's revision, or `rev`) without saving anything."""
+    if split := catalog_name(name):
+        if rev:
+            raise UsageProblem(f"--rev is not for a catalog's script ({name}): it shows the pinned revision.")
+        return catalog_code(*split)
     if name not in read_mapping()["scripts"] and gist_ref(name):
         ref = parse_gist_ref(name)
         gh = github_optional()
@@ -5337,11 +5371,15 @@ def restore_mapping(rev: str, *, yes: bool = False, exact: bool = False) -> dict
     return result
 
 
-def list_scripts() -> list[Entry]:
-    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first."""
+def list_scripts(everything: bool = False) -> list[Entry]:
+    """`sm list`: every entry, by name; a machine that never synced brings GitHub's first. `everything`: the
+    subscribed catalogs' scripts too, as ALIAS/NAME."""
     if not read_sync_state().get("gist_id"):
         with status_line("Fetching your scripts from GitHub…"):
             try_sync("Could not fetch your scripts from GitHub: %s")  # a new machine: bring everything first
+    if everything:
+        with status_line("Reading your catalogs…"):
+            return script_rows(read_mapping()) + catalog_rows()
     return script_rows(read_mapping())
 
 
@@ -5367,8 +5405,9 @@ def add_script(
         raise UsageProblem(
             f"A script named {name!r} already exists: use --force to replace it, or choose another name."
         )
+    pin = catalog_entry(github_optional(), *split) if (split := catalog_name(source)) else None
     path = Path(source).expanduser()
-    if path.is_file() or (source.endswith(".py") and gist_ref(source) is None):  # a raw gist URL ends in .py too
+    if pin is None and (path.is_file() or (source.endswith(".py") and gist_ref(source) is None)):
         try:
             code = path.read_bytes().decode("utf-8")  # byte for byte: CRLF and a BOM kept, as uv reads them
         except (OSError, UnicodeDecodeError) as e:
@@ -5381,8 +5420,8 @@ def add_script(
             gh.check_token()
         with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
             return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
-    try:
-        ref = parse_gist_ref(source)  # a typo fails here, before any network
+    try:  # a typo fails here, before any network; ALIAS/NAME: the gist its catalog pins, still the teammate's
+        ref = GistRef(pin["gist_id"], pin["revision"], pin["filename"]) if pin else parse_gist_ref(source)
     except UsageProblem as e:
         if gist_ref(source):
             raise
@@ -5403,6 +5442,11 @@ def add_script(
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
+        if pin and entry["sha256"] != pin["sha256"]:
+            raise IntegrityError(
+                f"Nothing was added: revision {pin['revision'][:8]} of {source} does not match the sha256 its "
+                "catalog lists. The gist was altered; ask its owner."
+            )
         desc = " ".join((description or entry["description"] or read_script(code).description).split())
         entry = make_entry(entry, script_name=name, description=desc)
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
@@ -6016,6 +6060,24 @@ def self_record_path() -> Path:
     return sm_home() / "self.json"
 
 
+def republish(
+    gh: GitHub, record: Path, files: dict[str, str], description: str, *, public: bool, what: str
+) -> dict[str, Any]:
+    """Update the gist whose id `record` (a JSON file) holds with `files`, or create one when there is none yet
+    or it is gone; the caller records the new id."""
+    gist_id = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        gist_id = json.loads(record.read_text(encoding="utf-8")).get("gist_id")
+    if type(gist_id) is str and re.fullmatch(GIST_ID_PATTERN, gist_id):
+        try:
+            return gh.update_gist(gist_id, dict(files), description)
+        except GitHubError as e:
+            if e.status != 404:
+                raise
+            log.warning("%s before (%s) is gone; publishing to a new one.", what, gist_id)
+    return gh.create_gist(files, description, public=public)
+
+
 def self_publish() -> dict[str, Any]:
     """`sm self publish`: sm.py and a pyproject.toml to a secret gist (the same one each time); the install line."""
     files = self_files()
@@ -6024,19 +6086,7 @@ def self_publish() -> dict[str, Any]:
     gh = github()
     with status_line("Publishing sm…"):
         gh.check_token()
-        record: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(self_record_path().read_text(encoding="utf-8"))
-        gist = None
-        if gist_id := record.get("gist_id"):
-            try:
-                gist = gh.update_gist(gist_id, dict(files), description)
-            except GitHubError as e:
-                if e.status != 404:
-                    raise
-                log.warning("The gist sm was published to before (%s) is gone; publishing to a new one.", gist_id)
-        if gist is None:
-            gist = gh.create_gist(files, description, public=False)
+        gist = republish(gh, self_record_path(), files, description, public=False, what="The gist sm was published to")
         git_url = gist.get("git_pull_url") or f"https://gist.github.com/{gist['id']}.git"
         result = {
             "gist_id": gist["id"],
@@ -6047,6 +6097,250 @@ def self_publish() -> dict[str, Any]:
         }
         atomic_write(self_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
         return result
+
+
+# -- catalogs ----------------------------------------------------------------------------------------
+# A catalog is a gist holding sm-catalog.json: {"version": 1, "scripts": {NAME: {gist_id, filename, revision,
+# sha256, params, description}}}, the pins its publisher vouches for. Subscriptions live in the mapping, as
+# {"catalogs": {ALIAS: GIST_ID}}, so every machine has them after a sync; your own catalog's gist id is
+# recorded in $SM_HOME/catalog.json. A catalog's scripts are named ALIAS/NAME and never written to.
+
+CATALOG_FILE = "sm-catalog.json"
+CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "params", "description")
+
+
+def catalog_record_path() -> Path:
+    return sm_home() / "catalog.json"
+
+
+def subscriptions(data: dict[str, Any] | None = None) -> dict[str, str]:
+    """The mapping's catalogs, ALIAS -> gist id; malformed ones (hand-edited, another tool) are left out."""
+    catalogs = (read_mapping() if data is None else data).get("catalogs")
+    if type(catalogs) is not dict:
+        return {}
+    return {
+        alias: gist_id
+        for alias, gist_id in catalogs.items()
+        if type(alias) is str
+        and re.fullmatch(NAME_PATTERN, alias)
+        and type(gist_id) is str
+        and re.fullmatch(GIST_ID_PATTERN, gist_id)
+    }
+
+
+def publish_catalog(names: Sequence[str] = (), *, public: bool = False) -> dict[str, Any]:
+    """`sm catalog publish`: the chosen scripts (all when none) to one catalog gist, the same one each time."""
+    entries = [lookup(name) for name in names] if names else list_scripts()
+    if not entries:
+        raise UsageProblem("No scripts to publish: create or add one first (`sm list` shows your scripts).")
+    scripts = {e["script_name"]: {f: e.get(f) for f in CATALOG_FIELDS} for e in entries}
+    files = {CATALOG_FILE: json_text({"version": 1, "scripts": scripts}) + "\n"}
+    description = (
+        f"sm catalog: {len(scripts)} script{'s' if len(scripts) != 1 else ''} (sm catalog add ALIAS THIS_GIST)"
+    )
+    check_upload(files, description, public=public)
+    gh = github()
+    with status_line("Publishing the catalog…"):
+        gist = republish(gh, catalog_record_path(), files, description, public=public, what="Your catalog gist")
+        if public and not gist.get("public"):
+            log.warning(
+                "Your catalog gist %s stays secret: GitHub cannot make a secret gist public. To publish a public "
+                "catalog, delete %s and publish again.",
+                gist["id"],
+                catalog_record_path(),
+            )
+        result = {"gist_id": gist["id"], "html_url": gist.get("html_url", ""), "scripts": sorted(scripts)}
+        atomic_write(catalog_record_path(), json.dumps({**result, "published_at": now_iso()}, indent=2) + "\n")
+        return result
+
+
+def add_catalog(alias: str, ref: str) -> str:
+    """`sm catalog add`: subscribe to a catalog under ALIAS, once it reads as one; returns its gist id."""
+    check_name(alias)
+    gist_id = parse_gist_ref(ref).gist_id
+    with status_line("Reading the catalog…"):
+        read_catalog(github(), gist_id)  # a gist that is not a catalog is refused now, not at the first run
+    with locked_mapping() as data:
+        if alias in subscriptions(data) and data["catalogs"][alias] != gist_id:
+            raise UsageProblem(
+                f"The catalog alias {alias!r} is taken: `sm catalog rm {alias}` first, or choose another."
+            )
+        if type(data.get("catalogs")) is not dict:
+            data["catalogs"] = {}
+        data["catalogs"][alias] = gist_id
+    after_change()
+    return gist_id
+
+
+def remove_catalog(alias: str) -> str:
+    """`sm catalog rm`: unsubscribe; returns the catalog's gist id."""
+    with locked_mapping() as data:
+        if alias not in subscriptions(data):
+            raise UsageProblem(f"No catalog named {alias!r}: `sm catalog list` shows your catalogs.")
+        gist_id = data["catalogs"].pop(alias)
+    after_change()
+    return gist_id
+
+
+def read_catalog(gh: GitHub, gist_id: str) -> dict[str, Entry]:
+    """A catalog's scripts, NAME -> entry, each checked like a mapping entry: one malformed entry refuses all."""
+    gist, _ = gh.get_gist(gist_id)
+    assert gist is not None  # no etag sent: GitHub answers in full
+    try:
+        data = json.loads(gh.file_content(gist_file(gist, CATALOG_FILE)))
+    except GitHubError as e:
+        raise GitHubError(f"Gist {gist_id} is not an sm catalog: it has no {CATALOG_FILE}.") from e
+    except ValueError as e:
+        raise IntegrityError(
+            f"The catalog {gist_id} is not valid JSON ({_short(e)}); ask its owner to publish it again."
+        ) from e
+    scripts = data.get("scripts") if type(data) is dict else None
+    if type(scripts) is not dict:
+        raise IntegrityError(f"The catalog {gist_id} lists no scripts; ask its owner to publish it again.")
+    entries: dict[str, Entry] = {}
+    for name, item in scripts.items():
+        entry = {**item, "script_name": name} if type(item) is dict else item
+        if problem := entry_problem(name, entry):
+            raise IntegrityError(
+                f"Refusing the catalog {gist_id}: its entry {_clip(name)} is malformed ({problem}). Ask its owner "
+                "to publish it again."
+            )
+        entries[name] = entry
+    atomic_write(catalog_copy_path(gist_id), json_text(entries) + "\n")  # for completion and help: no network
+    return entries
+
+
+def catalog_copy_path(gist_id: str) -> Path:
+    """The catalog as last read, checked: $SM_HOME/cache/GIST_ID/sm-catalog.json."""
+    from pathlib import Path
+
+    return Path(home_path("cache", gist_id, CATALOG_FILE))
+
+
+def known_catalog_scripts() -> dict[str, Entry]:
+    """ALIAS/NAME -> entry for every script of the subscribed catalogs as last read here, at the pin accepted
+    here if any: what completion and `sm run ALIAS/NAME -h` know without asking GitHub."""
+    known: dict[str, Entry] = {}
+    for alias, catalog_id in subscriptions().items():
+        try:
+            catalog = json.loads(catalog_copy_path(catalog_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError, SmError):
+            catalog = {}
+        for name, entry in catalog.items() if isinstance(catalog, dict) else ():
+            entry = accepted_catalog_pin(alias, name, catalog_id) or entry
+            if not entry_problem(name, entry):
+                known[f"{alias}/{name}"] = entry
+    return known
+
+
+# -- running a catalog's script ----------------------------------------------------------------------
+# The first run of ALIAS/NAME reviews the pin the catalog lists; the accepted pin is recorded on this machine
+# only, in the trust record (trusted.json: "catalog_pins": {ALIAS/NAME: entry}), and later runs stay on it,
+# whatever the catalog lists since, until `--latest` reviews the catalog's newer pin.
+
+
+def accepted_catalog_pin(alias: str, name: str, catalog_id: str) -> Entry | None:
+    """The pin of ALIAS/NAME accepted on this machine, while ALIAS is still that catalog; else None."""
+    pin = trust_record("catalog_pins").get(f"{alias}/{name}")
+    if type(pin) is not dict or pin.get("catalog") != catalog_id or entry_problem(name, pin) or not is_accepted(pin):
+        return None
+    return pin
+
+
+def pin_catalog_script(alias: str, entry: Entry, catalog_id: str, code: str) -> Path:
+    """Record that this machine's user accepted the entry's pin for ALIAS/NAME; cache its code."""
+    record_accepted(entry)
+    pins = trust_record("catalog_pins")
+    pins[f"{alias}/{entry['script_name']}"] = {**entry, "catalog": catalog_id}
+    write_trust_record("catalog_pins", pins)
+    return store_cache(entry, code)
+
+
+def catalog_script(gh: GitHub, alias: str, name: str) -> Entry:
+    """The entry the catalog ALIAS lists for NAME now."""
+    with status_line(f"Reading the catalog {alias}…"):
+        catalog = read_catalog(gh, subscriptions()[alias])
+    if name not in catalog:
+        listed = ", ".join(f"{alias}/{n}" for n in sorted(catalog)) or "nothing"
+        raise UsageProblem(f"The catalog {alias} has no script {name!r}; it lists {listed}.")
+    return catalog[name]
+
+
+def catalog_name(name: str) -> tuple[str, str] | None:
+    """(ALIAS, NAME) when `name` is ALIAS/NAME of a subscribed catalog, else None."""
+    alias, slash, rest = name.partition("/")
+    return (alias, rest) if slash and alias in subscriptions() else None
+
+
+def catalog_entry(gh: GitHub, alias: str, name: str) -> Entry:
+    """ALIAS/NAME's pin accepted here, else the one its catalog lists now."""
+    return accepted_catalog_pin(alias, name, subscriptions()[alias]) or catalog_script(gh, alias, name)
+
+
+def catalog_code(alias: str, name: str) -> tuple[Entry, str]:
+    """`sm show ALIAS/NAME`: its entry (see catalog_entry) with its code, sha256-checked."""
+    gh = github_optional()
+    entry = catalog_entry(gh, alias, name)
+    return entry, fetch_pinned(gh, entry, "its catalog or you accepted", f"{alias}/{name}")[1]
+
+
+def catalog_rows() -> list[dict[str, Any]]:
+    """`sm list --all`: every subscribed catalog's scripts as ALIAS/NAME, at the pin accepted here if any.
+    A catalog that cannot be read is named in a warning and left out."""
+    gh, rows = github_optional(), []
+    for alias, catalog_id in sorted(subscriptions().items()):
+        try:
+            catalog = read_catalog(gh, catalog_id)
+        except SmError as e:
+            log.warning("Could not read the catalog %s: %s.", alias, _short(e))
+            continue
+        for name, entry in sorted(catalog.items()):
+            pin = accepted_catalog_pin(alias, name, catalog_id)
+            rows.append({**(pin or entry), "script_name": f"{alias}/{name}", "catalog": alias})
+    return rows
+
+
+def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:
+    """`sm run ALIAS/NAME`: the pin accepted here; the first time (or with --latest) the catalog's, reviewed."""
+    from pathlib import Path
+
+    label, catalog_id = f"{alias}/{name}", subscriptions()[alias]
+    if req.options.get("rev") or req.options.get("save") or req.options.get("file"):
+        raise UsageProblem(f"--rev, --save and --file are not for a catalog's script ({label}).")
+    pinned = accepted_catalog_pin(alias, name, catalog_id)
+    if pinned and not req.options.get("latest"):
+        args = build_script_args(pinned.get("params"), req.pairs, req.passthrough)
+        if path := verified_cache(pinned):
+            return Path(path), args
+        _, code = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
+        return store_cache(pinned, code), args
+    gh = github_optional()
+    entry = catalog_script(gh, alias, name)
+    args = build_script_args(entry.get("params"), req.pairs, req.passthrough)
+    gist, code = fetch_pinned(gh, entry, f"the catalog {alias} lists", label)
+    if pinned and pin_key(pinned) == pin_key(entry):
+        log.debug("the catalog lists the pinned revision: running it")
+    elif pinned:
+        old = fetch_pinned(gh, pinned, "accepted when you first ran it", label)[1]
+        text = change_text(old, code, f"pinned {pinned['revision'][:8]}", f"catalog {entry['revision'][:8]}")
+        confirm(
+            f"{label}: the catalog lists revision {entry['revision'][:8]}, not the pinned {pinned['revision'][:8]}. "
+            "Trust and run this revision?",
+            text,
+            yes=yes,
+            declined=f"Nothing ran: `sm run {label}` still runs the pinned revision {pinned['revision'][:8]}.",
+        )
+        log.warning("%s is now pinned at revision %s.", label, entry["revision"][:8])
+    elif not known_pin(gh, entry, gist):
+        summary = trust_summary(gist, entry["filename"], code, entry["revision"], entry.get("params"), me=my_login(gh))
+        owner = gist_owner(gist) or "an unknown owner"
+        confirm(
+            f"{label} is {owner}'s gist at revision {entry['revision'][:8]}, from the catalog {alias}. Trust and run it?",
+            "\n".join(summary) + "\n\n" + code,
+            yes=yes,
+            declined=f"Not running {label}: it was not trusted. Review it above, then rerun with --yes.",
+        )
+    return pin_catalog_script(alias, entry, catalog_id, code), args
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -6218,15 +6512,17 @@ def build_cli() -> click.Group:
     @cli.command(name="list", context_settings=settings)
     @json_option("the mapping entries")
     @click.option("-w", "--wide", is_flag=True, help="On a terminal, show every column in full, wrapped.")
-    def list_command(as_json: bool, wide: bool) -> None:
+    @click.option("-a", "--all", "everything", is_flag=True, help="Also list your catalogs' scripts, as ALIAS/NAME.")
+    def list_command(as_json: bool, wide: bool, everything: bool) -> None:
         """List your scripts: on a terminal one line each, the description cut to fit (--wide: all of it).
 
         \b
         sm list
         sm list --wide
         sm list --json | jq -r '.[].script_name'
+        sm list --all
         """
-        rows = list_scripts()
+        rows = list_scripts(everything)
         if as_json or not isatty(sys.stdout):
             echo_lines([rows_json(rows)] if as_json else map(list_line, rows))
         else:
@@ -6428,6 +6724,68 @@ def build_cli() -> click.Group:
         echo_lines([json_text(result)] if as_json else [])
         click.echo(visible(status), err=True)
 
+    @cli.group(name="catalog", context_settings=settings)
+    def catalog_group() -> None:
+        """Share scripts with a team: publish a catalog of yours, subscribe to a teammate's.
+
+        \b
+        sm catalog publish
+        sm catalog add team https://gist.github.com/bob/ID
+        sm run team/weather city=Paris
+        """
+
+    @catalog_group.command(name="publish", context_settings=settings)
+    @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_script_names)
+    @click.option("--public", is_flag=True, help="Make the catalog gist public (default: secret).")
+    @json_option("the catalog's gist ID, URL and scripts")
+    def catalog_publish_command(names: tuple[str, ...], public: bool, as_json: bool) -> None:
+        """Publish the pins of NAMEs (default: all your scripts) to your catalog gist; print its URL.
+
+        Publishing again updates the same gist. Teammates subscribe with `sm catalog add ALIAS URL`.
+
+        \b
+        sm catalog publish
+        sm catalog publish weather greet --json
+        """
+        result = publish_catalog(names, public=public)
+        click.echo(json_text(result) if as_json else visible(result["html_url"] or result["gist_id"]))
+        click.echo(visible(f"Published a catalog of {len(result['scripts'])} script(s)."), err=True)
+
+    @catalog_group.command(name="add", context_settings=settings)
+    @click.argument("alias")
+    @click.argument("gist", metavar="GIST_URL_OR_ID")
+    def catalog_add_command(alias: str, gist: str) -> None:
+        """Subscribe to a catalog: its scripts run as ALIAS/NAME, read-only, pinned once you trust them.
+
+        \b
+        sm catalog add team https://gist.github.com/bob/ID
+        sm list --all
+        """
+        gist_id = add_catalog(alias, gist)
+        click.echo(visible(f"Subscribed to the catalog {gist_id} as {alias}."), err=True)
+
+    @catalog_group.command(name="list", context_settings=settings)
+    @json_option("the catalogs")
+    def catalog_list_command(as_json: bool) -> None:
+        """List the catalogs you subscribe to: ALIAS and gist ID.
+
+        \b
+        sm catalog list
+        """
+        catalogs = subscriptions()
+        echo_lines([json_text(catalogs)] if as_json else (f"{a}\t{g}" for a, g in sorted(catalogs.items())))
+
+    @catalog_group.command(name="rm", context_settings=settings)
+    @click.argument("alias")
+    def catalog_rm_command(alias: str) -> None:
+        """Unsubscribe from a catalog; its scripts no longer run as ALIAS/NAME.
+
+        \b
+        sm catalog rm team
+        """
+        gist_id = remove_catalog(alias)
+        click.echo(visible(f"Unsubscribed from the catalog {gist_id} ({alias})."), err=True)
+
     @cli.command(name="completion", context_settings=settings)
     @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
     def completion_command(shell: str) -> None:
@@ -6616,6 +6974,9 @@ def doctor_report(checks: list[dict[str, Any]], color: bool) -> str:
 def complete_script_names(ctx: Any, param: Any, incomplete: str) -> list[Any]:
     try:
         scripts = read_mapping()["scripts"]
+        command = getattr(getattr(ctx, "command", None), "name", "run")
+        if command in ("run", "show", "history"):  # the commands that take a catalog's ALIAS/NAME too
+            scripts = {**scripts, **known_catalog_scripts()}
     except SmError:
         return []
     return [completion_item(n, scripts[n].get("description")) for n in sorted(scripts) if n.startswith(incomplete)]
@@ -6630,7 +6991,7 @@ def complete_run_args(ctx: Any, param: Any, incomplete: str) -> list[Any]:
         req = parse_run_tail(words)
         if req.name is None:  # only sm's options so far: the word being completed is NAME
             return complete_script_names(ctx, param, incomplete)
-        entry = read_mapping()["scripts"].get(req.name)
+        entry = read_mapping()["scripts"].get(req.name) or known_catalog_scripts().get(req.name)
     except SmError:
         return []
     done = {norm_key(w.partition("=")[0]) for w in req.pairs}

@@ -782,6 +782,7 @@ def two_scripts(sm_env):
             "sm ",
             [
                 "add",
+                "catalog",
                 "completion",
                 "create",
                 "doctor",
