@@ -2642,7 +2642,11 @@ def hold_name(name: str) -> Iterator[None]:
 
 def name_taken(data: dict[str, Any], name: str) -> bool:
     """NAME has an entry, or a malformed one still holds it: sm will not give it to another script behind its back."""
-    return name in data["scripts"] or name in (data.get(QUARANTINE) or {}).get("scripts", {})
+    return name in data["scripts"] or _held(data, name)
+
+
+def _held(data: dict[str, Any], name: str) -> bool:
+    return name in (data.get(QUARANTINE) or {}).get("scripts", {})
 
 
 def remote_mapping(gh: GitHub) -> dict[str, Any]:
@@ -2686,6 +2690,30 @@ def delete_entry(name: str) -> Entry:
         data["tombstones"][name] = tombstone(entry, tick(data))
     after_change()
     return entry
+
+
+def delete_held(name: str) -> bool:
+    """Remove NAME when only a malformed entry holds it (the warning says to fix or remove it): the entry goes,
+    a tombstone syncs the removal. Nothing else is touched, since nothing in that entry can be trusted."""
+    remote: dict[str, Any] = {}
+    if not _held(read_mapping(), name):  # maybe only GitHub's copy holds it: sync never copies malformed entries
+        with contextlib.suppress(ConfigError):
+            remote = remote_mapping(github())
+        if not _held(remote, name):
+            return False
+    with locked_mapping() as data:
+        held = (data.get(QUARANTINE) or {}).get("scripts", {})
+        raw = held.pop(name, None) or (remote.get(QUARANTINE) or {}).get("scripts", {}).get(name)
+        stone: dict[str, Any] = {"deleted_at": now_iso(), "clock": tick(data)}
+        if (
+            isinstance(raw, dict)
+            and isinstance(raw.get("gist_id"), str)
+            and re.fullmatch(GIST_ID_PATTERN, raw["gist_id"])
+        ):
+            stone["gist_id"] = raw["gist_id"]
+        data["tombstones"][name] = stone
+    after_change()
+    return True
 
 
 def rename_entry(old: str, new: str) -> Entry:
@@ -5458,9 +5486,15 @@ def add_script(
     return entry
 
 
-def remove_script(name: str, *, purge: bool = False, yes: bool = False) -> Entry:
-    """`sm rm`: forget NAME (a tombstone syncs the removal); with `purge`, delete its gist too."""
-    entry = lookup(name)
+def remove_script(name: str, *, purge: bool = False, yes: bool = False) -> Entry | None:
+    """`sm rm`: forget NAME (a tombstone syncs the removal); with `purge`, delete its gist too. None: NAME was
+    held by a malformed entry, which is gone now (never purged: its gist id cannot be trusted)."""
+    try:
+        entry = lookup(name)
+    except UsageProblem:
+        if not purge and re.fullmatch(NAME_PATTERN, name) and delete_held(name):
+            return None
+        raise
     if purge:
         others = sorted(
             n for n, e in read_mapping()["scripts"].items() if e["gist_id"] == entry["gist_id"] and n != name
@@ -6597,6 +6631,9 @@ def build_cli() -> click.Group:
         sm rm weather --purge --yes
         """
         entry = remove_script(name, purge=purge, yes=yes)
+        if entry is None:
+            click.echo(f"Removed the malformed entry {name}; nothing else was touched.", err=True)
+            return
         kept = "deleted its gist" if purge else f"its gist {entry['gist_id']} stays on GitHub"
         click.echo(f"Removed {name}; {kept}.", err=True)
 

@@ -734,3 +734,31 @@ def test_mapping_restore_of_an_unknown_revision_is_one_line(machine, invoke):
     add(machine("A"), "keep")
     result = invoke("mapping", "restore", "abcdef12", "--yes")
     assert result.exit_code == 2 and "see `sm mapping history`" in result.stderr
+
+
+def test_rm_removes_an_entry_a_warning_named_everywhere(two_good_scripts, invoke, sm_env):
+    """The warning says "fix or remove that entry": `sm rm NAME` removes it, here and on GitHub."""
+    gh = two_good_scripts
+    data = remote_mapping(gh)
+    data["scripts"]["held"] = {"script_name": "held", "gist_id": "../../etc", "updated_at": 5}
+    gh.external_edit(mapping_gist(gh), "sm-mapping.json", json.dumps(data))
+    assert invoke("sync").exit_code == 0
+    purge = invoke("rm", "held", "--purge", "--yes")
+    assert purge.exit_code == 2 and "Unknown script 'held'" in purge.stderr  # never a purge of an untrusted id
+    removed = invoke("rm", "held")
+    assert removed.exit_code == 0 and "Removed the malformed entry held" in removed.stderr
+    remote = remote_mapping(gh)
+    assert "held" not in remote["scripts"] and "gist_id" not in remote["tombstones"]["held"]
+    assert set(sm.read_mapping()["scripts"]) == {"good", "bad"} and gh.count("DELETE", r"/gists/.*") == 0
+
+
+def test_rm_removes_a_malformed_local_entry_offline(created, invoke, sm_env, monkeypatch):
+    data = json.loads((sm_env / "mapping.json").read_text())
+    data["scripts"]["broken"] = {"script_name": "broken", "gist_id": 5}
+    (sm_env / "mapping.json").write_text(json.dumps(data))
+    monkeypatch.delenv("GITHUB_PAT")
+    removed = invoke("rm", "broken")
+    assert removed.exit_code == 0 and "Removed the malformed entry broken" in removed.stderr
+    raw = json.loads((sm_env / "mapping.json").read_text())
+    assert "broken" not in raw["scripts"] and "broken" in raw["tombstones"] and "greet" in raw["scripts"]
+    assert invoke("rm", "nothing").exit_code == 2  # an unknown name is still unknown
