@@ -2547,14 +2547,18 @@ def make_entry(base: Entry | None = None, *, code: str | None = None, **fields: 
 # -- writing, under a lock -------------------------------------------------------------------------
 
 
-def with_quarantined(data: dict[str, Any], quarantined: dict[str, Any] | None = None) -> dict[str, Any]:
+def with_quarantined(data: dict[str, Any]) -> dict[str, Any]:
     """What to write: the good entries, and the quarantined ones as they were (unless the name is in use again)."""
-    out = {k: v for k, v in data.items() if k != QUARANTINE}
-    kept = quarantined if quarantined is not None else data.get(QUARANTINE) or {}
-    for section, items in kept.items():
+    out = _plain(data)
+    for section, items in (data.get(QUARANTINE) or {}).items():
         merged = {**{n: v for n, v in items.items() if n not in out[section]}, **out[section]}
         out[section] = dict(sorted(merged.items()))
     return out
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """A mapping without sm's in-memory record of malformed entries."""
+    return {k: v for k, v in data.items() if k != QUARANTINE}
 
 
 def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
@@ -3213,10 +3217,6 @@ def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
         atomic_write(remote_snapshot_path(), on_github)
         write_sync_state({**state, "pending": False, "last_sync": now_iso()})
         return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final), "notes": notes}
-
-
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k != QUARANTINE}
 
 
 def for_github(merged: dict[str, Any], base: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
