@@ -728,15 +728,17 @@ def which(cmd: str) -> str | None:
 # themselves goes on to the full CLI, which reports it properly.
 
 
-def fast_run(argv: Sequence[str]) -> None:
+def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
     """`sm run NAME key=value ...` on a verified cache, before click is even imported.
 
     Returns (falls back to the full CLI) on anything it does not handle itself: options, unknown
     names, a malformed entry, a cache miss, bad parameters. Those paths report errors; this one only execs.
+    `launched`: an installed command's launcher is asking, and a direct exec is recorded for it (record_launch).
     """
     if len(argv) < 2 or argv[0] != "run":
         return
     try:
+        before = file_stamp(mapping_file()) if launched else ""
         req = parse_run_tail(argv[1:])
         if req.options or req.name is None:
             return
@@ -760,6 +762,13 @@ def fast_run(argv: Sequence[str]) -> None:
     if cmd is not None:  # the no-uv fallback is the full CLI's business
         with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
             if direct is not None:
+                # An installed command passes "$@" as is, and sm adds no words: its arguments are the script's own,
+                # and from now on the script's own parser is the one that checks them (required ones included).
+                if launched and args == req.passthrough:
+                    try:
+                        record_launch(req.name, entry, direct, before)
+                    except Exception as e:  # noqa: BLE001 - the launcher keeps asking sm: slower, never wrong
+                        log.debug("launch record not written: %s", e)
                 exec_script(*direct)
             exec_script(cmd)
 
@@ -1177,6 +1186,97 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
         log.debug("direct exec not recorded: %s", e)
         return None
     return real_uv, venv, python
+
+
+# -- installed commands: a launcher that needs no Python of its own ------------------------------------
+# An installed command (`sm install`) is an sh script. Once sm has run its script directly (above), sm writes
+# $SM_HOME/launch/NAME: that exec, and what the launcher must find again to repeat it without starting sm (~8 ms
+# of Python before the script's own): the same uv first on PATH and the same UV_* settings, the pinned sha256 of
+# the script (and lock), the interpreter and environment still there, neither uv nor the mapping changed since,
+# and the background refresh not yet due. Everything but the sha256 is a test the shell does itself, so a launch
+# costs sh, one subshell and one `sha256sum`: ~2 ms. Anything else goes through sm, which records again.
+#   NAME.map has the mapping's mtime as sm read it (a later write, even in place, is newer); every write of the
+#   mapping by sm deletes the records too. NAME.due has the time the refresh is due; the shell's clock is the
+#   mtime of its own /proc/PID (Linux; elsewhere the launcher always goes through sm).
+# The sh that observes is kept in one place (LAUNCH_OBSERVE): the launcher runs it, and so does sm when it
+# records, so the two never disagree on a format (sha256sum's, or the shell's quoting of variables).
+
+LAUNCH_FORMAT = "sm-launch 3"
+LAUNCH_OBSERVE = r"""_sm_observe() {
+  _sm_u=; _sm_p=$PATH:
+  while [ -n "$_sm_p" ]; do
+    _sm_d=${_sm_p%%:*}; _sm_p=${_sm_p#*:}
+    if [ -f "${_sm_d:-.}/uv" ] && [ -x "${_sm_d:-.}/uv" ]; then _sm_u=${_sm_d:-.}/uv; break; fi
+  done
+  _sm_s=; IFS='
+'; set -f
+  for _sm_v in $(export -p); do
+    case $_sm_v in 'export UV_RUN_RECURSION_DEPTH='*) ;; 'export UV_'*) _sm_s="$_sm_s$_sm_v;" ;; esac
+  done
+  unset IFS; set +f
+  _sm_h=$(sha256sum - "$_sm_sc" ${_sm_lk:+"$_sm_lk"} <<_SM_END
+$_sm_s
+_SM_END
+)
+}"""
+LAUNCH_FIELDS = "_sm_iv _sm_py _sm_ve _sm_ru _sm_sc _sm_lk _sm_m".split()
+
+
+def launch_record_path(name: str) -> str | None:
+    folder = run_record_path(name)  # the same rule for which names can be files
+    return None if folder is None else os.path.join(home_dir(), "launch", name)
+
+
+def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, str]], stamp: str) -> None:
+    """After a launcher fell back to sm, and sm is about to exec the script directly: record that exec for the
+    launcher, if what the launcher sees (LAUNCH_OBSERVE) agrees with what sm verified. `stamp` is the mapping as
+    it was before sm read it: a mapping written since may have moved the pin, so then no record. The record is
+    sh assignments that the launcher sources (a file in $SM_HOME, as trusted as the interpreter path it names)."""
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    argv, env = direct
+    python, script = argv[0], argv[1]
+    lock = script + ".lock" if entry.get("lock_sha256") else ""
+    given = os.environ.get("SM_REFRESH_SECONDS", "")
+    interval = float(given or 300)
+    fields = [given, python, env["VIRTUAL_ENV"], env["UV"], script, lock, mapping_file()]
+    values = dict(zip(LAUNCH_FIELDS, fields, strict=True))
+    record = launch_record_path(name)
+    if record is None:
+        return
+    assign = "".join(f"{var}={shlex.quote(value)}\n" for var, value in values.items())
+    show = 'printf "%s\\n%s" "$_sm_u" "$_sm_h"'
+    words = ["/bin/sh", "-c", f"{LAUNCH_OBSERVE}\n{assign}_sm_observe && {show}"]
+    uv, _, hashes = subprocess.run(words, capture_output=True, text=True, timeout=30, check=True).stdout.partition("\n")
+    expected = [entry["sha256"], *([entry["lock_sha256"]] if lock else [])]
+    if not uv or [h.partition("  ")[0] for h in hashes.split("\n")[1:]] != expected:
+        return  # no uv, or a sha256sum that prints otherwise: the launcher keeps asking sm
+    try:
+        refreshed = os.stat(os.path.join(home_dir(), "refresh.stamp")).st_mtime_ns
+    except OSError:
+        refreshed = 0
+    if interval >= 0 and time.time_ns() - refreshed >= interval * 1e9:
+        refreshed = time.time_ns()  # due: exec_script starts the refresh in a moment, and that resets the clock
+    read_at = int(stamp.split(":")[1])  # file_stamp: inode, mtime_ns, size
+    for suffix, ns in ((".map", read_at), (".due", refreshed + int(interval * 1e9) if interval >= 0 else 2**62)):
+        atomic_write(Path(record + suffix), "")
+        os.utime(record + suffix, ns=(ns, ns))
+    values |= {"_sm_u0": uv, "_sm_h0": hashes, "_sm_z": f"{LAUNCH_FORMAT}/{name}"}  # the end: read it all
+    atomic_write(Path(record), "".join(f"{var}={shlex.quote(value)}\n" for var, value in values.items()))
+    if file_stamp(mapping_file()) != stamp:  # written while sm read it (a sync): this record may be stale
+        os.unlink(record)
+
+
+def forget_launches() -> None:
+    """The mapping changed: every launcher asks sm again (and sm records again) before it runs anything."""
+    folder = os.path.join(home_dir(), "launch")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if not name.endswith((".map", ".due")):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def refresh_in_background() -> None:
@@ -2573,6 +2673,7 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
     # Compact: `sm run` and `sm list` parse this file on every start, and whitespace is a third of it.
     atomic_write(path, json.dumps(out, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
     if path == mapping_path():
+        forget_launches()
         # What `sm list --json` prints, stamped with the file it came from: with 10,000 scripts, parsing and
         # re-encoding the mapping costs more than the whole command may take (see fast_list_json).
         rows = json.dumps(script_rows(data), ensure_ascii=False)
@@ -5572,10 +5673,10 @@ def rename_script(old: str, new: str) -> Entry:
 
 
 # -- installed commands -----------------------------------------------------------------------------
-# A launcher is a three-line sh script in SM_BIN_DIR that execs `sm run NAME -- ARGS...`: sm's fast path, so it
-# runs only the pinned revision whose sha256 matches, exactly as `sm run` does, and whatever makes `sm run`
-# faster (such as exec'ing the script's environment directly) speeds up every launcher without rewriting it.
-# sh rather than a Python stub: a Python launcher would pay interpreter start-up twice.
+# A launcher is an sh script in SM_BIN_DIR. Once sm has recorded a direct exec for it (record_launch, in the fast
+# paths), it checks the pin's sha256 and execs the script's interpreter itself; otherwise, and whenever anything
+# it checks has changed, it execs `sm run NAME -- ARGS...`, which runs only the pinned revision whose sha256
+# matches, exactly as `sm run` does. sh rather than a Python stub: Python would start twice.
 
 LAUNCHER_MARK = "# sm launcher for "
 
@@ -5592,15 +5693,36 @@ def launcher_path(command: str) -> Path:
 
 
 def launcher_text(name: str) -> str:
-    """The launcher for script NAME: this sm (the interpreter running it, and this file), run NAME, "$@" as is.
-    sm is imported, not run as a file: an imported module's bytecode is cached, a script's is compiled on every
-    start (tens of ms for sm.py). -I keeps the current folder and PYTHON* variables out of it."""
+    """The launcher for script NAME. With a launch record that still holds (record_launch), it execs the script's
+    interpreter as `sm run` would; otherwise this sm (the interpreter running it, and this file) runs NAME, with
+    "$@" as is. sm is imported, not run as a file: an imported module's bytecode is cached, a script's is compiled
+    on every start (tens of ms for sm.py). -I keeps the current folder and PYTHON* variables out of it."""
     import shlex
 
     folder = os.path.dirname(os.path.abspath(__file__))
-    boot = f"import sys; sys.path.insert(0, {folder!r}); import sm; sm.main()"
+    boot = f"import sys; sys.path.insert(0, {folder!r}); import sm; sm.main(launched=True)"
     command = shlex.join([sys.executable, "-I", "-c", boot, "run", name, "--"])
-    return f'#!/bin/sh\n{LAUNCHER_MARK}{name}: its pinned, sha256-verified revision (sm install)\nexec {command} "$@"\n'
+    return f"""#!/bin/sh
+{LAUNCHER_MARK}{name}: its pinned, sha256-verified revision (sm install)
+# What `sm run` would check, checked here; then the script's own interpreter. Anything unsure goes through sm.
+{LAUNCH_OBSERVE}
+_sm_r=${{SM_HOME:-$HOME/.sm}}/launch/{shlex.quote(name)} _sm_z=
+if [ "${{SM_DIRECT-}}" != 0 ] && [ -z "${{SM_BACKGROUND-}}" ] && case $_sm_r in /*) true ;; *) false ;; esac &&
+  [ -f "$_sm_r" ] && [ -O "$_sm_r" ] && command . "$_sm_r" 2>/dev/null &&
+  [ "$_sm_z" = {shlex.quote(f"{LAUNCH_FORMAT}/{name}")} ] && [ "${{SM_REFRESH_SECONDS-}}" = "$_sm_iv" ] &&
+  [ -d /proc/$$ ] && [ "$_sm_r.due" -nt /proc/$$ ] && [ -f "$_sm_m" ] && ! [ "$_sm_m" -nt "$_sm_r.map" ] &&
+  [ -x "$_sm_py" ] && [ -f "$_sm_ve/pyvenv.cfg" ] && [ -f "$_sm_sc" ] && ! [ -L "$_sm_sc" ] && [ -x "$_sm_ru" ] &&
+  _sm_observe && [ "$_sm_u" = "$_sm_u0" ] && ! [ "$_sm_u" -nt "$_sm_r" ] && ! [ "$_sm_ru" -nt "$_sm_r" ] &&
+  [ "$_sm_h" = "$_sm_h0" ]; then
+  _sm_d=${{UV_RUN_RECURSION_DEPTH:-0}}
+  case $_sm_d in
+    0 | [1-9] | [1-9][0-9])
+      export VIRTUAL_ENV="$_sm_ve" PATH="$_sm_ve/bin${{PATH:+:$PATH}}" UV="$_sm_ru" UV_RUN_RECURSION_DEPTH=$((_sm_d + 1))
+      exec "$_sm_py" "$_sm_sc" "$@" ;;
+  esac
+fi
+exec {command} "$@"
+"""
 
 
 def launcher_of(path: Path | str) -> str | None:
@@ -5758,6 +5880,9 @@ def gc_plan() -> list[dict[str, Any]]:
     for name in home_children("run"):
         if name not in scripts:
             add("run record", home_path("run", name))
+    for name in home_children("launch"):
+        if name.removesuffix(".map").removesuffix(".due") not in scripts:
+            add("launch record", home_path("launch", name))
     records = {}
     for name in home_children("direct"):
         with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -7106,10 +7231,10 @@ def closed_stdout() -> int:
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, *, launched: bool = False) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        fast_run(argv)
+        fast_run(argv, launched=launched)
         if fast_list_json(argv):
             return
         build_cli().main(args=argv, prog_name="sm")

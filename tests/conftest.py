@@ -211,6 +211,17 @@ def sm_process(*args, env=None, input=None, timeout=180, cwd=None, cmd=None):
     )
 
 
+def real_uv() -> str:
+    """uv's own binary, not a pyenv shim (a bash script that changes PATH on its way to uv)."""
+    found = shutil.which("uv")
+    if found is None:
+        pytest.skip("needs uv")
+    with open(found, "rb") as f:
+        if f.read(2) == b"#!":
+            return subprocess.run(["pyenv", "which", "uv"], capture_output=True, text=True, check=True).stdout.strip()
+    return found
+
+
 def explain(proc) -> str:
     return f"command: {proc.args}\nexit: {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
 

@@ -1084,7 +1084,12 @@ def garbage(added, sm_env, tmp_path):
         sm_env / "cache" / added["gist_id"],
     ]
     (envs / "stranger-3333").mkdir()
+    (sm_env / "launch").mkdir()
+    for name in ("weather", "weather.map", "weather.due", "gone", "gone.map", "gone.due"):  # an installed command's
+        (sm_env / "launch" / name).write_text("")
+    kept += [sm_env / "launch" / n for n in ("weather", "weather.map", "weather.due")]
     removed = {
+        *{("launch record", str(sm_env / "launch" / n)) for n in ("gone", "gone.map", "gone.due")},
         ("cached script", str(sm_env / "cache" / gone)),
         ("fallback venv", str(sm_env / "venvs" / f"{gone}-old")),
         ("old draft", str(sm_env / "drafts" / "ancient.py")),
@@ -1107,7 +1112,7 @@ def test_gc_dry_run_lists_what_no_live_entry_uses_and_removes_nothing(garbage, i
     text = invoke("gc", "--dry-run")
     assert text.exit_code == 0
     assert len(text.stdout.splitlines()) == len(removed) and "uv environment: " in text.stdout
-    assert text.stderr.startswith("Would free ") and text.stderr.endswith(" in 5 items.\n")
+    assert text.stderr.startswith("Would free ") and text.stderr.endswith(" in 8 items.\n")
 
 
 def test_gc_asks_then_removes_and_a_second_gc_finds_nothing(garbage, invoke):
@@ -1125,4 +1130,4 @@ def test_gc_asks_then_removes_and_a_second_gc_finds_nothing(garbage, invoke):
 
 def test_doctor_says_what_gc_would_free(garbage, invoke):
     _, _, checks = doctor_json(invoke)
-    assert "`sm gc` would free " in checks["cache"]["detail"] and " in 5 items" in checks["cache"]["detail"]
+    assert "`sm gc` would free " in checks["cache"]["detail"] and " in 8 items" in checks["cache"]["detail"]

@@ -140,3 +140,155 @@ def test_the_launchers_command_line_runs_a_script_with_required_parameters(creat
     result = invoke("run", "greet", "--", "--name", "A B")
     assert result.exit_code == 0, result.output
     assert result.execs[-1][-2:] == ["--name", "A B"] and result.execs[-1][-3] != "--"
+
+
+# ── the launcher's own fast path: it execs the script's interpreter without starting sm ───────────────
+
+LOOK = '# /// script\n# requires-python = ">=3.11"\n# dependencies = []\n# ///\nimport json, os, sys\n\nprint(json.dumps({"executable": sys.executable, "prefix": sys.prefix, "path": sys.path, "argv": sys.argv,\n    "orig_argv": sys.orig_argv, "file": __file__, "environ": dict(os.environ), "stdin": sys.stdin.read()}))\n'
+
+
+@pytest.fixture
+def look(github_env, bin_dir, invoke, tmp_path):
+    """`peek`, installed as a command and run once through sm (which records the exec); `run(...)` runs the
+    launcher, and `fast(...)` a copy of it that cannot fall back to sm (exit 99 where it would start sm)."""
+    from conftest import real_uv
+
+    sm.upload_new(sm.github(), "peek", LOOK, "What the script sees", public=False, created=sm.now_iso())
+    assert invoke("install", "peek").exit_code == 0
+    uv = real_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("SM_DIRECT", "SM_RAISE_ERRORS", "VIRTUAL_ENV")}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.path.dirname(uv)}{os.pathsep}{env['PATH']}"}
+    env |= {"SM_REFRESH_SECONDS": "-1", "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    lines = (bin_dir / "peek").read_text().splitlines()
+    assert lines[-1].startswith("exec ") and " run peek -- " in lines[-1]
+    fast_only = tmp_path / "fast" / "peek"
+    fast_only.parent.mkdir()
+    fast_only.write_text("\n".join([*lines[:-1], "exit 99", ""]))
+    fast_only.chmod(0o755)
+
+    def run(command, *args, **changes):
+        proc = subprocess.run(
+            [str(command), *args], env={**env, **changes}, input="in\n", capture_output=True, text=True, timeout=120
+        )
+        return proc
+
+    def seen(command, *args, **changes):
+        proc = run(command, *args, **changes)
+        assert proc.returncode == 0, explain(proc)
+        return json.loads(proc.stdout)
+
+    first = seen(bin_dir / "peek", "a")
+    assert first["argv"][1:] == ["a"]
+    return {
+        "uv": uv,
+        "env": env,
+        "fast": lambda *a, **c: run(fast_only, *a, **c),
+        "seen_fast": lambda *a, **c: seen(fast_only, *a, **c),
+        "launcher": lambda *a, **c: seen(bin_dir / "peek", *a, **c),
+        "record": sm.sm_home() / "launch" / "peek",
+    }
+
+
+@pytest.mark.slow
+def test_an_installed_command_execs_the_script_itself_as_uv_run_would(look):
+    """After the first run, the launcher alone checks the pin and execs the script's interpreter: the script
+    sees what it sees under `uv run --script`, arguments with spaces and quotes included."""
+    assert look["record"].exists()
+    args = ["two words", "it's", '"q"', "$HOME", "-h", "--", ""]
+    by_launcher = look["seen_fast"](*args)
+    path = sm.cached_file(sm.lookup("peek"))
+    proc = subprocess.run(
+        [look["uv"], "run", "--quiet", "--script", path, *args],
+        env=look["env"],
+        input="in\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    by_uv = json.loads(proc.stdout)
+    for view in (by_launcher, by_uv):
+        view["environ"].pop("PWD", None)  # sh sets PWD when the caller did not; a shell always has
+    assert by_launcher == by_uv
+    assert by_launcher["argv"][1:] == args and by_launcher["stdin"] == "in\n"
+    assert by_launcher["environ"]["VIRTUAL_ENV"] == by_launcher["prefix"]
+
+
+def _tamper(look):
+    path = sm.cached_file(sm.lookup("peek"))
+    with open(path, "a") as f:
+        f.write("print('not the pinned revision')\n")
+
+
+def _hand_edit(look):
+    mapping = sm.mapping_file()
+    with open(mapping, "a") as f:  # in place, the same inode: as an editor that keeps hard links writes it
+        f.write("\n")
+
+
+def _sm_writes_mapping(look):
+    with sm.locked_mapping() as data:
+        data["scripts"]["peek"]["description"] = "Changed elsewhere"
+
+
+def _env_gone(look):
+    import shutil
+
+    record = look["record"].read_text()
+    venv = next(line.split("=", 1)[1] for line in record.splitlines() if line.startswith("_sm_ve="))
+    shutil.rmtree(venv)
+
+
+def _refresh_due(look):
+    due = str(look["record"]) + ".due"
+    os.utime(due, (1, 1))
+
+
+def _other_uv_first(look):
+    folder = look["record"].parent.parent / "other-uv"
+    folder.mkdir()
+    (folder / "uv").symlink_to(look["uv"])
+    look["env"]["PATH"] = f"{folder}{os.pathsep}{look['env']['PATH']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change, extra",
+    [
+        (_tamper, {}),
+        (_hand_edit, {}),
+        (_sm_writes_mapping, {}),
+        (_env_gone, {}),
+        (_refresh_due, {}),
+        (_other_uv_first, {}),
+        (None, {"UV_PYTHON_PREFERENCE": "only-system"}),
+        (None, {"SM_REFRESH_SECONDS": "60"}),
+        (None, {"SM_DIRECT": "0"}),
+    ],
+    ids=["tampered", "hand-edit", "sm-write", "env-gone", "refresh-due", "other-uv", "uv-setting", "interval", "off"],
+)
+def test_the_launcher_asks_sm_whenever_anything_it_checks_changed(look, change, extra):
+    """Anything that could make the recorded exec wrong sends the launcher through sm (the fast-only copy exits
+    99 there); sm then runs the pinned revision, and records again when it can."""
+    assert look["seen_fast"]("x")["argv"][1:] == ["x"]  # recorded by the fixture's first run
+    if change:
+        change(look)
+    proc = look["fast"]("x", **extra)
+    assert proc.returncode == 99, explain(proc)
+    view = look["launcher"]("y", **extra)  # through sm: the pinned revision, fetched again if it was tampered with
+    assert view["argv"][1:] == ["y"]
+    if extra.get("SM_DIRECT") != "0" and change is not _refresh_due:
+        assert look["seen_fast"]("z", **extra)["argv"][1:] == ["z"]  # recorded again
+
+
+@pytest.mark.slow
+def test_a_launcher_follows_a_new_pin(look, github_env):
+    """The gist gets a new revision and the mapping moves to it (a sync, `sm run --latest`): the launcher runs
+    the new revision, never the recorded one."""
+    entry = sm.lookup("peek")
+    newer = LOOK.replace('"stdin":', '"newer": True, "stdin":')
+    github_env.external_edit(entry["gist_id"], "peek.py", newer)
+    gh = sm.github()
+    sm.repin(entry, sm.latest_revision(gh, gh.get_gist(entry["gist_id"])[0]), newer)
+    assert look["fast"]().returncode == 99
+    assert look["launcher"]()["newer"] is True
+    assert look["seen_fast"]()["newer"] is True

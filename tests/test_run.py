@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import entry, script_code
+from conftest import entry, real_uv, script_code
 
 import sm
 
@@ -492,20 +492,6 @@ view = {"executable": sys.executable, "prefix": sys.prefix, "path": sys.path, "a
         "parent": os.path.basename(os.readlink(f"/proc/{os.getppid()}/exe"))}
 print(json.dumps(view))
 sys.exit(7)"""
-
-
-def real_uv() -> str:
-    """uv's own binary, not a pyenv shim (a bash script that changes PATH on its way to uv)."""
-    import shutil
-    import subprocess
-
-    found = shutil.which("uv")
-    if found is None:
-        pytest.skip("needs uv")
-    with open(found, "rb") as f:
-        if f.read(2) == b"#!":
-            return subprocess.run(["pyenv", "which", "uv"], capture_output=True, text=True, check=True).stdout.strip()
-    return found
 
 
 @pytest.fixture

@@ -144,7 +144,8 @@ def main() -> None:
                 )
             )
 
-        # `sm install`'s launcher: sh execs sm's fast path, so it follows whatever makes `sm run` faster.
+        # `sm install`'s launcher: after its first run (side_by_side's warm-up), sh checks the pin and execs the
+        # script's interpreter itself, without starting sm (record_launch).
         launchers = tmp / "launchers"
         subprocess.run(
             [str(installed), "install", "bench"],
