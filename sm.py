@@ -17,12 +17,9 @@ uv run sm.py --help
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 # The file reads from cheap to expensive, one banner per section, in dependency order:
 #   Errors · Secrets & logging · Paths & config · Fast paths · Script model · GitHub client · Mapping & sync ·
@@ -36,8 +33,8 @@ TYPE_CHECKING = False
 
 
 class _OnFirstUse:
-    """A module imported when first used: `re` and `json` cost ~5 ms together, which `sm run` on a recorded
-    script never needs (see run_record)."""
+    """A module imported when first used: `re` and `json` cost ~5 ms together, and contextlib and functools (with
+    collections) ~3 ms, which `sm run` on a recorded script never needs (see run_record)."""
 
     def __init__(self, name: str):
         self._name = name
@@ -50,9 +47,64 @@ class _OnFirstUse:
 
 json = _OnFirstUse("json")
 re = _OnFirstUse("re")
+contextlib = _OnFirstUse("contextlib")
+functools = _OnFirstUse("functools")
+
+
+def contextmanager(func: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+    """contextlib.contextmanager, made when the function is first called rather than when sm is imported."""
+    made: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not made:
+            made.append(contextlib.contextmanager(func))
+        return made[0](*args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__ = func.__name__, func.__qualname__, func.__doc__
+    return call
+
+
+def memo(size: int | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """functools.cache (or, given a size, an LRU cache) for positional arguments, without functools."""
+
+    def wrap(func: Callable[..., Any]) -> Any:
+        seen: dict[tuple[Any, ...], Any] = {}
+
+        def call(*args: Any) -> Any:
+            if args in seen:
+                seen[args] = seen.pop(args)  # the most recent last: the first one is the one to drop
+            else:
+                seen[args] = func(*args)
+                if size is not None and len(seen) > size:
+                    del seen[next(iter(seen))]
+            return seen[args]
+
+        call.__name__, call.__qualname__, call.__doc__ = func.__name__, func.__qualname__, func.__doc__
+        call.cache_clear = seen.clear  # type: ignore[attr-defined]
+        return call
+
+    return wrap
+
+
+class cached_property:  # noqa: N801 - functools.cached_property's name, without functools
+    """Computed on first access, then kept in the instance's __dict__ (which lookups find before a non-data
+    descriptor like this one)."""
+
+    def __init__(self, func: Callable[[Any], Any]):
+        self.func, self.__doc__ = func, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 if TYPE_CHECKING:
     import ast
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from pathlib import Path  # pathlib costs ~3 ms: imported where a Path is made, never on the run path
     from typing import Any
 
@@ -752,15 +804,17 @@ def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
                 entry = json.loads(f.read())["scripts"].get(req.name)
             if entry_problem(req.name, entry) or not (path := verified_cache(entry)):
                 return
-            with contextlib.suppress(OSError):
+            try:
                 write_run_record(req.name, entry, path, stamp)
+            except OSError:
+                pass
         args = build_script_args(entry.get("params"), req.pairs, req.passthrough) + req.passthrough
         cmd = uv_command(path, args)
         direct = direct_command(entry, path, args, cmd[0]) if cmd else None
     except Exception:  # anything odd: the full CLI meets it again and reports it properly
         return
     if cmd is not None:  # the no-uv fallback is the full CLI's business
-        with contextlib.suppress(SmError):  # exec failed: the full CLI tries again and reports it in one line
+        try:  # should exec fail, the full CLI tries again and reports it in one line
             if direct is not None:
                 # An installed command passes "$@" as is, and sm adds no words: its arguments are the script's own,
                 # and from now on the script's own parser is the one that checks them (required ones included).
@@ -771,6 +825,8 @@ def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
                         log.debug("launch record not written: %s", e)
                 exec_script(*direct)
             exec_script(cmd)
+        except SmError:
+            pass
 
 
 # What `sm run NAME` needs of NAME's entry, as lines in $SM_HOME/run/NAME, written by the first run after each
@@ -1336,12 +1392,15 @@ def fast_list_json(argv: Sequence[str]) -> bool:
     if list(argv) != ["list", "--json"] or not read_sync_state().get("gist_id"):
         return False
     if not isatty(sys.stdout):  # piped: the compact rows written with the mapping, if they are its current ones
-        with contextlib.suppress(OSError, ValueError), open(list_cache_path(), "rb") as cached:
-            if cached.readline().decode().strip() == file_stamp(mapping_path()):
-                sys.stdout.flush()
-                sys.stdout.buffer.write(cached.read())
-                sys.stdout.flush()
-                return True
+        try:
+            with open(list_cache_path(), "rb") as cached:
+                if cached.readline().decode().strip() == file_stamp(mapping_path()):
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(cached.read())
+                    sys.stdout.flush()
+                    return True
+        except (OSError, ValueError):
+            pass
     try:
         text = rows_json(script_rows(read_mapping()))
     except SmError:
@@ -1581,14 +1640,14 @@ class ScriptInfo:
             return None
         return [param_dict(p) for p in self.table.get("params") or [] if isinstance(p, dict) and "name" in p]
 
-    @functools.cached_property
+    @cached_property
     def tree(self) -> ast.Module:
         """The code's syntax tree; raises SyntaxError."""
         import ast
 
         return ast.parse(self.text)
 
-    @functools.cached_property
+    @cached_property
     def options(self) -> list[dict[str, Any]]:
         """The `--name` options the code declares (argparse's add_argument, click's option), read without running
         it; raises SyntaxError."""
@@ -1633,7 +1692,7 @@ class ScriptInfo:
         return params
 
 
-@functools.lru_cache(maxsize=16)
+@memo(16)
 def read_script(code: str) -> ScriptInfo:
     """The one reader of a script: one call path asks about the same code several times, and parses it once."""
     return ScriptInfo(code)
@@ -2408,7 +2467,7 @@ def _message(resp: httpx2.Response) -> str:
     return ""
 
 
-@functools.cache
+@memo()
 def tls_context() -> Any:
     """One TLS context for every client in the process: loading the CA certificates takes ~20 ms each time."""
     import httpx2
@@ -2681,7 +2740,7 @@ def write_mapping(data: dict[str, Any], path: Path | None = None) -> None:
             atomic_write(list_cache_path(), f"{file_stamp(path)}\n{rows}\n")
 
 
-@contextlib.contextmanager
+@contextmanager
 def mapping_lock() -> Iterator[None]:
     """An exclusive lock for every read-modify-write of mapping.json (never nested: flock is per open file)."""
     import fcntl
@@ -2696,7 +2755,7 @@ def mapping_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
+@contextmanager
 def locked_mapping() -> Iterator[dict[str, Any]]:
     """Read-modify-write under the lock, so parallel sm processes never lose each other's entries."""
     with mapping_lock():
@@ -2707,7 +2766,7 @@ def locked_mapping() -> Iterator[dict[str, Any]]:
             write_mapping(data)
 
 
-@contextlib.contextmanager
+@contextmanager
 def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) -> Iterator[Entry | None]:
     """Hold NAME while a script is made for it: parallel sm processes on this machine stop at once, and a
     name already taken here or on GitHub (one conditional request) is refused before the model is paid.
@@ -2728,7 +2787,7 @@ def claim_name(name: str, *, replace: bool = False, gh: GitHub | None = None) ->
         yield existing
 
 
-@contextlib.contextmanager
+@contextmanager
 def hold_name(name: str) -> Iterator[None]:
     """This process alone may give NAME a new entry until the block ends (create, add, rename, run --save)."""
     import fcntl
@@ -3422,7 +3481,7 @@ def recover_local() -> dict[str, Any]:
 # by script_problems(); a rejected answer goes back to the model with the problems, a bounded number of times.
 
 
-@functools.cache
+@memo()
 def models() -> Any:
     """The shapes the model answers in, made on first use: importing pydantic costs more than `sm run` may
     spend in total."""
@@ -3704,7 +3763,7 @@ class Draft:
         return self.stamp(candidate.code, candidate.params, candidate.description, self.changes)
 
 
-@contextlib.contextmanager
+@contextmanager
 def model_errors(model: Any) -> Iterator[None]:
     """Turn PydanticAI's exceptions into one actionable line, in sm's words rather than the library's."""
     from pydantic_ai import exceptions as x
@@ -3876,7 +3935,7 @@ def stderr_console() -> Any:
     return Console(stderr=True)
 
 
-@functools.cache
+@memo()
 def syntax_theme(name: str) -> Any:
     """SM_THEME names any Pygments style; the default uses the terminal's own colours, and its own
     foreground for plain text, so it reads on light and dark backgrounds alike."""
@@ -4125,7 +4184,7 @@ class StatusLine:
 STATUS = StatusLine()
 
 
-@contextlib.contextmanager
+@contextmanager
 def status_line(step: str) -> Iterator[None]:
     """Show `step` ("Uploading greet.py…") on the status line while the block waits; a block inside
     another one shows its own step, then gives the line back. Nothing at all when stderr is no terminal."""
@@ -4485,7 +4544,7 @@ def answer_reader(console: Any) -> Callable[[str], str]:
     return ask
 
 
-@contextlib.contextmanager
+@contextmanager
 def ended_line(console: Any) -> Iterator[None]:
     """Ctrl-C or end of input at a question: end its line, so what is said next starts on a new one."""
     try:
@@ -4596,7 +4655,7 @@ def show_diff(console: Any, old: Candidate, new: Candidate, filename: str) -> No
         say(console, diff)
 
 
-@contextlib.contextmanager
+@contextmanager
 def streaming(console: Any, what: str) -> Iterator[Callable[[Any, int], None]]:
     """Yields on_partial for generate(): a live view of the code as it arrives, or one plain line."""
     started = time.monotonic()
@@ -4774,7 +4833,7 @@ def write_and_review(
         return draft.final(first(None))
 
 
-@contextlib.contextmanager
+@contextmanager
 def kept_if_refused(name: str, code: str, *, new: bool) -> Iterator[None]:
     """The upload failed (GitHub, or the secret scan, refused it): keep the accepted code, so no model tokens or
     review work are lost, and say where it is."""
