@@ -102,6 +102,7 @@ class cached_property:  # noqa: N801 - functools.cached_property's name, without
         value = obj.__dict__[self.name] = self.func(obj)
         return value
 
+
 if TYPE_CHECKING:
     import ast
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -765,7 +766,7 @@ def sha256_hex(data: bytes) -> str:
 
 def which(cmd: str) -> str | None:
     """shutil.which for plain command names, without importing shutil (and fnmatch) on the run path."""
-    for folder in os.get_exec_path():
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):  # os.get_exec_path imports warnings
         path = os.path.join(folder, cmd)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path

@@ -202,6 +202,21 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
     assert lines[1] == f"EXEC ['run', '--script', '{cached}']"
     assert lines[2] == "LOADED []"
 
+    # The next run finds the run record the first one wrote: beyond sm itself, it imports next to nothing.
+    probe = (
+        "import sys; before = set(sys.modules)\n"
+        f"sys.path.insert(0, {str(ROOT)!r}); import sm\n"
+        "sm.exec_script = lambda argv: print('EXEC', argv[1:4])\n"
+        "sm.fast_run(['run', 'hi'])\n"
+        "print('NEW', sorted(set(sys.modules) - before))\n"
+    )
+    env = {"SM_HOME": str(sm_env), "PATH": os.environ["PATH"], "SM_DIRECT": "0"}
+    proc = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, env=env)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"EXEC ['run', '--script', '{cached}']", proc.stderr
+    new = set(json.loads(lines[1][4:].replace("'", '"')))
+    assert new <= {"sm", "__future__", "_sha256", "stat", "_stat"}, new  # no json, re, contextlib, collections...
+
 
 def test_list_json_cache_follows_the_mapping(sm_env, capsys):
     """The piped `sm list --json` fast path serves rows written with the mapping, and only while they match it."""
