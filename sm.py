@@ -800,6 +800,8 @@ def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
             if not verified_file(path, entry["sha256"]):
                 return
         else:
+            if "/" in req.name:  # a catalog's script: recorded by run_catalog, once its pin is trusted here
+                return
             stamp = file_stamp(mapping_file())  # before the read: a mapping written meanwhile leaves a stale record
             with open(mapping_file(), "rb") as f:  # only this name's entry is checked: the others cost nothing
                 entry = json.loads(f.read())["scripts"].get(req.name)
@@ -836,10 +838,24 @@ RUN_RECORD_FORMAT = "sm-run 2"
 
 
 def run_record_path(name: str) -> str | None:
-    """$SM_HOME/run/NAME, for a NAME that can only be a file there (check_name's full rule needs `re`)."""
-    if not name or "/" in name or "\0" in name or name.startswith("."):
+    """$SM_HOME/run/NAME, for a NAME that can only be a file there (check_name's full rule needs `re`); a
+    catalog's ALIAS/NAME is the file ALIAS%NAME (a name never holds a %)."""
+    alias, slash, rest = name.partition("/")
+    if slash and alias and rest:
+        name = f"{alias}%{rest}"
+    elif slash:
+        return None
+    if not name or "/" in name or "\0" in name or name.startswith(".") or name.count("%") > bool(slash):
         return None
     return os.path.join(home_dir(), "run", name)
+
+
+def run_stamp(name: str) -> str:
+    """What NAME's run record was made from: the mapping; for a catalog's ALIAS/NAME, the pins accepted here too."""
+    stamp = file_stamp(mapping_file())
+    if "/" in name:
+        stamp += "|" + file_stamp(os.path.join(home_dir(), "trusted.json"))
+    return stamp
 
 
 def read_run_record(name: str) -> tuple[Entry, str] | None:
@@ -848,7 +864,7 @@ def read_run_record(name: str) -> tuple[Entry, str] | None:
     try:
         with open(path or "", encoding="utf-8") as f:
             lines = f.read().split("\n")
-        if lines[:3] != [RUN_RECORD_FORMAT, file_stamp(mapping_file()), name]:
+        if lines[:3] != [RUN_RECORD_FORMAT, run_stamp(name), name]:
             return None
         sha256, lock, cached, count = lines[3:7]
         rows = [line.split("\t") for line in lines[7 : 7 + int(count)]] if count != "-" else None
@@ -5937,8 +5953,9 @@ def gc_plan() -> list[dict[str, Any]]:
         path = home_path("drafts", name)
         if os.stat(path).st_mtime < old:
             add("old draft", path)
+    catalogs = subscriptions()
     for name in home_children("run"):
-        if name not in scripts:
+        if name not in scripts and name.partition("%")[0] not in catalogs:
             add("run record", home_path("run", name))
     for name in home_children("launch"):
         if name.removesuffix(".map").removesuffix(".due") not in scripts:
@@ -6335,9 +6352,12 @@ def catalog_record_path() -> Path:
 def subscriptions(data: dict[str, Any] | None = None) -> dict[str, str]:
     """The mapping's catalogs, ALIAS -> gist id; malformed ones (hand-edited, another tool) are left out."""
     catalogs = (read_mapping() if data is None else data).get("catalogs")
-    if type(catalogs) is not dict:
+    if catalogs is None:
         return {}
-    return {
+    if type(catalogs) is not dict:
+        _warn_once("mapping", "catalogs", f"The mapping's `catalogs` is not an object ({_clip(catalogs)}); ignored.")
+        return {}
+    good = {
         alias: gist_id
         for alias, gist_id in catalogs.items()
         if type(alias) is str
@@ -6345,6 +6365,14 @@ def subscriptions(data: dict[str, Any] | None = None) -> dict[str, str]:
         and type(gist_id) is str
         and re.fullmatch(GIST_ID_PATTERN, gist_id)
     }
+    for alias in catalogs.keys() - good.keys():
+        _warn_once(
+            "mapping",
+            f"catalogs/{alias}",
+            f"Ignoring the catalog {_clip(alias)} in your mapping: its alias or gist id is malformed. "
+            "Remove it with `sm catalog rm ALIAS`, or fix it in your mapping gist and run `sm sync`.",
+        )
+    return good
 
 
 def publish_catalog(names: Sequence[str] = (), *, public: bool = False) -> dict[str, Any]:
@@ -6394,11 +6422,12 @@ def add_catalog(alias: str, ref: str) -> str:
 def remove_catalog(alias: str) -> str:
     """`sm catalog rm`: unsubscribe; returns the catalog's gist id."""
     with locked_mapping() as data:
-        if alias not in subscriptions(data):
+        catalogs = data.get("catalogs")
+        if type(catalogs) is not dict or alias not in catalogs:  # a malformed one can go too: it is named this way
             raise UsageProblem(f"No catalog named {alias!r}: `sm catalog list` shows your catalogs.")
-        gist_id = data["catalogs"].pop(alias)
+        gist_id = catalogs.pop(alias)
     after_change()
-    return gist_id
+    return str(gist_id)
 
 
 def read_catalog(gh: GitHub, gist_id: str) -> dict[str, Entry]:
@@ -6523,13 +6552,18 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
     """`sm run ALIAS/NAME`: the pin accepted here; the first time (or with --latest) the catalog's, reviewed."""
     from pathlib import Path
 
-    label, catalog_id = f"{alias}/{name}", subscriptions()[alias]
+    label = f"{alias}/{name}"
+    with contextlib.suppress(OSError):
+        stamp = run_stamp(label)  # before the mapping and the pins are read: the run record is of these
+    catalog_id = subscriptions()[alias]
     if req.options.get("rev") or req.options.get("save") or req.options.get("file"):
         raise UsageProblem(f"--rev, --save and --file are not for a catalog's script ({label}).")
     pinned = accepted_catalog_pin(alias, name, catalog_id)
     if pinned and not req.options.get("latest"):
         args = build_script_args(pinned.get("params"), req.pairs, req.passthrough)
         if path := verified_cache(pinned):
+            with contextlib.suppress(OSError, NameError):  # the next run of it needs no sm beyond the fast path
+                write_run_record(label, pinned, path, stamp)
             return Path(path), args
         _, code = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
         return store_cache(pinned, code), args

@@ -132,6 +132,20 @@ def test_malformed_subscriptions_in_the_mapping_are_ignored(users, tmp_path):
     assert sm.subscriptions({"catalogs": ["x"]}) == {}
 
 
+def test_a_malformed_subscription_is_named_once_and_can_be_removed(users, invoke):
+    """A hand-edited `catalogs` is not ignored in silence: each bad one is named, with the way out, which works."""
+    with sm.locked_mapping() as data:
+        data["catalogs"] = {"ok": "a" * 32, "bad": "../x"}
+    result = invoke("catalog", "list")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("Ignoring the catalog 'bad'") == 1 and "sm catalog rm ALIAS" in result.stderr
+    assert invoke("catalog", "rm", "bad").exit_code == 0
+    assert sm.read_mapping()["catalogs"] == {"ok": "a" * 32}
+    with sm.locked_mapping() as data:
+        data["catalogs"] = ["not", "an", "object"]
+    assert "`catalogs` is not an object" in invoke("catalog", "list").stderr
+
+
 # ── sm run ALIAS/NAME ─────────────────────────────────────────────────────────────────────────────────
 
 
@@ -183,6 +197,26 @@ def test_first_run_asks_then_stays_pinned_while_the_catalog_moves(subscribed, us
     assert "print('hello v2')" in ran_code(moved) and "now pinned" in moved.stderr
     after = invoke("run", "team/hello")
     assert after.exit_code == 0 and "print('hello v2')" in ran_code(after)
+
+
+def test_a_trusted_catalog_script_runs_on_the_fast_path_until_its_pin_moves(subscribed, users, invoke, github_env):
+    """Once trusted here, ALIAS/NAME runs like one of your own scripts: from a run record, before click. Accepting
+    another revision (--latest) makes that record stale at once."""
+    assert invoke("run", "team/hello", "--yes").exit_code == 0
+    execs = invoke("run", "team/hello").execs  # the pinned run writes the record
+    assert sm.read_run_record("team/hello") is not None
+    sm.fast_run(["run", "team/hello"])
+    assert len(execs) == 3 and "print('hello')" in open(execs[-1][-1]).read()
+
+    bob_edits_hello(users, invoke, "print('hello v2')")
+    assert invoke("run", "team/hello", "--latest", "--yes").exit_code == 0
+    before = len(execs)
+    sm.fast_run(["run", "team/hello"])  # the record of the old pin no longer holds: the full CLI's turn
+    assert len(execs) == before
+    assert invoke("run", "team/hello").exit_code == 0
+    sm.fast_run(["run", "team/hello"])
+    assert len(execs) == before + 2 and "print('hello v2')" in open(execs[-1][-1]).read()
+    assert sm.run_record_path("team%hello") is None and sm.run_record_path("a/b/c") is None
 
 
 def test_the_pin_is_per_machine(subscribed, users, invoke, monkeypatch, tmp_path):

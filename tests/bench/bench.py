@@ -157,6 +157,19 @@ def main() -> None:
         rows.append(
             ("installed command (sm install)", m_cmd, f"uv run --script: {m_uv * 1000:.0f} ms", m_cmd / m_uv, "≤ 0.6")
         )
+        # The floor under both: the script's own interpreter, started by hand with nothing checked.
+        record = (home / "launch" / "bench").read_text()
+        python = next(line.split("=", 1)[1] for line in record.splitlines() if line.startswith("_sm_py="))
+        m_floor, m_uv = side_by_side([python, str(cached), "--who", "x"], uv_direct, env)
+        rows.append(
+            (
+                "the script's interpreter alone (the floor)",
+                m_floor,
+                f"uv run --script: {m_uv * 1000:.0f} ms",
+                m_floor / m_uv,
+                "-",
+            )
+        )
         cold_env = {**env, "UV_CACHE_DIR": str(tmp / "uv-cold")}  # environments removed here are nobody else's
         m_cold_sm, m_cold_uv = side_by_side(
             ["sh", "-c", f'rm -rf "$UV_CACHE_DIR/environments-v2"; exec {installed} run bench who=x'],
