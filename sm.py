@@ -3337,63 +3337,104 @@ def versions_since(gh: GitHub, gist_id: str, base: str) -> list[str]:
     return newer
 
 
-def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
-    """Pull, merge three ways, push, and confirm nobody else's push was overwritten. Returns what changed."""
-    with mapping_lock():
-        local = recover_local() if from_remote else read_mapping()
-        state = read_sync_state()
-        chosen = chosen_mapping_gist()
-        if chosen and chosen != state.get("gist_id"):
-            state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
-        if not state.get("gist_id"):
-            found = find_mapping_gist(gh)
-            if found is None and not (local["scripts"] or local["tombstones"] or local.get("catalogs")):
-                return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
-            state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
+@contextmanager
+def sync_lock() -> Iterator[bool]:
+    """One sync at a time on this machine, held across the network; the mapping's own lock is not, so a local
+    change never waits for GitHub. A background refresh does not wait for another sync: it yields False."""
+    import fcntl
+
+    home = sm_home()
+    private_dir(home)
+    with open(home / "sync.lock", "a+", opener=private_opener) as lock:
         try:
-            text = pull_remote(gh, state)
-        except GitHubError as e:
-            if e.status != 404 or chosen:
-                raise
-            state = replace_lost_mapping_gist(gh, state, local)
-            text = pull_remote(gh, state)
-        remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
-        if local["version"] > MAPPING_VERSION:
-            raise MappingError(
-                f"{mapping_path()} was written by a newer sm (mapping version {local['version']}): {UPGRADE_HINT}."
-            )
-        if remote["version"] > MAPPING_VERSION:
-            raise MappingError(
-                f"The mapping gist {state['gist_id']} was written by a newer sm (mapping version "
-                f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
-            )
-        # --from-remote: the recovered copy counts as this machine's last synced state, so GitHub wins wherever
-        # it has something; names only the backup knows are kept (a missing name is not a removal).
-        base = local if from_remote else read_base(state["gist_id"])
-        final, notes = merge3(base, local, remote)
-        notes += [
-            f"{name} now runs gist {entry['gist_id']}, not {local['scripts'][name]['gist_id']}: changed on another "
-            "machine (see `sm sync` there)."
-            for name, entry in final["scripts"].items()
-            if name in local["scripts"] and local["scripts"][name]["gist_id"] != entry["gist_id"]
-        ]
-        if os.environ.get("SM_BACKGROUND"):  # nobody sees a background sync: keep its notes for the next one
-            state["unseen_notes"] = (state.get("unseen_notes") or []) + notes
-        else:
-            notes = (state.pop("unseen_notes", None) or []) + notes
-            for note in notes:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if os.environ.get("SM_BACKGROUND"):
+                yield False  # the sync under way brings the news
+                return
+            with status_line("Waiting for another sm to finish syncing…"):
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def sync(gh: GitHub, *, from_remote: bool = False) -> dict[str, Any]:
+    """Pull, merge three ways, push, and confirm nobody else's push was overwritten. Returns what changed.
+    The mapping is read, and at the end written, under its lock; a change made here while GitHub was asked is
+    merged into what GitHub gave, and pushed by the next sync."""
+    with sync_lock() as ours:
+        with mapping_lock():
+            local = recover_local() if from_remote else read_mapping()
+        if not ours:
+            return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
+        return _sync(gh, local, from_remote=from_remote)
+
+
+def _sync(gh: GitHub, local: dict[str, Any], *, from_remote: bool) -> dict[str, Any]:
+    """sync() once the locks are taken: `local` is the mapping as it was read."""
+    state = read_sync_state()
+    chosen = chosen_mapping_gist()
+    if chosen and chosen != state.get("gist_id"):
+        state = {"login": state.get("login"), "gist_id": chosen}  # pointed elsewhere: forget the old ETag and base
+    if not state.get("gist_id"):
+        found = find_mapping_gist(gh)
+        if found is None and not (local["scripts"] or local["tombstones"] or local.get("catalogs")):
+            return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
+        state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
+    try:
+        text = pull_remote(gh, state)
+    except GitHubError as e:
+        if e.status != 404 or chosen:
+            raise
+        state = replace_lost_mapping_gist(gh, state, local)
+        text = pull_remote(gh, state)
+    remote = decode_remote(text, f"{REMOTE_FILE} in gist {state['gist_id']}")
+    if local["version"] > MAPPING_VERSION:
+        raise MappingError(
+            f"{mapping_path()} was written by a newer sm (mapping version {local['version']}): {UPGRADE_HINT}."
+        )
+    if remote["version"] > MAPPING_VERSION:
+        raise MappingError(
+            f"The mapping gist {state['gist_id']} was written by a newer sm (mapping version "
+            f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
+        )
+    # --from-remote: the recovered copy counts as this machine's last synced state, so GitHub wins wherever
+    # it has something; names only the backup knows are kept (a missing name is not a removal).
+    base = local if from_remote else read_base(state["gist_id"])
+    final, notes = merge3(base, local, remote)
+    notes += [
+        f"{name} now runs gist {entry['gist_id']}, not {local['scripts'][name]['gist_id']}: changed on another "
+        "machine (see `sm sync` there)."
+        for name, entry in final["scripts"].items()
+        if name in local["scripts"] and local["scripts"][name]["gist_id"] != entry["gist_id"]
+    ]
+    if os.environ.get("SM_BACKGROUND"):  # nobody sees a background sync: keep its notes for the next one
+        state["unseen_notes"] = (state.get("unseen_notes") or []) + notes
+    else:
+        notes = (state.pop("unseen_notes", None) or []) + notes
+        for note in notes:
+            log.warning("%s", note)
+    on_github = text
+    if _plain(for_github(final, base, remote)) != _plain(remote):
+        final, on_github = push_until_settled(gh, state, remote, final, base)
+        state["etag"] = None  # our push changed the gist: the next pull fetches GitHub's copy
+    with mapping_lock():
+        now = read_mapping()
+        mine = final
+        if _plain(now) != _plain(local):  # changed here meanwhile: kept, on top of what GitHub gave
+            mine, more = merge3(local, now, final)
+            for note in more:
                 log.warning("%s", note)
-        on_github = text
-        if _plain(for_github(final, base, remote)) != _plain(remote):
-            final, on_github = push_until_settled(gh, state, remote, final, base)
-            state["etag"] = None  # our push changed the gist: the next pull fetches GitHub's copy
-        if _plain(final) != _plain(local):
-            write_mapping({**final, QUARANTINE: local.get(QUARANTINE) or {}})
+        if _plain(mine) != _plain(now):
+            write_mapping({**mine, QUARANTINE: now.get(QUARANTINE) or {}})
         # After the local write, so the base never runs ahead of this machine's mapping.
         atomic_write(base_path(), json.dumps({"gist_id": state["gist_id"], "mapping": _plain(final)}) + "\n")
         atomic_write(remote_snapshot_path(), on_github)
-        write_sync_state({**state, "pending": False, "last_sync": now_iso()})
-        return {"local": mapping_changes(local, final), "remote": mapping_changes(remote, final), "notes": notes}
+        pending = _plain(mine) != _plain(final)
+        write_sync_state({**state, "pending": pending, "last_sync": now_iso()})
+    return {"local": mapping_changes(local, mine), "remote": mapping_changes(remote, final), "notes": notes}
 
 
 def for_github(merged: dict[str, Any], base: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:

@@ -762,3 +762,32 @@ def test_rm_removes_a_malformed_local_entry_offline(created, invoke, sm_env, mon
     raw = json.loads((sm_env / "mapping.json").read_text())
     assert "broken" not in raw["scripts"] and "broken" in raw["tombstones"] and "greet" in raw["scripts"]
     assert invoke("rm", "nothing").exit_code == 2  # an unknown name is still unknown
+
+
+def test_a_local_change_never_waits_for_a_slow_sync_and_is_not_lost(machine, github_env):
+    """GitHub answers slowly while a sync (a background refresh, say) is under way: a change made here meanwhile
+    is saved at once, survives the end of that sync next to what it brought, and goes up with the next sync."""
+    import threading
+    import time as real_time
+
+    gh = machine("A")
+    add(gh, "alpha")
+    machine("B")
+    add(gh, "beta")  # B's news, which A's slow sync brings
+    machine("A")
+    github_env.inject("GET", r"/gists/\w+", delay=2)  # the pull of the mapping gist
+    slow = threading.Thread(target=sm.sync, args=(gh,))
+    slow.start()
+    real_time.sleep(0.3)
+    # what `sm create` does once its gist exists: store the entry, then sync (which waits its turn)
+    change = threading.Thread(target=sm.put_entry, args=(entry("gamma", gist="c" * 32),))
+    change.start()
+    while "gamma" not in sm.read_mapping()["scripts"]:
+        real_time.sleep(0.02)
+    assert slow.is_alive()  # saved while the slow sync was still waiting for GitHub
+    slow.join(timeout=30)
+    change.join(timeout=30)
+    assert {"alpha", "beta", "gamma"} <= sm.read_mapping()["scripts"].keys()
+    machine("B")
+    sm.sync(gh)
+    assert {"alpha", "beta", "gamma"} <= sm.read_mapping()["scripts"].keys()
