@@ -3057,6 +3057,9 @@ def _state(side: dict[str, Any], name: str) -> tuple[str, dict[str, Any]] | None
     return ("stone", stone) if stone is not None else None
 
 
+_ABSENT = object()  # a field one side does not have
+
+
 def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Three-way merge of this machine's mapping and GitHub's against the last one both agreed on (base).
 
@@ -3064,8 +3067,14 @@ def merge3(base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]) 
     two different changes to one name. Returns the merged mapping and notes for the user. See MERGE_RULES.
     """
     merged: dict[str, Any] = {}
-    for side in (remote, local):  # unknown top-level fields: this machine's win, nothing is stripped
-        merged.update({k: v for k, v in side.items() if k not in ("scripts", "tombstones", "version", QUARANTINE)})
+    # Top-level fields sm does not know (a newer sm's): three ways too, a side that changed one since the base
+    # winning (a removal is a change); both changed it: this machine's. Nothing is stripped.
+    known = {"scripts", "tombstones", "version", "catalogs", QUARANTINE}
+    for key in sorted((base.keys() | local.keys() | remote.keys()) - known):
+        b, mine, theirs = (side.get(key, _ABSENT) for side in (base, local, remote))
+        value = theirs if mine == b else mine
+        if value is not _ABSENT:
+            merged[key] = value
     if any("catalogs" in side for side in (base, local, remote)):
         merged["catalogs"] = merge_catalogs(base, local, remote)
     merged["version"] = max(MAPPING_VERSION, local.get("version", 1), remote.get("version", 1))

@@ -238,6 +238,22 @@ def test_unknown_fields_survive_and_version_is_kept():
     assert merged["scripts"]["a"]["future_entry_field"] == [1, 2]
 
 
+@pytest.mark.parametrize(
+    "base, local, remote, expected",
+    [
+        ({"x": 1}, {"x": 1}, {"x": 2}, {"x": 2}),  # another machine's newer sm changed it: not reverted here
+        ({"x": 1}, {"x": 1}, {}, {}),  # ... or removed it
+        ({}, {}, {"x": 2}, {"x": 2}),  # ... or added it
+        ({"x": 1}, {"x": 3}, {"x": 1}, {"x": 3}),  # changed here only
+        ({"x": 1}, {}, {"x": 1}, {}),  # removed here only
+        ({"x": 1}, {"x": 3}, {"x": 2}, {"x": 3}),  # changed on both sides: this machine's
+    ],
+)
+def test_unknown_top_level_fields_merge_three_ways(base, local, remote, expected):
+    merged, _ = sm.merge3(mapping(**base), mapping(**local), mapping(**remote))
+    assert {k: v for k, v in merged.items() if k not in ("version", "scripts", "tombstones")} == expected
+
+
 def test_tick_never_goes_back_past_a_clock_it_has_seen():
     data = mapping(entry("a", clock="2999-01-01T00:00:00.000000Z/4"))
     assert sm.clock_of({"clock": sm.tick(data)}) == ("2999-01-01T00:00:00.000000Z", 5)
