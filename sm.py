@@ -3487,7 +3487,7 @@ def make_agent(
         if getattr(ctx, "partial_output", False):
             return out
         problems = script_problems(out.code, out.params, required)
-        if not problems and (unresolved := dependency_problem(finish(out.code))):
+        if not problems and (unresolved := dependency_problem(finished(finish, out.code))):
             problems = [unresolved]
         if problems:
             retry = ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
@@ -3496,6 +3496,14 @@ def make_agent(
         return out
 
     return agent
+
+
+def finished(finish: Callable[[str], str], code: str) -> str:
+    """finish(code), or the code as it is when it cannot be stamped (script_problems names why)."""
+    try:
+        return finish(code)
+    except ValidationFailed:
+        return code
 
 
 def dependency_problem(code: str) -> str | None:
@@ -6343,7 +6351,7 @@ def self_publish() -> dict[str, Any]:
 # recorded in $SM_HOME/catalog.json. A catalog's scripts are named ALIAS/NAME and never written to.
 
 CATALOG_FILE = "sm-catalog.json"
-CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "params", "description")
+CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "lock_sha256", "params", "description")
 
 
 def catalog_record_path() -> Path:

@@ -209,12 +209,18 @@ def reply(body: str, params: list[str] = (), description: str = "A test script")
     }
 
 
+def with_index(env):
+    """`env` without the unreachable index of `sm_env`, for a uv that installs sm's own dependencies (`uv run sm.py`,
+    `uv tool install`); the scripts such tests upload have no dependencies, so their locks need no index."""
+    if env.get("UV_DEFAULT_INDEX") == UNREACHABLE_INDEX:
+        env = {k: v for k, v in env.items() if k not in ("UV_DEFAULT_INDEX", "UV_HTTP_RETRIES")}
+    return env
+
+
 def sm_process(*args, env=None, input=None, timeout=180, cwd=None, cmd=None):
     """Run the real `uv run sm.py ...` in a subprocess with the test's environment."""
-    full_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    full_env = with_index({k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"})
     full_env.pop("SM_RAISE_ERRORS", None)
-    if full_env.get("UV_DEFAULT_INDEX") == UNREACHABLE_INDEX:  # `uv run sm.py` itself needs sm's dependencies
-        del full_env["UV_DEFAULT_INDEX"], full_env["UV_HTTP_RETRIES"]
     full_env.update(env or {})
     command = cmd or ["uv", "run", "--quiet", str(ROOT / "sm.py")]
     return subprocess.run(

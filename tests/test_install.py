@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, explain, make_wheel, script_code
+from conftest import ROOT, explain, make_wheel, script_code, with_index
 
 import sm
 
@@ -234,7 +234,7 @@ def run(cmd, **kwargs):
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS")}
+    env = with_index({k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS")})
     env.update(extra)
     return env
 

@@ -336,3 +336,22 @@ def test_real_uv_runs_the_placed_lock_and_refuses_one_that_drifted(locked, wheel
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "--locked" in proc.stderr, f"{argv}\n{proc.stdout}\n{proc.stderr}"
     assert lock.read_bytes() == before  # never rewritten
+
+
+def test_a_catalog_lists_the_lock_and_a_subscriber_runs_with_it(github_env, invoke, monkeypatch, tmp_path):
+    github_env.add_token("ghp_" + "b" * 36, login="bob")
+    monkeypatch.setenv("SM_HOME", str(tmp_path / "home-bob"))
+    monkeypatch.setenv("GITHUB_PAT", "ghp_" + "b" * 36)
+    hello = sm.upload_new(
+        sm.GitHub("ghp_" + "b" * 36), "hello", script_code("print('hi')"), "hi", public=False, created="x"
+    )
+    assert invoke("catalog", "publish").exit_code == 0
+    catalog = json.loads((sm.sm_home() / "catalog.json").read_text())["gist_id"]
+
+    monkeypatch.setenv("SM_HOME", str(tmp_path / "home-alice"))
+    monkeypatch.setenv("GITHUB_PAT", TOKEN)
+    assert invoke("catalog", "add", "bob", catalog).exit_code == 0
+    ran = invoke("run", "bob/hello", "--yes")
+    assert ran.exit_code == 0, ran.output
+    argv = ran.execs[-1]
+    assert "--locked" in argv and sm.sha256_text(open(script_of(argv) + ".lock").read()) == hello["lock_sha256"]
