@@ -355,3 +355,17 @@ def test_a_catalog_lists_the_lock_and_a_subscriber_runs_with_it(github_env, invo
     assert ran.exit_code == 0, ran.output
     argv = ran.execs[-1]
     assert "--locked" in argv and sm.sha256_text(open(script_of(argv) + ".lock").read()) == hello["lock_sha256"]
+
+
+def test_adopting_a_gist_takes_its_lock_unless_no_lock(github_env, invoke):
+    lock = "version = 1\n# bob's lock\n"
+    code = script_code('print(f"hi {args.who}")', ["who"])
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code, "hello.py.lock": lock}, "Says hi")
+    assert invoke("add", "hello", gist_id, "--yes").exit_code == 0
+    assert sm.lookup("hello")["lock_sha256"] == sm.sha256_text(lock)
+    assert lock_beside(sm.lookup("hello")).read_text() == lock
+    assert invoke("add", "plain", gist_id, "--yes", "--no-lock").exit_code == 0
+    plain = sm.lookup("plain")
+    assert "lock_sha256" not in plain and not lock_beside(plain).exists()
+    ran = invoke("run", "plain", "who=me")
+    assert ran.exit_code == 0 and "--locked" not in ran.execs[-1]
