@@ -367,11 +367,12 @@ def check_secrets(text: str, filename: str, *, public: bool) -> None:
     log.warning("%s contains %s: the gist is secret, but anyone with its URL can read it.", filename, found)
 
 
-def check_upload(files: dict[str, str], description: str | None, *, public: bool) -> None:
+def check_upload(files: dict[str, str | None], description: str | None, *, public: bool) -> None:
     """Scan everything a gist upload carries: each file's name and content, and the description."""
     for fname, text in files.items():
         check_secrets(fname, "a file name", public=public)
-        check_secrets(text, fname, public=public)
+        if text is not None:  # None: the file is deleted
+            check_secrets(text, fname, public=public)
     if description:
         check_secrets(description, "the description", public=public)
 
@@ -693,6 +694,9 @@ def entry_problem(name: Any, entry: Any) -> str | None:
         value = entry.get(field)
         if type(value) is not str or not re.fullmatch(pattern, value):
             return f"{field} is missing or malformed ({_clip(value)})"
+    lock = entry.get("lock_sha256")  # absent or null: the script has no lock
+    if lock is not None and (type(lock) is not str or not re.fullmatch(SHA256_PATTERN, lock)):
+        return f"lock_sha256 is malformed ({_clip(lock)})"
     if problem := filename_problem(entry.get("filename")):
         return problem
     for field in ("updated_at", "created_at", "description", "clock"):
@@ -797,7 +801,7 @@ def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
             return
         if found := read_run_record(req.name):
             entry, path = found
-            if not verified_file(path, entry["sha256"]):
+            if not verified_file(path, entry["sha256"]) or not lock_in_place(path, entry["lock_sha256"]):
                 return
         else:
             if "/" in req.name:  # a catalog's script: recorded by run_catalog, once its pin is trusted here
@@ -1108,12 +1112,44 @@ def cached_path(entry: Entry) -> Path:
 
 
 def verified_cache(entry: Entry) -> str | None:
-    """The cached script's path if its sha256 is the recorded one (a string: this is on the run path).
+    """The cached script's path if its sha256 is the recorded one, and its lock the recorded one (or, with none
+    recorded, absent): a string, since this is on the run path.
 
     The copy is read through no symlink, and only if it is a regular file of this user that no other user
     can write; anything else is fetched again.
     """
-    return verified_file(cached_file(entry), entry["sha256"])
+    path = verified_file(cached_file(entry), entry["sha256"])
+    return path if path and lock_in_place(path, entry.get("lock_sha256")) else None
+
+
+# -- the lock beside it ----------------------------------------------------------------------------
+# uv uses FILE.lock beside FILE by itself, and a plain `uv run` rewrites a lock that no longer fits. So beside a
+# cached script sm keeps the verified lock of the pinned revision, or nothing; and when a lock is there, uv runs
+# with --locked: an environment that drifts from the lock is an error, never a silent re-resolve.
+
+
+def lock_path_of(script_path: str) -> str:
+    """Where uv looks for a script's lock (and where `uv lock --script` writes it)."""
+    return script_path + ".lock"
+
+
+def lock_in_place(path: str, lock_sha256: str | None) -> bool:
+    """Is the lock beside the script at `path` the recorded one? With none recorded, one left beside (by an
+    older revision) is removed now, so uv cannot use it; False when it cannot be (the full CLI says why)."""
+    if lock_sha256:
+        return verified_file(lock_path_of(path), lock_sha256) is not None
+    try:
+        os.unlink(lock_path_of(path))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def locked_flag(path: Path | str) -> list[str]:
+    """["--locked"] when a lock is beside the script: sm leaves one there only once verified (lock_in_place)."""
+    return ["--locked"] if os.path.isfile(lock_path_of(str(path))) else []
 
 
 def verified_file(path: str, sha256: str) -> str | None:
@@ -1130,10 +1166,31 @@ def verified_file(path: str, sha256: str) -> str | None:
     return path if sha256_hex(data) == sha256 else None
 
 
-def store_cache(entry: Entry, content: str) -> Path:
+def store_cache(entry: Entry, content: str, lock: str | None = None) -> Path:
+    """The pinned code in the cache, with the lock its entry records beside it (see place_lock)."""
     path = cached_path(entry)
     atomic_write(path, content)
+    place_lock(path, entry, lock)
     return path
+
+
+def place_lock(path: Path, entry: Entry, lock: str | None) -> None:
+    """Beside the script at `path`: `lock` when the entry records one (its sha256 checked), else no lock at all."""
+    from pathlib import Path
+
+    target = Path(lock_path_of(str(path)))
+    if expected := entry.get("lock_sha256"):
+        if lock is None or sha256_text(lock) != expected:
+            raise IntegrityError(
+                f"Refusing to run {entry.get('script_name') or entry['filename']}: its lock does not match the "
+                "sha256 recorded with the pin. Run `sm lock NAME` to lock it again."
+            )
+        atomic_write(target, lock)
+        return
+    try:
+        target.unlink(missing_ok=True)
+    except OSError as e:
+        raise ConfigError(f"Cannot remove {target}, a lock no longer pinned ({e.strerror}): remove it by hand.") from e
 
 
 UV_INSTALL_HINT = (
@@ -1142,9 +1199,9 @@ UV_INSTALL_HINT = (
 
 
 def uv_command(path: Path | str, args: Sequence[str]) -> list[str] | None:
-    """`uv run --script PATH ARGS`, or None without uv (script_argv() then falls back to a venv and pip)."""
+    """`uv run [--locked] --script PATH ARGS`, or None without uv (script_argv() then falls back to a venv and pip)."""
     uv = which("uv")
-    return [uv, "run", "--script", str(path), *args] if uv else None
+    return [uv, "run", *locked_flag(path), "--script", str(path), *args] if uv else None
 
 
 def exec_script(argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -1235,7 +1292,7 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
     def ask(cmd: list[str]) -> str:
         return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
 
-    uv_sync = [uv, "sync", "--quiet", "--script", path, "--output-format", "json"]
+    uv_sync = [uv, "sync", "--quiet", *locked_flag(path), "--script", path, "--output-format", "json"]
     try:
         try:  # from uv's cache first: quick, and the only way when offline; a new dependency needs the index
             answer = ask([*uv_sync, "--offline"])
@@ -1311,7 +1368,7 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
 
     argv, env = direct
     python, script = argv[0], argv[1]
-    lock = script + ".lock" if entry.get("lock_sha256") else ""
+    lock = lock_path_of(script) if entry.get("lock_sha256") else ""
     given = os.environ.get("SM_REFRESH_SECONDS", "")
     interval = float(given or 300)
     fields = [given, python, env["VIRTUAL_ENV"], env["UV"], script, lock, mapping_file()]
@@ -2689,6 +2746,7 @@ if TYPE_CHECKING:
         public: NotRequired[bool]
         html_url: NotRequired[str]
         owner: NotRequired[str | None]  # an adopted gist's owner login; None: an anonymous gist
+        lock_sha256: NotRequired[str | None]  # of NAME.py.lock at that revision, placed beside it to run; absent: none
         installed_as: NotRequired[str]  # the command `sm install` made for it, recreated by `sm install --all`
 
 
@@ -2707,13 +2765,17 @@ ENTRY_FIELDS = (
 )
 
 
-def make_entry(base: Entry | None = None, *, code: str | None = None, **fields: Any) -> Entry:
+def make_entry(base: Entry | None = None, *, code: str | None = None, lock: str | None = None, **fields: Any) -> Entry:
     """The one constructor of a mapping entry: `base` (an entry it changes: its other fields are kept, unknown
-    ones included) updated now with `fields`; with `code`, pinned at fields["revision"] with its sha256."""
+    ones included) updated now with `fields`; with `code`, pinned at fields["revision"] with its sha256, and
+    its lock's when that revision has one (a lock belongs to one revision: new code without one has none)."""
     now = now_iso()
     entry = {"created_at": now, **(base or {}), "updated_at": now, **fields}
     if code is not None:
         entry["sha256"] = sha256_text(code)
+        entry.pop("lock_sha256", None)
+        if lock is not None:
+            entry["lock_sha256"] = sha256_text(lock)
     # A new entry has every field (clock comes when it is stored); an entry read from a mapping keeps its shape.
     if base is None and (missing := [f for f in ENTRY_FIELDS if f not in entry and f != "clock"]):
         raise TypeError(f"make_entry() needs {', '.join(missing)}")
@@ -3637,7 +3699,11 @@ def revision_prompt(request: str, current: str | None) -> str:
     )
 
 
-def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
+def make_agent(
+    model: Any, required: Sequence[str], retries: int = 3, finish: Callable[[str], str] = lambda code: code
+) -> Any:
+    """The model, asked for a Script; each answer is checked, and its dependencies resolved as `finish` (what
+    the code becomes before upload: [tool.uv] exclude-newer) would leave them, so that lock serves the upload."""
     from pydantic_ai import Agent, ModelRetry
 
     Script = models().Script
@@ -3648,7 +3714,7 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
         if getattr(ctx, "partial_output", False):
             return out
         problems = script_problems(out.code, out.params, required)
-        if not problems and (unresolved := dependency_problem(out.code)):
+        if not problems and (unresolved := dependency_problem(finished(finish, out.code))):
             problems = [unresolved]
         if problems:
             retry = ModelRetry("Fix these problems and answer again: " + "; ".join(problems))
@@ -3659,36 +3725,66 @@ def make_agent(model: Any, required: Sequence[str], retries: int = 3) -> Any:
     return agent
 
 
+def finished(finish: Callable[[str], str], code: str) -> str:
+    """finish(code), or the code as it is when it cannot be stamped (script_problems names why)."""
+    try:
+        return finish(code)
+    except ValidationFailed:
+        return code
+
+
 def dependency_problem(code: str) -> str | None:
     """Why the script's dependencies do not resolve (a package that does not exist, or none for its
-    requires-python), in uv's words; None when they do, when there are none, or without uv. Wheels only
-    (`--no-build`): no package's code runs here, and the script itself, not yet reviewed, never does.
-    A failure that is not the script's (no network) is logged and lets the script through."""
+    requires-python), in uv's words; None when they do, or when that could not be checked (see resolve_lock)."""
+    return resolve_lock(code)[1]
+
+
+# One resolution per script's dependencies: the check while the model's answer is validated makes the lock that
+# is uploaded with it. Keyed by what uv reads (the PEP 723 metadata but [tool.sm], and the UV_* settings).
+_resolved: dict[str, tuple[str | None, str | None, str | None]] = {}
+
+
+def resolve_lock(code: str) -> tuple[str | None, str | None, str | None]:
+    """uv's lock for the script (`uv lock --script`, made in a temporary folder), as (lock, problem, trouble):
+    a lock when the dependencies resolve; a problem, in uv's words, when they do not (the script's fault);
+    trouble when it could not be made for another reason (no uv, no network: logged, and the script goes
+    through without a lock). All None: no `# /// script` block, nothing to lock. Wheels only (`--no-build`): no
+    package's code runs here, and the script itself, not yet reviewed, never does."""
+    script = read_script(code)
+    if script.problem or script.block is None:
+        return None, None, None
+    uv = which("uv")
+    meta = {**script.meta, "tool": {k: v for k, v in script.tool.items() if k != "sm"}}
+    key = sha256_text(json.dumps([meta, uv, uv_settings()], sort_keys=True, default=str))
+    if key not in _resolved:
+        _resolved[key] = _uv_lock(uv, code) if uv else (None, None, "uv is not installed")
+    return _resolved[key]
+
+
+def _uv_lock(uv: str, code: str) -> tuple[str | None, str | None, str | None]:
     import subprocess
     import tempfile
 
-    uv = which("uv")
-    if uv is None or not read_script(code).dependencies:
-        return None
     with tempfile.TemporaryDirectory(prefix="sm-resolve-") as folder:
         path = os.path.join(folder, "script.py")
         with open(path, "w", encoding="utf-8") as f:
             f.write(code)
-        cmd = [uv, "lock", "--quiet", "--dry-run", "--no-build", "--script", path]
+        cmd = [uv, "lock", "--quiet", "--no-build", "--script", path]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0:
+                with open(lock_path_of(path), encoding="utf-8", newline="") as f:
+                    return f.read(), None, None
         except (OSError, subprocess.SubprocessError) as e:
             log.warning("Could not check the script's dependencies (%s).", _short(e))
-            return None
+            return None, None, _short(e)
     error = proc.stderr[proc.stderr.find("error:") :].strip() if "error:" in proc.stderr else proc.stderr.strip()
-    if proc.returncode == 0:
-        return None
     if "No solution found" not in error and "no usable wheels" not in error:
-        log.warning("Could not check the script's dependencies: %s", redact(" ".join(error.split()))[:300])
-        return None
-    return "its dependencies do not resolve (choose packages that exist on PyPI and ship wheels): " + error.replace(
-        path, "the script"
-    )
+        trouble = redact(" ".join(error.split()))[:300]
+        log.warning("Could not check the script's dependencies: %s", trouble)
+        return None, None, trouble
+    problem = "its dependencies do not resolve (choose packages that exist on PyPI and ship wheels): "
+    return None, problem + error.replace(path, "the script"), None
 
 
 def generate(
@@ -3700,16 +3796,18 @@ def generate(
     retries: int = 3,
     current: str | None = None,
     on_partial: Callable[[Any, int], None] | None = None,
+    finish: Callable[[str], str] = lambda code: code,
 ) -> tuple[Any, Any]:
     """Ask the model for a script; returns (Script, message history). Raises GenerationError.
 
-    With `on_partial`, the answer streams: on_partial(partial Script, attempt) is called as it grows.
+    With `on_partial`, the answer streams: on_partial(partial Script, attempt) is called as it grows. `finish`:
+    see make_agent.
     """
     os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
     required = placeholders(prompt) if required is None else list(required)
     message = revision_prompt(prompt, current)
     with model_errors(model):
-        agent = make_agent(model, required, retries)
+        agent = make_agent(model, required, retries, finish)
         if on_partial is None:
             result = agent.run_sync(message, message_history=history)
         else:
@@ -3785,7 +3883,13 @@ class Draft:
         """Ask the model, continuing the conversation; the state changes only when it succeeds."""
         required = self.required + [n for n in placeholders(request) if n not in self.required]
         script, history = generate(
-            request, self.model, required=required, history=self.history, current=current, on_partial=on_partial
+            request,
+            self.model,
+            required=required,
+            history=self.history,
+            current=current,
+            on_partial=on_partial,
+            finish=lambda code: self.stamp(code, [], "").code,  # what uv reads of it is what will be uploaded
         )
         self.required, self.history = required, history
         candidate = self.stamp(script.code, script.params, self.description or script.description)
@@ -4816,9 +4920,11 @@ def create_script(
     exclude_newer: bool = True,
     preview: bool = False,
     yes: bool = False,
+    locked: bool = True,
 ) -> Entry:
-    """`sm create`: the model writes the script (reviewed first with `preview`), it goes to a new gist, and NAME
-    is mapped to it. Everything that can fail without the model is checked before the model is paid."""
+    """`sm create`: the model writes the script (reviewed first with `preview`), it goes to a new gist with its
+    lock (unless not `locked`), and NAME is mapped to it. Everything that can fail without the model is checked
+    before the model is paid."""
     check_name(name)
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
@@ -4845,12 +4951,28 @@ def create_script(
         final = write_and_review(draft, lambda on_partial: draft.write(prompt, on_partial=on_partial), preview=preview)
         with kept_if_refused(name, final.code, new=True), status_line(f"Uploading {name}.py…"):
             return upload_new(
-                gh, name, final.code, final.description, public=public, created=created, replaced=existing
+                gh,
+                name,
+                final.code,
+                final.description,
+                public=public,
+                created=created,
+                replaced=existing,
+                locked=locked,
             )
 
 
-def edit_script(name: str, prompt: str, *, model: str | None = None, preview: bool = False, yes: bool = False) -> Entry:
-    """`sm edit`: the model changes the stored script; the result becomes a new revision of the same gist."""
+def edit_script(
+    name: str,
+    prompt: str,
+    *,
+    model: str | None = None,
+    preview: bool = False,
+    yes: bool = False,
+    locked: bool = True,
+) -> Entry:
+    """`sm edit`: the model changes the stored script; the result becomes a new revision of the same gist, with
+    its lock (unless not `locked`: then a lock in the gist is deleted in that revision)."""
     check_answers_source(prompt, preview)
     prompt = read_prompt(prompt)
     check_prompt(prompt, yes=yes)
@@ -4860,7 +4982,7 @@ def edit_script(name: str, prompt: str, *, model: str | None = None, preview: bo
     with status_line(f"Fetching {name}…"):
         gh.check_token()
         check_owner(gh, entry)
-        check_gist_exists(gh, entry)
+        head = check_gist_exists(gh, entry)
     code = pinned_code(entry, lambda: gh)
     model_name = resolve_model(model)
     script = read_script(code)  # a script broken by hand: the model is asked to fix the block with the change
@@ -4885,7 +5007,7 @@ def edit_script(name: str, prompt: str, *, model: str | None = None, preview: bo
         draft, lambda on_partial: draft.revise(prompt, current, on_partial=on_partial), preview=preview, before=current
     )
     with kept_if_refused(name, final.code, new=False), status_line(f"Uploading {entry['filename']}…"):
-        return upload_revision(gh, entry, final)
+        return upload_revision(gh, entry, final, head=head, locked=locked)
 
 
 def write_and_review(
@@ -4926,12 +5048,17 @@ def upload_new(
     created: str,
     replaced: Entry | None = None,
     params: Sequence[dict[str, Any]] | None = None,
+    locked: bool = True,
 ) -> Entry:
+    """A new gist holding the script and, when `locked`, its lock; NAME mapped to it and cached."""
     filename = f"{name}.py"
-    check_upload({filename: code}, description, public=public)
-    gist = gh.create_gist({filename: code}, description, public=public)
+    lock = script_lock(name, code) if locked else None
+    files = script_files(filename, code, lock)
+    check_upload(files, description, public=public)
+    gist = gh.create_gist(files, description, public=public)
     entry = make_entry(
         code=code,
+        lock=lock,
         script_name=name,
         gist_id=gist["id"],
         filename=filename,
@@ -4943,7 +5070,7 @@ def upload_new(
         html_url=gist.get("html_url", ""),
     )
     record_accepted(entry)
-    store_cache(entry, code)
+    store_cache(entry, code, lock)
     status_step("Syncing mapping…")
     put_entry(entry)
     if replaced:
@@ -4963,10 +5090,10 @@ def check_owner(gh: GitHub, entry: Entry) -> None:
         )
 
 
-def check_gist_exists(gh: GitHub, entry: Entry) -> None:
-    """One request before the model is paid: a gist deleted on GitHub cannot take a new revision."""
+def check_gist_exists(gh: GitHub, entry: Entry) -> dict[str, Any]:
+    """One request before the model is paid: a gist deleted on GitHub cannot take a new revision. Its head."""
     try:
-        gh.get_gist(entry["gist_id"])
+        return gh.get_gist(entry["gist_id"])[0]
     except GitHubError as e:
         if e.status != 404:
             raise
@@ -4979,12 +5106,15 @@ def check_gist_exists(gh: GitHub, entry: Entry) -> None:
         ) from e
 
 
-def upload_revision(gh: GitHub, entry: Entry, final: Candidate) -> Entry:
-    """PATCH the same gist file, then pin the new revision in the mapping and the cache."""
+def upload_revision(gh: GitHub, entry: Entry, final: Candidate, *, head: dict[str, Any], locked: bool = True) -> Entry:
+    """PATCH the same gist file and its lock (see script_files), then pin the new revision in the mapping and the
+    cache. `head` is the gist as it is now (check_gist_exists)."""
     check_owner(gh, entry)
-    check_upload({entry["filename"]: final.code}, final.description, public=bool(entry.get("public")))
-    gist = gh.update_gist(entry["gist_id"], {entry["filename"]: final.code}, description=final.description)
-    updated = repin(entry, latest_revision(gh, gist), final.code, description=final.description)
+    lock = script_lock(entry["script_name"], final.code) if locked else None
+    files = script_files(entry["filename"], final.code, lock, head)
+    check_upload(files, final.description, public=bool(entry.get("public")))
+    gist = gh.update_gist(entry["gist_id"], files, description=final.description)
+    updated = repin(entry, latest_revision(gh, gist), final.code, lock, description=final.description)
     history = [h.get("version") for h in gist.get("history") or []]
     if entry["revision"] not in history[:2]:  # someone committed to the gist after the revision sm pinned
         log.warning(
@@ -4994,6 +5124,30 @@ def upload_revision(gh: GitHub, entry: Entry, final: Candidate) -> Entry:
             entry["revision"][:8],
         )
     return updated
+
+
+def script_lock(name: str, code: str) -> str | None:
+    """The lock to upload with NAME's code (see resolve_lock); None, with a warning, when uv could not make one
+    for a reason that is not the script's. Dependencies that do not resolve refuse the upload."""
+    lock, problem, trouble = resolve_lock(code)
+    if problem:
+        raise ValidationFailed(
+            f"{name} was not uploaded: {' '.join(problem.split())}. Fix its dependencies, or pass --no-lock."
+        )
+    if trouble:
+        log.warning("%s is uploaded without a lock: %s.", name, trouble.rstrip("."))
+    return lock
+
+
+def script_files(filename: str, code: str, lock: str | None, head: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The files of one gist revision: the code and its lock, FILENAME.lock; without a lock, one the gist's
+    `head` holds is deleted in the same revision (a lock left behind would be the previous code's)."""
+    files: dict[str, str | None] = {filename: code}
+    if lock is not None:
+        files[lock_path_of(filename)] = lock
+    elif lock_path_of(filename) in ((head or {}).get("files") or {}):
+        files[lock_path_of(filename)] = None
+    return files
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -5045,7 +5199,7 @@ def run_foreign(
         check_name(save)
         if name_taken(read_mapping(), save):
             raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-    entry, code = adopt_gist(
+    entry, code, lock = adopt_gist(
         github_optional(),
         ref.gist_id,
         yes=yes,
@@ -5060,13 +5214,14 @@ def run_foreign(
         with hold_name(save):
             if name_taken(read_mapping(), save):  # taken while the gist was being reviewed
                 raise UsageProblem(f"A script named {save!r} already exists: choose another --save name.")
-            path = store_cache(entry, code)
+            path = store_cache(entry, code, lock)
             with status_line("Syncing mapping…"):
                 put_entry(entry)
         log.warning("Saved as %s, pinned at revision %s.", save, entry["revision"][:8])
     else:  # beside, not over, the pinned copy of a name that may use the same gist
         path = revision_path(entry, entry["revision"])
         atomic_write(path, code)
+        place_lock(path, entry, lock)
     return path, args
 
 
@@ -5079,17 +5234,26 @@ def run_help(name: str) -> str:
 
 def fetch_pinned(
     gh: GitHub, entry: Entry, vouched: str = "recorded when you accepted it", name: str | None = None
-) -> tuple[dict[str, Any], str]:
-    """The pinned revision (its gist JSON names the owner) and its code, refused unless the sha256 is the
-    one the user accepted (or, for a catalog's script, the one its catalog lists: see `vouched`)."""
+) -> tuple[dict[str, Any], str, str | None]:
+    """The pinned revision (its gist JSON names the owner), its code and its lock (when the entry records one),
+    refused unless each sha256 is the one the user accepted (or, for a catalog's script, the one its catalog
+    lists: see `vouched`)."""
     gist = gh.get_revision(entry["gist_id"], entry["revision"])
     content = gh.file_content(gist_file(gist, entry["filename"]))
-    if sha256_text(content) != entry["sha256"]:
-        raise IntegrityError(
-            f"Refusing to run {name or entry['script_name']}: revision {entry['revision'][:8]} on GitHub does not "
-            f"match the sha256 {vouched}. The gist was altered; inspect it with `sm show`."
-        )
-    return gist, content
+    lock = gist_lock(gh, gist, entry["filename"]) if entry.get("lock_sha256") else None
+    for what, text, expected in (("", content, entry["sha256"]), ("the lock of ", lock, entry.get("lock_sha256"))):
+        if expected and (text is None or sha256_text(text) != expected):
+            raise IntegrityError(
+                f"Refusing to run {name or entry['script_name']}: {what}revision {entry['revision'][:8]} on GitHub "
+                f"does not match the sha256 {vouched}. The gist was altered; inspect it with `sm show`."
+            )
+    return gist, content, lock
+
+
+def gist_lock(gh: GitHub, gist: dict[str, Any], filename: str) -> str | None:
+    """The lock a gist revision holds for its script FILENAME (uv's FILENAME.lock), or None."""
+    file = (gist.get("files") or {}).get(lock_path_of(filename))
+    return gh.file_content(file) if isinstance(file, dict) else None
 
 
 def load_pinned(
@@ -5107,16 +5271,17 @@ def load_pinned(
         log.debug("cache hit: %s", path)
         return Path(path), Path(path).read_bytes().decode("utf-8")  # as cached: CRLF kept, like the sha256
     if cached_path(entry).exists():
+        what = "lock beside the cached copy" if verified_file(cached_file(entry), entry["sha256"]) else "cached copy"
         log.warning(
-            "The cached copy of %s does not match its recorded sha256; fetching it again.", entry.get("script_name")
+            "The %s of %s does not match its recorded sha256; fetching it again.", what, entry.get("script_name")
         )
     gh = gh_factory()
-    gist, code = fetch_pinned(gh, entry)
+    gist, code, lock = fetch_pinned(gh, entry)
     if not known_pin(gh, entry, gist):
         if not run:
             return None, code
         review_pin(gh, entry, gist, code, yes=yes)
-    return store_cache(entry, code), code
+    return store_cache(entry, code, lock), code
 
 
 def ensure_cached(entry: Entry, gh_factory: Callable[[], GitHub], *, yes: bool) -> Path:
@@ -5147,12 +5312,13 @@ def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
             meta = {}
         etag = meta.get("etag") if meta.get("version") == entry["revision"] else None
         gist, new_etag = gh.get_gist(entry["gist_id"], etag)
-        head = new_code = None
+        head = new_code = new_lock = None
         if gist is not None:
             head = latest_revision(gh, gist)
             atomic_write(head_meta_path(entry), json.dumps({"etag": new_etag, "version": head}))
             if head != entry["revision"]:
                 new_code = gh.file_content(gist_file(gist, entry["filename"]))
+                new_lock = gist_lock(gh, gist, entry["filename"])
     if gist is None or head is None or new_code is None:  # unchanged (304), or the head is the pin
         log.debug("gist head is the pinned revision: running it")
         return entry, ensure_cached(entry, lambda: gh, yes=yes)  # outside the status line: it may ask
@@ -5163,7 +5329,7 @@ def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     )
     confirm(question, text, yes=yes, declined=declined)
     with status_line(f"Pinning {name} at revision {head[:8]}…"):
-        new_entry = repin(entry, head, new_code)
+        new_entry = repin(entry, head, new_code, new_lock)
     log.warning("%s is now pinned at revision %s.", name, head[:8])
     return new_entry, cached_path(new_entry)
 
@@ -5199,14 +5365,15 @@ def github_down(e: GitHubError) -> bool:
     return isinstance(e, OfflineError) or (e.status or 0) >= 500 or e.status == 429 or "rate limit" in str(e)
 
 
-def repin(entry: Entry, revision: str, code: str, **changes: Any) -> Entry:
-    """Pin `entry` to a revision the user accepted (and apply `changes`), cache it, and sync the mapping."""
+def repin(entry: Entry, revision: str, code: str, lock: str | None, **changes: Any) -> Entry:
+    """Pin `entry` to a revision the user accepted, with that revision's lock (and apply `changes`), cache it,
+    and sync the mapping."""
     params = read_script(code).declared
     if params is None:
         params = entry.get("params")
-    new_entry = make_entry(entry, code=code, revision=revision, params=params, **changes)
+    new_entry = make_entry(entry, code=code, lock=lock, revision=revision, params=params, **changes)
     record_accepted(new_entry)
-    store_cache(new_entry, code)
+    store_cache(new_entry, code, lock)
     status_step("Syncing mapping…")
     put_entry(new_entry)
     return new_entry
@@ -5241,6 +5408,7 @@ def run_revision(gh: GitHub, entry: Entry, rev: str, *, yes: bool) -> tuple[Path
         if sha != entry["revision"]:
             gist = gh.get_revision(entry["gist_id"], sha)
             code = gh.file_content(gist_file(gist, entry["filename"]))
+            lock = gist_lock(gh, gist, entry["filename"])
     if sha == entry["revision"]:
         path = ensure_cached(entry, lambda: gh, yes=yes)
         return path, path.read_text(encoding="utf-8")
@@ -5252,9 +5420,11 @@ def run_revision(gh: GitHub, entry: Entry, rev: str, *, yes: bool) -> tuple[Path
         declined=f"Nothing ran: revision {sha[:8]} was not trusted. "
         f"`sm run {name}` still runs the pinned revision {rev_pinned}.",
     )
-    record_accepted(make_entry(entry, code=code, revision=sha))
+    accepted = make_entry(entry, code=code, lock=lock, revision=sha)
+    record_accepted(accepted)
     path = revision_path(entry, sha)
     atomic_write(path, code)
+    place_lock(path, accepted, lock)
     return path, code
 
 
@@ -5305,9 +5475,10 @@ def gist_entry(
     anchor: str | None = None,
     choose: Callable[[list[str]], str] | None = None,
     ready: bool = False,
-) -> tuple[Entry, str, dict[str, Any]]:
+) -> tuple[Entry, str, dict[str, Any], str | None]:
     """A gist that is not in the mapping, fetched and checked: an unsaved entry pinned at `revision` (a link's
-    revision, checked against the history) or the newest, its code, and the gist's JSON at that revision.
+    revision, checked against the history) or the newest, its code, the gist's JSON at that revision, and the
+    lock that revision holds for the file, if any.
 
     The file is `filename`, else the one whose #file- anchor is `anchor`, else the only .py file (or `choose`'s).
     With `ready` (sm add), code that fails the checks `create` makes is refused (ValidationFailed).
@@ -5341,11 +5512,13 @@ def gist_entry(
         raise UsageProblem(f"{fname} in gist {gist_id} is not a .py file; choose one with --file.")
     with status_line(f"Fetching {fname}…"):
         code = gh.file_content(file)
+        lock = gist_lock(gh, gist, fname)
         script = read_script(code)
         params = script.ready_params(f"{fname} in gist {gist_id}") if ready else script.params
         revision = revision or latest_revision(gh, gist)
     entry = make_entry(
         code=code,
+        lock=lock,
         script_name=None,
         gist_id=gist_id,
         filename=fname,
@@ -5358,7 +5531,7 @@ def gist_entry(
     )
     if problem := entry_problem("unsaved", entry):
         raise IntegrityError(f"Gist {gist_id} cannot be used: {problem}.")
-    return entry, code, gist
+    return entry, code, gist, lock
 
 
 def adopt_gist(
@@ -5369,10 +5542,10 @@ def adopt_gist(
     verb: str = "Run",
     declined: str = "Nothing ran",
     **which: Any,
-) -> tuple[Entry, str]:
+) -> tuple[Entry, str, str | None]:
     """gist_entry(gh, gist_id, **which), shown and trusted: the accepted revision is recorded as trusted on
-    this machine."""
-    entry, code, gist = gist_entry(gh, gist_id, **which)
+    this machine. The entry, the code, and the revision's lock."""
+    entry, code, gist, lock = gist_entry(gh, gist_id, **which)
     fname, revision, owner = entry["filename"], entry["revision"], entry["owner"] or "an unknown owner"
     summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=my_login(gh)))
     confirm(
@@ -5382,7 +5555,7 @@ def adopt_gist(
         declined=f"{declined}: {fname} from {owner}'s gist {gist_id} was not trusted.",
     )
     record_accepted(entry)
-    return entry, code
+    return entry, code, lock
 
 
 def trust_summary(
@@ -5522,8 +5695,9 @@ def script_history(name: str) -> list[dict[str, Any]]:
         ]
 
 
-def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
-    """Make an old revision's code the gist's newest revision, and pin it, once the diff is trusted."""
+def rollback_script(name: str, rev: str, *, yes: bool = False, locked: bool = True) -> Entry:
+    """Make an old revision's code the gist's newest revision, locked again (unless not `locked`), and pin it,
+    once the diff is trusted."""
     entry = lookup(name)
     gh = github()
     with status_line(f"Fetching revision {rev} of {name}…"):
@@ -5539,10 +5713,40 @@ def rollback_script(name: str, rev: str, *, yes: bool = False) -> Entry:
         yes=yes,
         declined=f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.",
     )
-    check_upload({entry["filename"]: code}, None, public=bool(entry.get("public")))
+    lock = script_lock(name, code) if locked else None
     with status_line(f"Uploading {entry['filename']}…"):
-        gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
-        return repin(entry, latest_revision(gh, gist), code)
+        files = script_files(entry["filename"], code, lock, check_gist_exists(gh, entry))
+        check_upload(files, None, public=bool(entry.get("public")))
+        gist = gh.update_gist(entry["gist_id"], files)
+        return repin(entry, latest_revision(gh, gist), code, lock)
+
+
+def lock_script(name: str) -> tuple[Entry, bool]:
+    """`sm lock`: lock the pinned code again (`uv lock --script`), and when the lock is new or changed, upload it
+    with that code as a new revision and pin it. Returns the entry and whether anything changed."""
+    entry = lookup(name)
+    gh = github()
+    with status_line(f"Fetching {name}…"):
+        gh.check_token()
+        check_owner(gh, entry)
+        check_gist_exists(gh, entry)
+    code = pinned_code(entry, lambda: gh)
+    with status_line(f"Locking {entry['filename']}…"):
+        lock, problem, trouble = resolve_lock(code)
+    if problem or trouble or lock is None:
+        why = (
+            " ".join(problem.split())
+            if problem
+            else trouble or f"{entry['filename']} has no `# /// script` block, so uv has nothing to lock"
+        )
+        raise ValidationFailed(f"{name} was not locked: {why.rstrip('.')}. Nothing changed.")
+    if sha256_text(lock) == entry.get("lock_sha256"):  # the pinned revision holds this very lock
+        return entry, False
+    with status_line(f"Uploading {entry['filename']} with its lock…"):
+        files = script_files(entry["filename"], code, lock)
+        check_upload(files, None, public=bool(entry.get("public")))
+        gist = gh.update_gist(entry["gist_id"], files)
+        return repin(entry, latest_revision(gh, gist), code, lock), True
 
 
 def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
@@ -5556,7 +5760,9 @@ def read_code(name: str, rev: str | None = None) -> tuple[Entry, str]:
         ref = parse_gist_ref(name)
         gh = github_optional()
         revision = resolve_revision(gh, ref.gist_id, rev) if rev else ref.revision
-        entry, code, _ = gist_entry(gh, ref.gist_id, revision=revision, filename=ref.filename, anchor=ref.file_anchor)
+        entry, code, _, _ = gist_entry(
+            gh, ref.gist_id, revision=revision, filename=ref.filename, anchor=ref.file_anchor
+        )
         return entry, code
     entry = lookup(name)
     if not rev:
@@ -5650,8 +5856,10 @@ def add_script(
     force: bool = False,
     filename: str | None = None,
     yes: bool = False,
+    locked: bool = True,
 ) -> Entry:
-    """Register a local .py file (uploaded to a new gist) or an existing gist (adopted at its current revision)."""
+    """Register a local .py file (uploaded to a new gist with its lock, unless not `locked`) or an existing gist
+    (adopted at its current revision, with the lock that revision holds, if any)."""
     from pathlib import Path
 
     check_name(name)
@@ -5674,7 +5882,9 @@ def add_script(
         with status_line("Checking the GitHub token…"):
             gh.check_token()
         with claim_name(name, replace=force, gh=gh) as existing, status_line(f"Uploading {source}…"):
-            return upload_new(gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params)
+            return upload_new(
+                gh, name, code, desc, public=public, created=now_iso(), replaced=existing, params=params, locked=locked
+            )
     try:  # a typo fails here, before any network; ALIAS/NAME: the gist its catalog pins, still the teammate's
         ref = GistRef(pin["gist_id"], pin["revision"], pin["filename"]) if pin else parse_gist_ref(source)
     except UsageProblem as e:
@@ -5686,7 +5896,7 @@ def add_script(
     gh = github()
     gh.check_token()
     with claim_name(name, replace=force, gh=gh) as existing:
-        entry, code = adopt_gist(
+        entry, code, lock = adopt_gist(
             gh,
             ref.gist_id,
             yes=yes,
@@ -5703,9 +5913,10 @@ def add_script(
                 "catalog lists. The gist was altered; ask its owner."
             )
         desc = " ".join((description or entry["description"] or read_script(code).description).split())
-        entry = make_entry(entry, script_name=name, description=desc)
+        lock = lock if locked else None  # --no-lock: the gist's lock, if it has one, is not used here
+        entry = make_entry(entry, code=code, lock=lock, script_name=name, description=desc)
         check_upload({}, entry["description"], public=False)  # the description goes to the (secret) mapping gist
-        store_cache(entry, code)
+        store_cache(entry, code, lock)
         with status_line("Syncing mapping…"):
             put_entry(entry)
     if existing:
@@ -6392,7 +6603,7 @@ def self_publish() -> dict[str, Any]:
 # recorded in $SM_HOME/catalog.json. A catalog's scripts are named ALIAS/NAME and never written to.
 
 CATALOG_FILE = "sm-catalog.json"
-CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "params", "description")
+CATALOG_FIELDS = ("gist_id", "filename", "revision", "sha256", "lock_sha256", "params", "description")
 
 
 def catalog_record_path() -> Path:
@@ -6545,13 +6756,13 @@ def accepted_catalog_pin(alias: str, name: str, catalog_id: str) -> Entry | None
     return pin
 
 
-def pin_catalog_script(alias: str, entry: Entry, catalog_id: str, code: str) -> Path:
+def pin_catalog_script(alias: str, entry: Entry, catalog_id: str, code: str, lock: str | None) -> Path:
     """Record that this machine's user accepted the entry's pin for ALIAS/NAME; cache its code."""
     record_accepted(entry)
     pins = trust_record("catalog_pins")
     pins[f"{alias}/{entry['script_name']}"] = {**entry, "catalog": catalog_id}
     write_trust_record("catalog_pins", pins)
-    return store_cache(entry, code)
+    return store_cache(entry, code, lock)
 
 
 def catalog_script(gh: GitHub, alias: str, name: str) -> Entry:
@@ -6615,12 +6826,12 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
             with contextlib.suppress(OSError, NameError):  # the next run of it needs no sm beyond the fast path
                 write_run_record(label, pinned, path, stamp)
             return Path(path), args
-        _, code = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
-        return store_cache(pinned, code), args
+        _, code, lock = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
+        return store_cache(pinned, code, lock), args
     gh = github_optional()
     entry = catalog_script(gh, alias, name)
     args = build_script_args(entry.get("params"), req.pairs, req.passthrough)
-    gist, code = fetch_pinned(gh, entry, f"the catalog {alias} lists", label)
+    gist, code, lock = fetch_pinned(gh, entry, f"the catalog {alias} lists", label)
     if pinned and pin_key(pinned) == pin_key(entry):
         log.debug("the catalog lists the pinned revision: running it")
     elif pinned:
@@ -6643,7 +6854,7 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
             yes=yes,
             declined=f"Not running {label}: it was not trusted. Review it above, then rerun with --yes.",
         )
-    return pin_catalog_script(alias, entry, catalog_id, code), args
+    return pin_catalog_script(alias, entry, catalog_id, code, lock), args
 
 
 # ══════════════════════════════════════════════════════════════════════════════════════════════════
@@ -6719,6 +6930,7 @@ def build_cli() -> click.Group:
     @upload_options("the model's")
     @click.option("--no-exclude-newer", is_flag=True, help="Do not pin dependency resolution to the creation time.")
     @model_options("Watch the script being written, then review it (changes, :edit, :run, :diff) before uploading.")
+    @no_lock_option()
     @json_option("the mapping entry")
     def create_command(name: str, prompt: str, no_exclude_newer: bool, as_json: bool, **options: Any) -> None:
         """Ask the model for a script and store it in a new secret gist.
@@ -6740,6 +6952,7 @@ def build_cli() -> click.Group:
     @click.argument("name")
     @click.argument("prompt")
     @model_options("Watch the change being written, then review it as with `create --preview` before uploading.")
+    @no_lock_option(" (a lock in the gist is deleted in the same revision)")
     @json_option("the mapping entry")
     def edit_command(name: str, prompt: str, as_json: bool, **options: Any) -> None:
         """Change a script in plain words and store the result as a new revision of its gist.
@@ -6801,6 +7014,7 @@ def build_cli() -> click.Group:
     @click.argument("name")
     @click.argument("rev", metavar="SHA")
     @yes_option("Roll back without asking (the diff is still shown).")
+    @no_lock_option()
     @json_option("the mapping entry")
     def rollback_command(name: str, rev: str, as_json: bool, **options: Any) -> None:
         """Make an old revision's code the gist's newest revision, and pin it (after showing the diff).
@@ -6811,6 +7025,27 @@ def build_cli() -> click.Group:
         """
         entry = rollback_script(name, rev, **options)
         echo_entry(entry, as_json, f"{name} is now at revision {entry['revision'][:12]} (the code of {rev[:12]}).")
+
+    @cli.command(name="lock", context_settings=settings)
+    @click.argument("name", shell_complete=complete_script_names)
+    @json_option("the mapping entry")
+    def lock_command(name: str, as_json: bool) -> None:
+        """Lock a script's dependencies (uv lock), or refresh its lock, as a new revision of its gist.
+
+        `sm run` then installs exactly the locked versions, on every machine. Nothing changes when the
+        lock is already the one the pinned revision holds.
+
+        \b
+        sm lock gists
+        sm show gists --json | jq -r .lock_sha256
+        """
+        entry, changed = lock_script(name)
+        if changed:
+            echo_entry(entry, as_json, f"Locked {name}: revision {entry['revision'][:8]} holds its lock.")
+        else:
+            echo_entry(
+                entry, as_json, f"{name} is already locked at revision {entry['revision'][:8]}: nothing changed."
+            )
 
     @cli.command(name="list", context_settings=settings)
     @json_option("the mapping entries")
@@ -6871,6 +7106,7 @@ def build_cli() -> click.Group:
     @upload_options("[tool.sm], the docstring, or the gist's")
     @click.option("-f", "--file", "filename", help="The .py file to adopt when the gist holds several.")
     @yes_option("Adopt a gist without asking.")
+    @no_lock_option(" (an adopted gist's lock is not used)")
     @json_option("the new mapping entry")
     def add_command(name: str, source: str, as_json: bool, **options: Any) -> None:
         """Register an existing script: a local .py file or a gist.
@@ -7152,6 +7388,20 @@ def json_option(what: str) -> Callable[[Any], Any]:
     import click
 
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
+
+
+def no_lock_option(more: str = "") -> Callable[[Any], Any]:
+    """--no-lock, for the commands that upload a script (create, edit, add, rollback)."""
+    import click
+
+    return click.option(
+        "--no-lock",
+        "locked",
+        is_flag=True,
+        flag_value=False,
+        default=True,
+        help=f"Upload no lock beside the script{more}: uv then resolves its dependencies on each new machine.",
+    )
 
 
 def yes_option(what: str) -> Callable[[Any], Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -9,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,10 +64,23 @@ def sm_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SM_WRITE_INTERVAL", "0.02")
     monkeypatch.setattr(sm, "which", _which_without_gh)
     monkeypatch.setattr(sm, "_warned", set())  # each test sees sm's once-per-process warnings afresh
+    # Every upload locks its script (`uv lock --script`), never against PyPI: the index is a port where nothing
+    # listens, so a script with dependencies is uploaded without a lock, as on a machine offline. A test that
+    # needs a package finds it in a folder of wheels (see `wheels`). (UV_NO_INDEX=1 alone does not stop
+    # `uv lock --script` in uv 0.13.9 from asking PyPI; `no-index` in a config file does.)
+    monkeypatch.setenv("UV_DEFAULT_INDEX", UNREACHABLE_INDEX)
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    for var in ("UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX", "UV_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sm, "_resolved", RESOLVED)
     return home
 
 
 _real_which = shutil.which
+# The same dependencies under the same uv settings lock the same way without an index: one resolution serves
+# every test that asks (a per-test folder of wheels is a setting of its own).
+RESOLVED: dict = {}
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
 
 
 def _which_without_gh(cmd, *a, **k):
@@ -194,9 +209,17 @@ def reply(body: str, params: list[str] = (), description: str = "A test script")
     }
 
 
+def with_index(env):
+    """`env` without the unreachable index of `sm_env`, for a uv that installs sm's own dependencies (`uv run sm.py`,
+    `uv tool install`); the scripts such tests upload have no dependencies, so their locks need no index."""
+    if env.get("UV_DEFAULT_INDEX") == UNREACHABLE_INDEX:
+        env = {k: v for k, v in env.items() if k not in ("UV_DEFAULT_INDEX", "UV_HTTP_RETRIES")}
+    return env
+
+
 def sm_process(*args, env=None, input=None, timeout=180, cwd=None, cmd=None):
     """Run the real `uv run sm.py ...` in a subprocess with the test's environment."""
-    full_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    full_env = with_index({k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"})
     full_env.pop("SM_RAISE_ERRORS", None)
     full_env.update(env or {})
     command = cmd or ["uv", "run", "--quiet", str(ROOT / "sm.py")]
@@ -339,3 +362,46 @@ def doctor_json(invoke):
     result = invoke("doctor", "--json")
     report = json.loads(result.stdout)
     return result, report, {c["check"]: c for c in report["checks"]}
+
+
+def script_of(argv):
+    """The script a recorded `uv run [--locked] --script PATH ARGS...` runs."""
+    return argv[argv.index("--script") + 1]
+
+
+def script_args(argv):
+    """What that command passes to the script."""
+    return argv[argv.index("--script") + 2 :]
+
+
+def make_wheel(folder, name="smtestdep", version="1.0"):
+    """A minimal pure-Python wheel, so that pip installs a real dependency without an index."""
+    dist = f"{name}-{version}"
+    files = {
+        f"{name}.py": "GREETING = 'hello from a dependency'\n",
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: sm-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return wheel
+
+
+@pytest.fixture
+def wheels(tmp_path, monkeypatch):
+    """A folder holding the wheel of `smtestdep` 1.0, and uv told to find packages there and nowhere else."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    make_wheel(folder)
+    config = tmp_path / "uv-offline.toml"
+    config.write_text("no-index = true\n")
+    monkeypatch.setenv("UV_CONFIG_FILE", str(config))
+    monkeypatch.setenv("UV_FIND_LINKS", str(folder))
+    return folder

@@ -24,6 +24,7 @@ from conftest import (
     reply,
     script_code,
     script_gists,
+    script_of,
     sm_process,
     the_gist,
 )
@@ -38,9 +39,10 @@ def test_create_uploads_secret_gist_and_records_mapping(created, github_env, llm
     gist = github_env.gists[entry["gist_id"]]
     assert gist["public"] is False
     files = github_env.gist_files(entry["gist_id"])
-    assert list(files) == ["greet.py"]
+    assert list(files) == ["greet.py", "greet.py.lock"]  # uv's lock, in the same revision as the code
     code = files["greet.py"]
     assert entry["sha256"] == hashlib.sha256(code.encode()).hexdigest()
+    assert entry["lock_sha256"] == hashlib.sha256(files["greet.py.lock"].encode()).hexdigest()
     assert entry["revision"] == github_env.revisions(entry["gist_id"])[0]
     assert entry["params"] == [{"name": "name", "help": "the name", "required": True}]
     assert entry["description"] == "Greets someone"
@@ -211,7 +213,7 @@ def test_edit_makes_a_new_revision_and_run_uses_it(created, github_env, llm, inv
 
     ran = invoke("run", "greet", "name=Ada")
     assert ran.exit_code == 0
-    path = ran.execs[-1][3]
+    path = script_of(ran.execs[-1])
     assert open(path).read() == code
 
 
@@ -349,7 +351,8 @@ def test_add_local_file_uploads_it_unchanged_with_argparse_params(local_script, 
     assert "Added weather: https://gist.github.com/" in result.stderr
     entry = sm.lookup("weather")
     assert github_env.gists[entry["gist_id"]]["public"] is False
-    assert github_env.gist_files(entry["gist_id"]) == {"weather.py": local_script.read_text()}
+    files = github_env.gist_files(entry["gist_id"])
+    assert files["weather.py"] == local_script.read_text() and set(files) == {"weather.py", "weather.py.lock"}
     assert entry["params"] == [
         {"name": "city", "help": "the city", "required": True},
         {"name": "units", "help": "metric or imperial", "required": False, "default": "metric"},
@@ -625,7 +628,7 @@ def test_doctor_all_good(github_env, invoke, monkeypatch, added):
         "fix": None,
     }
     assert checks["model"]["detail"] == "openai:gpt-5.1 (from SM_MODEL)"
-    assert checks["cache"]["detail"].startswith(f"{sm.human_size(added_size(added))} in 1 files")
+    assert checks["cache"]["detail"].startswith(f"{sm.human_size(added_size(added))} in 2 files")
     plain = invoke("doctor")
     assert plain.exit_code == 0
     assert re.search(r"^✓ token scope +valid for alice", plain.stdout, re.M)
@@ -633,7 +636,8 @@ def test_doctor_all_good(github_env, invoke, monkeypatch, added):
 
 
 def added_size(entry):
-    return sm.cached_path(entry).stat().st_size
+    path = sm.cached_path(entry)
+    return path.stat().st_size + path.with_name(path.name + ".lock").stat().st_size
 
 
 @pytest.mark.parametrize(
@@ -791,6 +795,7 @@ def two_scripts(sm_env):
                 "history",
                 "install",
                 "list",
+                "lock",
                 "mapping",
                 "rename",
                 "rm",

@@ -103,13 +103,8 @@ def test_resolve_model_order(monkeypatch):
     assert sm.resolve_model("openai-chat:x") == "openai-chat:x"
 
 
-def test_a_dependency_that_does_not_resolve_goes_back_to_the_model(tmp_path, monkeypatch):
+def test_a_dependency_that_does_not_resolve_goes_back_to_the_model(wheels):
     """A package that does not exist (an invented name) is a reason to repair, found offline in a local wheel folder."""
-    from test_install import make_wheel
-
-    make_wheel(tmp_path)
-    monkeypatch.setenv("UV_NO_INDEX", "1")
-    monkeypatch.setenv("UV_FIND_LINKS", str(tmp_path))
     invented = reply("print(args.city)", ["city"])
     invented["code"] = invented["code"].replace("dependencies = []", 'dependencies = ["smtestdep-typo"]')
     good = reply("print(args.city)", ["city"])

@@ -5,19 +5,16 @@ uv, and shell completion."""
 from __future__ import annotations
 
 import ast
-import base64
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
-import zipfile
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, explain, script_code
+from conftest import ROOT, explain, make_wheel, script_code, with_index
 
 import sm
 
@@ -252,7 +249,7 @@ def run(cmd, **kwargs):
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS")}
+    env = with_index({k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SM_RAISE_ERRORS")})
     env.update(extra)
     return env
 
@@ -290,26 +287,6 @@ def test_self_publish_gist_installs_with_uv_tool(github_env, tmp_path, sm_env):
     assert listed.returncode == 0 and listed.stdout == "", explain(listed)
     version = run([str(bin_dir / "sm"), "--version"], env=env)
     assert version.stdout.strip() == f"sm, version {sm.__version__}", explain(version)
-
-
-def make_wheel(folder, name="smtestdep", version="1.0"):
-    """A minimal pure-Python wheel, so that pip installs a real dependency without an index."""
-    dist = f"{name}-{version}"
-    files = {
-        f"{name}.py": "GREETING = 'hello from a dependency'\n",
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: sm-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
-    wheel = folder / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return wheel
 
 
 @pytest.mark.skipif(shutil.which("uv", path=NO_UV_PATH) is not None, reason=f"uv is on {NO_UV_PATH}")

@@ -193,7 +193,8 @@ def look(github_env, bin_dir, invoke, tmp_path):
 def test_an_installed_command_execs_the_script_itself_as_uv_run_would(look):
     """After the first run, the launcher alone checks the pin and execs the script's interpreter: the script
     sees what it sees under `uv run --script`, arguments with spaces and quotes included."""
-    assert look["record"].exists()
+    assert look["record"].exists() and sm.lookup("peek")["lock_sha256"]  # its lock is checked too
+    assert f"_sm_lk={sm.lock_path_of(sm.cached_file(sm.lookup('peek')))}\n" in look["record"].read_text()
     args = ["two words", "it's", '"q"', "$HOME", "-h", "--", ""]
     by_launcher = look["seen_fast"](*args)
     path = sm.cached_file(sm.lookup("peek"))
@@ -217,6 +218,11 @@ def _tamper(look):
     path = sm.cached_file(sm.lookup("peek"))
     with open(path, "a") as f:
         f.write("print('not the pinned revision')\n")
+
+
+def _tamper_lock(look):
+    with open(sm.lock_path_of(sm.cached_file(sm.lookup("peek"))), "a") as f:
+        f.write("\n")
 
 
 def _hand_edit(look):
@@ -255,6 +261,7 @@ def _other_uv_first(look):
     "change, extra",
     [
         (_tamper, {}),
+        (_tamper_lock, {}),
         (_hand_edit, {}),
         (_sm_writes_mapping, {}),
         (_env_gone, {}),
@@ -264,7 +271,18 @@ def _other_uv_first(look):
         (None, {"SM_REFRESH_SECONDS": "60"}),
         (None, {"SM_DIRECT": "0"}),
     ],
-    ids=["tampered", "hand-edit", "sm-write", "env-gone", "refresh-due", "other-uv", "uv-setting", "interval", "off"],
+    ids=[
+        "tampered",
+        "lock-tampered",
+        "hand-edit",
+        "sm-write",
+        "env-gone",
+        "refresh-due",
+        "other-uv",
+        "uv-setting",
+        "interval",
+        "off",
+    ],
 )
 def test_the_launcher_asks_sm_whenever_anything_it_checks_changed(look, change, extra):
     """Anything that could make the recorded exec wrong sends the launcher through sm (the fast-only copy exits
@@ -288,7 +306,7 @@ def test_a_launcher_follows_a_new_pin(look, github_env):
     newer = LOOK.replace('"stdin":', '"newer": True, "stdin":')
     github_env.external_edit(entry["gist_id"], "peek.py", newer)
     gh = sm.github()
-    sm.repin(entry, sm.latest_revision(gh, gh.get_gist(entry["gist_id"])[0]), newer)
+    sm.repin(entry, sm.latest_revision(gh, gh.get_gist(entry["gist_id"])[0]), newer, None)
     assert look["fast"]().returncode == 99
     assert look["launcher"]()["newer"] is True
     assert look["seen_fast"]()["newer"] is True

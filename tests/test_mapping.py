@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, TOKEN, add, entry, gid, reply, script_code
+from conftest import ROOT, TOKEN, add, entry, gid, reply, script_code, script_of
 
 import sm
 
@@ -285,7 +285,7 @@ def test_new_machine_sees_every_script_and_runs_it(machine, github_env, monkeypa
     assert [r["script_name"] for r in json.loads(listed.stdout)] == ["one", "two"]
     ran = CliRunner().invoke(cli, ["run", "two"])
     assert ran.exit_code == 0, ran.output
-    assert execs and open(execs[0][3]).read() == script_code("print(2)")
+    assert execs and open(script_of(execs[0])).read() == script_code("print(2)")
 
 
 def test_run_of_unknown_name_pulls_once(machine, github_env, monkeypatch):

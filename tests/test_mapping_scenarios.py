@@ -170,6 +170,9 @@ BAD_VALUES = [
     pytest.param(("scripts", "bad", "filename"), "../x.py", id="filename with a path"),
     pytest.param(("scripts", "bad", "params"), "name", id="params a string"),
     pytest.param(("scripts", "bad", "clock"), [1], id="clock a list"),
+    pytest.param(("scripts", "bad", "lock_sha256"), "F" * 64, id="lock_sha256 upper case"),
+    pytest.param(("scripts", "bad", "lock_sha256"), "../lock", id="lock_sha256 a path"),
+    pytest.param(("scripts", "bad", "lock_sha256"), 7, id="lock_sha256 a number"),
     pytest.param(("tombstones", "gone"), "2026-01-01", id="tombstone a string"),
     pytest.param(("tombstones", "gone", "deleted_at"), 5, id="tombstone deleted_at a number"),
 ]
@@ -270,7 +273,8 @@ def test_random_json_in_one_remote_entry_never_breaks_sync(two_good_scripts, mon
     client = sm.GitHub(TOKEN)
     pristine = remote_mapping(gh)
     rng = random.Random(20261127)
-    fields = ["gist_id", "filename", "revision", "sha256", "updated_at", "created_at", "params", "clock", None]
+    fields = ["gist_id", "filename", "revision", "sha256", "lock_sha256", "updated_at", "created_at", "params", "clock"]
+    fields.append(None)
     for _ in range(40):
         field = rng.choice(fields)
         where = ("scripts", "bad", field) if field else rng.choice([("scripts", "bad"), ("tombstones", "gone")])
@@ -458,7 +462,7 @@ def test_background_refresh_brings_an_edit_from_another_machine(machines, tmp_pa
 def edit(gh, entry, body):
     code = script_code(body)
     gist = gh.update_gist(entry["gist_id"], {entry["filename"]: code})
-    return sm.repin(entry, sm.latest_revision(gh, gist), code)
+    return sm.repin(entry, sm.latest_revision(gh, gist), code, None)
 
 
 def test_from_remote_recovery_never_undoes_what_github_has(machine, github_env):

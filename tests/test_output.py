@@ -15,7 +15,7 @@ import sys
 
 import pexpect
 import pytest
-from conftest import ROOT, TOKEN, reply, script_code
+from conftest import ROOT, TOKEN, reply, script_code, script_of
 from rich.console import Console
 
 import sm
@@ -240,7 +240,7 @@ def github_down(created, github_env, monkeypatch):
 def test_github_down_during_latest_falls_back_to_the_pin_with_yes(github_down, invoke):
     result = invoke("run", "greet", "name=x", "--latest", "-y")
     assert result.exit_code == 0, result.output
-    assert result.execs[-1][3] == str(sm.cached_path(github_down))
+    assert script_of(result.execs[-1]) == str(sm.cached_path(github_down))
     assert f"running the pinned revision {github_down['revision'][:8]} of greet" in result.stderr
 
 

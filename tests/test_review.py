@@ -360,7 +360,10 @@ def test_create_preview_change_then_accept_uploads_the_revision(github_env, llm,
     roles = [m["role"] for m in llm.requests[1]["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "user"]
     assert llm.requests[1]["messages"][-1]["content"] == "print it twice"
-    assert [r.json()["files"].keys() for r in github_env.requests if r.method == "POST"][0] == {"greet.py"}
+    assert [r.json()["files"].keys() for r in github_env.requests if r.method == "POST"][0] == {
+        "greet.py",
+        "greet.py.lock",
+    }
     assert sum("greet.py" in r.json()["files"] for r in github_env.requests if r.method == "POST") == 1
 
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import entry, real_uv, script_code
+from conftest import entry, real_uv, script_args, script_code, script_of
 
 import sm
 
@@ -102,7 +102,9 @@ def test_run_options_go_before_or_after_name_and_help_lists_them(created, invoke
     ):
         result = invoke("run", *args)
         assert result.exit_code == 0, result.output
-        assert result.execs[-1][3:] == [str(sm.cached_path(created)), "--name=x"]
+        assert script_args(result.execs[-1]) == ["--name=x"] and script_of(result.execs[-1]) == str(
+            sm.cached_path(created)
+        )
     helped = invoke("run", "--help")
     for option in ("--latest", "--rev SHA", "-y, --yes", "-f, --file FILE", "--save NAME"):
         assert option in helped.stdout
@@ -126,8 +128,8 @@ def test_run_builds_uv_argv_from_cache(created, invoke, github_env):
     result = invoke("run", "greet", "name=Ada Lovelace", "--", "--extra", "x=y")
     assert result.exit_code == 0, result.output
     (argv,) = result.execs
-    assert argv[1:4] == ["run", "--script", str(sm.cached_path(created))]
-    assert argv[4:] == ["--name=Ada Lovelace", "--extra", "x=y"]
+    assert argv[1:5] == ["run", "--locked", "--script", str(sm.cached_path(created))]  # its lock is beside it
+    assert argv[5:] == ["--name=Ada Lovelace", "--extra", "x=y"]
     assert len(github_env.requests) == before  # served from the cache, no network
 
 
@@ -186,7 +188,7 @@ def test_latest_unchanged_is_one_conditional_request(created, invoke, github_env
     result = invoke("run", "greet", "name=x", "--latest")
     assert result.exit_code == 0, result.output
     assert [(r.method, r.status) for r in github_env.requests[before:]] == [("GET", 304)]
-    assert result.execs[-1][3] == str(sm.cached_path(created))
+    assert script_of(result.execs[-1]) == str(sm.cached_path(created))
 
 
 def test_latest_after_browser_edit_refused_without_yes(created, invoke, github_env):
@@ -213,7 +215,7 @@ def test_latest_with_yes_runs_and_pins_new_revision(created, invoke, github_env)
     assert remote["scripts"]["greet"]["revision"] == head  # the new pin synced
     # and the plain run now uses the new pin without asking
     again = invoke("run", "greet", "name=y")
-    assert again.exit_code == 0 and again.execs[-1][3] == str(sm.cached_path(entry))
+    assert again.exit_code == 0 and script_of(again.execs[-1]) == str(sm.cached_path(entry))
 
 
 def test_latest_dependency_change_shows_dependency_diff(created, invoke, github_env):
@@ -240,7 +242,7 @@ def test_history_show_rev_run_rev_and_rollback(created, invoke, github_env):
     assert refused.exit_code == 1 and refused.execs == []
     ran = invoke("run", "greet", "name=x", "--rev", second, "--yes")
     assert ran.exit_code == 0, ran.output
-    assert "HOWDY" in open(ran.execs[-1][3]).read()
+    assert "HOWDY" in open(script_of(ran.execs[-1])).read()
     assert sm.lookup("greet")["revision"] == first  # a one-off: the pin stays
 
     refused_back = invoke("rollback", "greet", first[:10])
@@ -276,7 +278,7 @@ def test_foreign_gist_runs_with_yes_then_saves(github_env, invoke):
 
     ran = invoke("run", gist_id, "who=me", "--yes")
     assert ran.exit_code == 0, ran.output
-    assert ran.execs[-1][4:] == ["--who=me"]
+    assert script_args(ran.execs[-1]) == ["--who=me"]
     assert sm.read_mapping()["scripts"] == {}  # not saved unless asked
 
     saved = invoke("run", gist_id, "who=me", "--yes", "--save", "theirs")
@@ -293,7 +295,7 @@ def test_foreign_gist_with_several_python_files(github_env, invoke):
     assert result.exit_code == 2 and "choose one with --file" in result.stderr
     chosen = invoke("run", gist_id, "--yes", "--file", "b.py")
     assert chosen.exit_code == 0, chosen.output
-    assert open(chosen.execs[-1][3]).read() == "print('b')\n"
+    assert open(script_of(chosen.execs[-1])).read() == "print('b')\n"
 
 
 def test_save_and_file_need_a_gist(created, invoke):
@@ -313,7 +315,7 @@ def test_running_your_own_gist_by_id_leaves_the_pinned_copy(created, invoke, git
     github_env.external_edit(created["gist_id"], "greet.py", script_code("print('HEAD-REV', args.name)", ["name"]))
     by_id = invoke("run", created["gist_id"], "name=x", "--yes")  # the gist's head, run as any other gist
     assert by_id.exit_code == 0, by_id.output
-    assert "HEAD-REV" in open(by_id.execs[-1][3]).read()
+    assert "HEAD-REV" in open(script_of(by_id.execs[-1])).read()
     assert "HEAD-REV" not in sm.cached_path(created).read_text() and sm.verified_cache(created)
 
 

@@ -10,7 +10,7 @@ import stat
 
 import httpx2
 import pytest
-from conftest import REAL_EXEC_SCRIPT, ROOT, TOKEN, gist_posts, reply, script_code, script_gists
+from conftest import REAL_EXEC_SCRIPT, ROOT, TOKEN, gist_posts, reply, script_code, script_gists, script_of
 
 import sm
 
@@ -164,7 +164,12 @@ def swapped(created, github_env, invoke):
     evil = script_code("print('PWNED', args.name)", ["name"])
     gist_id = github_env.create_gist_direct("mallory", {"greet.py": evil}, "greet")
     push_remote_entry(
-        github_env, "greet", gist_id=gist_id, revision=github_env.revisions(gist_id)[0], sha256=sm.sha256_text(evil)
+        github_env,
+        "greet",
+        gist_id=gist_id,
+        revision=github_env.revisions(gist_id)[0],
+        sha256=sm.sha256_text(evil),
+        lock_sha256=None,  # her gist has no lock (with greet's, it would be refused for not holding it)
     )
     assert invoke("sync").exit_code == 0
     assert sm.lookup("greet")["gist_id"] == gist_id
@@ -181,7 +186,7 @@ def test_swapped_pin_to_someone_elses_gist_is_reviewed_before_it_runs(swapped, i
 
     trusted = invoke("run", "greet", "name=x", "--yes")
     assert trusted.exit_code == 0, trusted.output
-    assert "PWNED" in open(trusted.execs[-1][3]).read()
+    assert "PWNED" in open(script_of(trusted.execs[-1])).read()
     again = invoke("run", "greet", "name=x")  # accepted on this machine: no question any more
     assert again.exit_code == 0 and len(again.execs) == 2
     assert sm.is_accepted(sm.lookup("greet"))
@@ -220,7 +225,7 @@ def test_own_edit_from_another_machine_runs_without_questions(created, github_en
     assert invoke("sync").exit_code == 0
     result = invoke("run", "greet", "name=x")
     assert result.exit_code == 0, result.output
-    assert "V2" in open(result.execs[-1][3]).read()
+    assert "V2" in open(script_of(result.execs[-1])).read()
     assert sm.read_sync_state()["login"] == "alice"  # asked once, then remembered
 
 
@@ -247,7 +252,7 @@ def test_every_way_of_accepting_code_records_it(created, github_env, invoke, llm
     carols = github_env.create_gist_direct("carol", {"c.py": script_code("print(2)")})
     result = invoke("run", carols, "--yes")
     assert result.exit_code == 0
-    code = open(result.execs[-1][3]).read()
+    code = open(script_of(result.execs[-1])).read()
     assert f"{carols}/{github_env.revisions(carols)[0]}/{sm.sha256_text(code)}" in sm.accepted_pins()  # run GIST
     greet = sm.lookup("greet")
     assert invoke("rollback", "greet", created["revision"], "--yes").exit_code == 0
