@@ -51,22 +51,41 @@ print("hello", parser.parse_args().who)
 """
 
 
-def entry(name: str, gist_id: str, revision: str = "0" * 40) -> dict:
+# A script that does next to nothing: its own start-up is the floor under any launcher.
+HELLO = '# /// script\n# requires-python = ">=3.11"\n# dependencies = []\n# ///\nprint("hello")\n'
+
+
+def script_lock(code: str) -> str:
+    """uv's own lock of a script, as `sm create` uploads it with the script."""
+    with tempfile.TemporaryDirectory() as t:
+        path = Path(t) / "bench.py"
+        path.write_text(code)
+        subprocess.run([real_uv(), "lock", "--quiet", "--script", str(path)], check=True)
+        return Path(f"{path}.lock").read_text()
+
+
+LOCKS: dict[str, str] = {}  # code -> its lock, made by main()
+
+
+def entry(name: str, gist_id: str, revision: str = "0" * 40, locked: bool = True, code: str = SCRIPT) -> dict:
     return {
+        **({"lock_sha256": hashlib.sha256(LOCKS[code].encode()).hexdigest()} if locked else {}),
         "script_name": name,
         "gist_id": gist_id,
         "filename": f"{name}.py",
         "created_at": "2026-01-01T00:00:00.000000Z",
         "updated_at": "2026-01-01T00:00:00.000000Z",
         "revision": revision,
-        "sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(),
+        "sha256": hashlib.sha256(code.encode()).hexdigest(),
         "description": "bench script",
-        "params": [{"name": "who", "help": "who", "required": True}],
+        "params": [{"name": "who", "help": "who", "required": True}] if code == SCRIPT else [],
     }
 
 
-def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: str = "b" * 32) -> Path:
-    scripts = {"bench": entry("bench", gist_id, revision)}
+def write_home(
+    home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: str = "b" * 32, locked: bool = True
+) -> Path:
+    scripts = {"bench": entry("bench", gist_id, revision, locked), "hello": entry("hello", "d" * 32, code=HELLO)}
     for i in range(extra):
         scripts[f"s{i:05}"] = entry(f"s{i:05}", f"{i:032x}")
     home.mkdir(parents=True, exist_ok=True)
@@ -74,10 +93,13 @@ def write_home(home: Path, extra: int = 0, revision: str = "0" * 40, gist_id: st
     sm.write_mapping({"version": 1, "scripts": scripts, "tombstones": {}})
     del os.environ["SM_HOME"]
     (home / "sync.json").write_text(json.dumps({"gist_id": "c" * 32}))  # a machine that has synced before
-    cached = home / "cache" / gist_id / "bench.py"
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(SCRIPT)
-    return cached
+    for folder, name, code, lock in ((gist_id, "bench", SCRIPT, locked), ("d" * 32, "hello", HELLO, True)):
+        cached = home / "cache" / folder / f"{name}.py"
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(code)
+        if lock:
+            Path(f"{cached}.lock").write_text(LOCKS[code])  # beside it, as `sm run` places the pinned lock
+    return home / "cache" / gist_id / "bench.py"
 
 
 def timed(cmd: list[str], env: dict) -> float:
@@ -117,6 +139,7 @@ def install_sm(tmp: Path) -> Path:
 
 
 def main() -> None:
+    LOCKS.update({code: script_lock(code) for code in (SCRIPT, HELLO)})
     rows = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -136,7 +159,7 @@ def main() -> None:
             m_sm, m_uv = side_by_side([*sm_cmd, "run", "bench", "who=x"], uv_direct, {**env, **extra})
             rows.append(
                 (
-                    f"sm run (cached), {label}",
+                    f"sm run (cached, locked), {label}",
                     m_sm,
                     f"uv run --script: {m_uv * 1000:.0f} ms",
                     m_sm / m_uv,
@@ -147,12 +170,13 @@ def main() -> None:
         # `sm install`'s launcher: after its first run (side_by_side's warm-up), sh checks the pin and execs the
         # script's interpreter itself, without starting sm (record_launch).
         launchers = tmp / "launchers"
-        subprocess.run(
-            [str(installed), "install", "bench"],
-            env={**env, "SM_BIN_DIR": str(launchers)},
-            check=True,
-            capture_output=True,
-        )
+        for name in ("bench", "hello"):
+            subprocess.run(
+                [str(installed), "install", name],
+                env={**env, "SM_BIN_DIR": str(launchers)},
+                check=True,
+                capture_output=True,
+            )
         m_cmd, m_uv = side_by_side([str(launchers / "bench"), "--who", "x"], uv_direct, env)
         rows.append(
             ("installed command (sm install)", m_cmd, f"uv run --script: {m_uv * 1000:.0f} ms", m_cmd / m_uv, "≤ 0.6")
@@ -168,6 +192,17 @@ def main() -> None:
                 f"uv run --script: {m_uv * 1000:.0f} ms",
                 m_floor / m_uv,
                 "-",
+            )
+        )
+        hello = [uv, "run", "--script", str(home / "cache" / ("d" * 32) / "hello.py")]
+        m_cmd, m_uv = side_by_side([str(launchers / "hello")], hello, env)
+        rows.append(
+            (
+                "installed command, a script that only prints",
+                m_cmd,
+                f"uv run --script: {m_uv * 1000:.0f} ms",
+                m_cmd / m_uv,
+                "≤ 0.6",
             )
         )
         cold_env = {**env, "UV_CACHE_DIR": str(tmp / "uv-cold")}  # environments removed here are nobody else's
@@ -200,7 +235,7 @@ def main() -> None:
             gh.add_token("ghp_bench", login="bench")
             gist_id = gh.create_gist_direct("bench", {"bench.py": SCRIPT})
             latest_home = tmp / "latest"
-            write_home(latest_home, revision=gh.revisions(gist_id)[0], gist_id=gist_id)
+            write_home(latest_home, revision=gh.revisions(gist_id)[0], gist_id=gist_id, locked=False)
             # the machine's mapping gist exists too, so the one background refresh in this row finds it
             mapping = json.loads((latest_home / "mapping.json").read_text())
             mapping_id = gh.create_gist_direct("bench", {"sm-mapping.json": json.dumps(mapping)}, "sm script mapping")
