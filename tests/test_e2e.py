@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -37,6 +38,8 @@ def test_create_then_run(env, openai_server, gh_server):
 
     shown = sm_process("show", "greet", env=env)
     assert shown.stdout == gh_server.gist_files(row["gist_id"])["greet.py"]
+    lock = gh_server.gist_files(row["gist_id"])["greet.py.lock"]  # made by uv and uploaded in the same revision
+    assert row["lock_sha256"] == hashlib.sha256(lock.encode()).hexdigest()
 
 
 def test_generated_script_runs_standalone(env, openai_server, gh_server, tmp_path):
