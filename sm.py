@@ -951,6 +951,19 @@ def parse_run_tail(words: Sequence[str], *, named: bool = True) -> RunRequest:
         if word == "--":
             req.passthrough.extend(it)
             break
+        if word[:1] == "-" and word[1:2] not in ("-", "") and len(word) > 2 and f"-{word[1]}" in spelled:
+            for at, letter in enumerate(word[1:], 2):  # short options together: -yf FILE, -fFILE
+                key, takes_value = spelled.get(f"-{letter}", (None, None))
+                if key is None:
+                    raise UsageProblem(f"Unknown option -{letter} in {word!r} for sm run.")
+                if takes_value:
+                    value = word[at:] or next(it, None)
+                    if value is None:
+                        raise UsageProblem(f"Option -{letter} needs a value.")
+                    req.options[key] = value
+                    break
+                req.options[key] = True
+            continue
         opt, eq, inline = word.partition("=")
         key, takes_value = spelled.get(opt if eq else word, (None, None))
         if key and not takes_value and not eq:

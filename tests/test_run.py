@@ -23,6 +23,25 @@ def test_parse_run_tail():
     assert req.options == {"latest": True, "rev": "abc", "yes": True}
 
 
+@pytest.mark.parametrize(
+    "words, options",
+    [
+        (["URL", "-yf", "a.py"], {"yes": True, "file": "a.py"}),
+        (["URL", "-fa.py", "-y"], {"file": "a.py", "yes": True}),
+        (["URL", "-yh"], {"yes": True, "help": True}),
+    ],
+)
+def test_short_options_may_come_together(words, options):
+    req = sm.parse_run_tail(words)
+    assert req.name == "URL" and req.options == options and not req.pairs
+
+
+@pytest.mark.parametrize("word, message", [("-yx", "Unknown option -x"), ("-yf", "-f needs a value")])
+def test_short_options_together_are_checked_one_by_one(word, message):
+    with pytest.raises(sm.UsageProblem, match=message):
+        sm.parse_run_tail(["URL", word])
+
+
 def test_parse_run_tail_rejects_unknown_option():
     with pytest.raises(sm.UsageProblem, match="after `--`"):
         sm.parse_run_tail(["--verbose"])
