@@ -1338,13 +1338,16 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
 # the script (and lock), the interpreter and environment still there, neither uv nor the mapping changed since,
 # and the background refresh not yet due. Everything but the sha256 is a test the shell does itself, so a launch
 # costs sh, one subshell and one `sha256sum`: ~2 ms. Anything else goes through sm, which records again.
-#   NAME.map has the mapping's mtime as sm read it (a later write, even in place, is newer); every write of the
-#   mapping by sm deletes the records too. NAME.due has the time the refresh is due; the shell's clock is the
-#   mtime of its own /proc/PID (Linux; elsewhere the launcher always goes through sm).
+#   The mapping: NAME.ino is a hard link to mapping.json as sm read it (any other file in its place, a restored
+#   backup say, is not the same file), and NAME.map has its mtime (a write in place changes it, up or down: sm
+#   records only a mapping older than two seconds, so no later write can share its clock tick). Every write of
+#   the mapping by sm deletes the records too. NAME.due has the time the refresh is due; the shell's clock is
+#   the mtime of its own /proc/PID (Linux; elsewhere the launcher always goes through sm).
 # The sh that observes is kept in one place (LAUNCH_OBSERVE): the launcher runs it, and so does sm when it
 # records, so the two never disagree on a format (sha256sum's, or the shell's quoting of variables).
 
-LAUNCH_FORMAT = "sm-launch 3"
+LAUNCH_FORMAT = "sm-launch 4"
+RACY_NS = 2 * 10**9  # a mapping younger than this may still change within its mtime's clock tick
 LAUNCH_OBSERVE = r"""_sm_observe() {
   _sm_u=; _sm_p=$PATH:
   while [ -n "$_sm_p" ]; do
@@ -1403,9 +1406,16 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
     if interval >= 0 and time.time_ns() - refreshed >= interval * 1e9:
         refreshed = time.time_ns()  # due: exec_script starts the refresh in a moment, and that resets the clock
     read_at = int(stamp.split(":")[1])  # file_stamp: inode, mtime_ns, size
+    if time.time_ns() - read_at < RACY_NS:
+        return  # a write in the same clock tick could leave the mtime as it is: record on a later run (git's rule)
     for suffix, ns in ((".map", read_at), (".due", refreshed + int(interval * 1e9) if interval >= 0 else 2**62)):
         atomic_write(Path(record + suffix), "")
         os.utime(record + suffix, ns=(ns, ns))
+    # NAME.ino: a hard link to the mapping as sm read it, so that the shell can tell any other file in its place
+    link = f"{record}.ino"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    os.link(mapping_file(), link, follow_symlinks=False)
     values |= {"_sm_u0": uv, "_sm_h0": hashes, "_sm_z": f"{LAUNCH_FORMAT}/{name}"}  # the end: read it all
     atomic_write(Path(record), "".join(f"{var}={shlex.quote(value)}\n" for var, value in values.items()))
     if file_stamp(mapping_file()) != stamp:  # written while sm read it (a sync): this record may be stale
@@ -6060,7 +6070,8 @@ _sm_r=${{SM_HOME:-$HOME/.sm}}/launch/{shlex.quote(name)} _sm_z=
 if [ "${{SM_DIRECT-}}" != 0 ] && [ -z "${{SM_BACKGROUND-}}" ] && case $_sm_r in /*) true ;; *) false ;; esac &&
   [ -f "$_sm_r" ] && [ -O "$_sm_r" ] && command . "$_sm_r" 2>/dev/null &&
   [ "$_sm_z" = {shlex.quote(f"{LAUNCH_FORMAT}/{name}")} ] && [ "${{SM_REFRESH_SECONDS-}}" = "$_sm_iv" ] &&
-  [ -d /proc/$$ ] && [ "$_sm_r.due" -nt /proc/$$ ] && [ -f "$_sm_m" ] && ! [ "$_sm_m" -nt "$_sm_r.map" ] &&
+  [ -d /proc/$$ ] && [ "$_sm_r.due" -nt /proc/$$ ] && [ "$_sm_m" -ef "$_sm_r.ino" ] &&
+  ! [ "$_sm_m" -nt "$_sm_r.map" ] && ! [ "$_sm_m" -ot "$_sm_r.map" ] &&
   [ -x "$_sm_py" ] && [ -f "$_sm_ve/pyvenv.cfg" ] && [ -f "$_sm_sc" ] && ! [ -L "$_sm_sc" ] && [ -x "$_sm_ru" ] &&
   _sm_observe && [ "$_sm_u" = "$_sm_u0" ] && ! [ "$_sm_u" -nt "$_sm_r" ] && ! [ "$_sm_ru" -nt "$_sm_r" ] &&
   [ "$_sm_h" = "$_sm_h0" ]; then
@@ -6232,7 +6243,7 @@ def gc_plan() -> list[dict[str, Any]]:
         if name not in scripts and name.partition("%")[0] not in catalogs:
             add("run record", home_path("run", name))
     for name in home_children("launch"):
-        if name.removesuffix(".map").removesuffix(".due") not in scripts:
+        if name.removesuffix(".map").removesuffix(".due").removesuffix(".ino") not in scripts:
             add("launch record", home_path("launch", name))
     records = {}
     for name in home_children("direct"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from conftest import add, entry, explain
@@ -177,14 +178,23 @@ def look(github_env, bin_dir, invoke, tmp_path):
         assert proc.returncode == 0, explain(proc)
         return json.loads(proc.stdout)
 
-    first = seen(bin_dir / "peek", "a")
+    def through_sm(*args, **changes):
+        """The launcher, with a mapping just written by sm aged as if written a while ago: sm records only a
+        mapping older than 2 s (aging an older one would undo the record it holds)."""
+        aged = time.time_ns() - 3 * 10**9
+        if os.stat(sm.mapping_file()).st_mtime_ns > aged:
+            os.utime(sm.mapping_file(), ns=(aged, aged))
+        return seen(bin_dir / "peek", *args, **changes)
+
+    first = through_sm("a")
     assert first["argv"][1:] == ["a"]
     return {
         "uv": uv,
         "env": env,
         "fast": lambda *a, **c: run(fast_only, *a, **c),
         "seen_fast": lambda *a, **c: seen(fast_only, *a, **c),
-        "launcher": lambda *a, **c: seen(bin_dir / "peek", *a, **c),
+        "launcher": through_sm,
+        "launcher_as_is": lambda *a, **c: seen(bin_dir / "peek", *a, **c),
         "record": sm.sm_home() / "launch" / "peek",
     }
 
@@ -310,3 +320,52 @@ def test_a_launcher_follows_a_new_pin(look, github_env):
     assert look["fast"]().returncode == 99
     assert look["launcher"]()["newer"] is True
     assert look["seen_fast"]()["newer"] is True
+
+
+def _new_pin(look, github_env):
+    """The gist moves on and the mapping is pinned to the new revision (as `sm run --latest` does)."""
+    entry = sm.lookup("peek")
+    newer = LOOK.replace('"stdin":', '"newer": True, "stdin":')
+    github_env.external_edit(entry["gist_id"], "peek.py", newer)
+    gh = sm.github()
+    return sm.repin(entry, sm.latest_revision(gh, gh.get_gist(entry["gist_id"])[0]), newer, None)
+
+
+@pytest.mark.slow
+def test_a_mapping_restored_from_its_backup_is_never_taken_for_the_recorded_one(look, github_env):
+    """`mv mapping.json.bak mapping.json`, `cp -p`, or a file-sync tool bring back a mapping whose mtime is older
+    than the one recorded: another file (or the same file, rewritten in place with an older mtime) is noticed,
+    and the launcher runs the pin the restored mapping holds, as `sm run` would."""
+    mapping = sm.mapping_file()
+    with open(mapping, "rb") as f:
+        saved, saved_stat = f.read(), os.stat(mapping)  # the mapping pinning revision 1
+    _new_pin(look, github_env)
+    assert look["launcher"]()["newer"] is True and look["seen_fast"]()["newer"] is True  # recorded for revision 2
+
+    with open(mapping, "r+b") as f:  # in place, then its old mtime back: as `cp -p` writes over a file
+        f.write(saved)
+        f.truncate()
+    os.utime(mapping, ns=(saved_stat.st_atime_ns, saved_stat.st_mtime_ns))
+    assert look["fast"]().returncode == 99
+    assert "newer" not in look["launcher"]()  # revision 1 again, through sm (which records it)
+    _new_pin(look, github_env)
+    look["launcher"]()
+    backup = mapping + ".restore"
+    with open(backup, "wb") as f:
+        f.write(saved)
+    os.utime(backup, ns=(saved_stat.st_atime_ns, saved_stat.st_mtime_ns))
+    os.replace(backup, mapping)  # another file in its place, older than the record
+    assert look["fast"]().returncode == 99
+    assert "newer" not in look["launcher"]()
+
+
+@pytest.mark.slow
+def test_no_record_is_made_of_a_mapping_that_may_still_change_within_its_clock_tick(look):
+    """git's racy rule: a mapping written less than 2 s ago could be written again with the same mtime, so sm
+    records nothing yet; the next run after that does."""
+    os.utime(sm.mapping_file())  # written just now, as far as the clock can tell
+    look["record"].unlink()
+    assert look["launcher_as_is"]("a")["argv"][1:] == ["a"]  # through sm, which runs it and records nothing
+    assert not look["record"].exists() and look["fast"]().returncode == 99
+    assert look["launcher"]("b")["argv"][1:] == ["b"]  # the mapping two seconds older: recorded
+    assert look["record"].exists() and look["seen_fast"]("c")["argv"][1:] == ["c"]
