@@ -4338,17 +4338,40 @@ def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
     )
 
 
-def change_text(old: str, new: str, old_label: str, new_label: str) -> str:
-    """A unified diff of the dependencies, then of the code."""
+def change_text(
+    old: str, new: str, old_label: str, new_label: str, locks: tuple[str | None, str | None] = (None, None)
+) -> str:
+    """A unified diff of the dependencies, of the versions the locks pin (`locks`: old and new, when either
+    revision has one: a revision that changes only its lock changes what is installed), then of the code."""
     deps = unified_diff(
         "\n".join(read_script(old).dependencies) + "\n",
         "\n".join(read_script(new).dependencies) + "\n",
         f"{old_label} dependencies",
         f"{new_label} dependencies",
     )
+    text = (deps or "dependencies: unchanged\n") + "\n"
+    if locks != (None, None):
+        old_lock, new_lock = ("\n".join(locked_versions(lock)) + "\n" for lock in locks)
+        pinned = unified_diff(old_lock, new_lock, f"{old_label} locked versions", f"{new_label} locked versions")
+        text += (pinned or "locked versions: unchanged\n") + "\n"
     code = unified_diff(old, new, old_label, new_label)
     warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
-    return (deps or "dependencies: unchanged\n") + "\n" + (code or "code: unchanged\n") + warning
+    return text + (code or "code: unchanged\n") + warning
+
+
+def locked_versions(lock: str | None) -> list[str]:
+    """NAME==VERSION of each package a uv lock pins: what a locked run installs, whatever the script asks."""
+    import tomllib
+
+    if lock is None:
+        return []
+    try:
+        packages = tomllib.loads(lock).get("package")
+    except tomllib.TOMLDecodeError:
+        return ["(a lock that uv cannot read)"]
+    if not isinstance(packages, list):
+        return []
+    return sorted(f"{p.get('name')}=={p.get('version')}" for p in packages if isinstance(p, dict) and "version" in p)
 
 
 # -- the status line -------------------------------------------------------------------------------
@@ -5346,7 +5369,7 @@ def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
         log.debug("gist head is the pinned revision: running it")
         return entry, ensure_cached(entry, lambda: gh, yes=yes)  # outside the status line: it may ask
     question = f"{name}: the gist's newest revision {head[:8]} is not the pinned {pinned}. Trust and run this revision?"
-    text = change_or_code(gh, entry, gist, new_code, head, f"latest {head[:8]}")
+    text = change_or_code(gh, entry, gist, new_code, new_lock, head, f"latest {head[:8]}")
     declined = (
         f"Nothing ran: revision {head[:8]} was not trusted. `sm run {name}` still runs the pinned revision {pinned}."
     )
@@ -5357,14 +5380,29 @@ def follow_latest(gh: GitHub, entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
     return new_entry, cached_path(new_entry)
 
 
-def change_or_code(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, rev: str, label: str) -> str:
-    """What to review before `code` (revision `rev` of the entry's gist) runs: its diff from the pinned code,
-    or, when the pin itself was never accepted on this machine, the whole code with the gist's summary."""
+def change_or_code(
+    gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, lock: str | None, rev: str, label: str
+) -> str:
+    """What to review before `code` and its `lock` (revision `rev` of the entry's gist) run: the diff from the
+    pinned revision, or, when the pin itself was never accepted on this machine, the whole code with the gist's
+    summary."""
     if not known_pin(gh, entry, gist):
         summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=my_login(gh))
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
-    return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label)
+    locks = (pinned_lock(entry, gh), lock)
+    return change_text(pinned, code, f"pinned {entry['revision'][:8]}", label, locks)
+
+
+def pinned_lock(entry: Entry, gh: GitHub) -> str | None:
+    """The pinned revision's lock, to read: from beside the cached copy when it is the recorded one."""
+    if not entry.get("lock_sha256"):
+        return None
+    path = lock_path_of(cached_file(entry))
+    if verified_file(path, entry["lock_sha256"]):
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    return fetch_pinned(gh, entry)[2]
 
 
 def latest_or_pinned(entry: Entry, *, yes: bool) -> tuple[Entry, Path]:
@@ -5438,7 +5476,7 @@ def run_revision(gh: GitHub, entry: Entry, rev: str, *, yes: bool) -> tuple[Path
     question = f"{name}: run revision {sha[:8]} instead of the pinned {rev_pinned}?"
     confirm(
         question,
-        change_or_code(gh, entry, gist, code, sha, f"revision {sha[:8]}"),
+        change_or_code(gh, entry, gist, code, lock, sha, f"revision {sha[:8]}"),
         yes=yes,
         declined=f"Nothing ran: revision {sha[:8]} was not trusted. "
         f"`sm run {name}` still runs the pinned revision {rev_pinned}.",
@@ -5590,8 +5628,12 @@ def trust_summary(
     *,
     me: str | None,
 ) -> list[str]:
-    """What someone should know before trusting a gist: who owns it, what it pulls in, what it takes."""
+    """What someone should know before trusting a gist: who owns it, what it pulls in (and the versions its
+    lock pins), what it takes."""
     owner = gist_owner(gist) or "an unknown owner"
+    lock_file = (gist.get("files") or {}).get(lock_path_of(filename))
+    lock = lock_file.get("content") if isinstance(lock_file, dict) else None
+    lock = lock if isinstance(lock, str) else None
     script = read_script(code)
     python = script.requires_python or "not stated (no valid PEP 723 block)"
     deps = script.dependencies
@@ -5601,6 +5643,9 @@ def trust_summary(
         f"{gist.get('description') or 'no description'}",
         f"File {filename}, revision {revision[:8]}{f' of {when}' if when else ''}, {len(code.splitlines())} lines",
         f"Dependencies: {', '.join(deps) or 'none'}; requires-python {python}",
+        f"Locked versions: {', '.join(locked_versions(lock)) or 'none'}"
+        if lock is not None
+        else "Locked versions: no lock in this revision (uv chooses on the first run)",
         f"Parameters: {', '.join(p['name'] for p in params or []) or 'none declared'}",
         *control_warning(code, "the code"),
     ]
@@ -5729,14 +5774,16 @@ def rollback_script(name: str, rev: str, *, yes: bool = False, locked: bool = Tr
         sha = resolve_revision(gh, entry["gist_id"], rev)
         code = revision_code(gh, entry, sha)
     pinned = pinned_code(entry, lambda: gh)
+    lock = script_lock(name, code) if locked else None  # locked again now: the versions it pins are shown
     question = f"{name}: make revision {sha[:8]} the newest and pin it?"
     confirm(
         question,
-        change_text(pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}"),
+        change_text(
+            pinned, code, f"pinned {entry['revision'][:8]}", f"revision {sha[:8]}", (pinned_lock(entry, gh), lock)
+        ),
         yes=yes,
         declined=f"{name} was not rolled back: it stays pinned at revision {entry['revision'][:8]}.",
     )
-    lock = script_lock(name, code) if locked else None
     with status_line(f"Uploading {entry['filename']}…"):
         files = script_files(entry["filename"], code, lock, check_gist_exists(gh, entry))
         check_upload(files, None, public=bool(entry.get("public")))
@@ -6859,8 +6906,10 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
     if pinned and pin_key(pinned) == pin_key(entry):
         log.debug("the catalog lists the pinned revision: running it")
     elif pinned:
-        old = fetch_pinned(gh, pinned, "accepted when you first ran it", label)[1]
-        text = change_text(old, code, f"pinned {pinned['revision'][:8]}", f"catalog {entry['revision'][:8]}")
+        _, old, old_lock = fetch_pinned(gh, pinned, "accepted when you first ran it", label)
+        text = change_text(
+            old, code, f"pinned {pinned['revision'][:8]}", f"catalog {entry['revision'][:8]}", (old_lock, lock)
+        )
         confirm(
             f"{label}: the catalog lists revision {entry['revision'][:8]}, not the pinned {pinned['revision'][:8]}. "
             "Trust and run this revision?",

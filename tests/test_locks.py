@@ -369,3 +369,27 @@ def test_adopting_a_gist_takes_its_lock_unless_no_lock(github_env, invoke):
     assert "lock_sha256" not in plain and not lock_beside(plain).exists()
     ran = invoke("run", "plain", "who=me")
     assert ran.exit_code == 0 and "--locked" not in ran.execs[-1]
+
+
+LOCK_ONE = 'version = 1\nrequires-python = ">=3.11"\n\n[[package]]\nname = "smtestdep"\nversion = "1.0"\n'
+
+
+def test_a_revision_that_changes_only_the_lock_shows_the_versions_it_changes(github_env, invoke):
+    """Someone else's gist: a revision that only changes NAME.py.lock (a downgrade the requirement allows) changes
+    what gets installed, so the review says which versions, and the first review lists what the lock pins."""
+    code = script_code('print(f"hi {args.who}")', ["who"])
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code, "hello.py.lock": LOCK_ONE}, "Says hi")
+    first = invoke("add", "hello", gist_id)  # no terminal: shown, then refused
+    assert "Locked versions: smtestdep==1.0" in first.stderr
+    assert invoke("add", "hello", gist_id, "--yes").exit_code == 0
+    github_env.external_edit(gist_id, "hello.py.lock", LOCK_ONE.replace('version = "1.0"', 'version = "0.1"'))
+    shown = invoke("run", "hello", "who=me", "--latest")
+    assert shown.exit_code == 1 and "Trust and run this revision?" in shown.stderr
+    assert "-smtestdep==1.0" in shown.stderr and "+smtestdep==0.1" in shown.stderr
+    assert "code: unchanged" in shown.stderr and "dependencies: unchanged" in shown.stderr
+
+
+def test_locked_versions_reads_what_a_lock_pins():
+    assert sm.locked_versions(LOCK_ONE) == ["smtestdep==1.0"]
+    assert sm.locked_versions(None) == [] and sm.locked_versions("[[package]]\nname = 'x'\n") == []
+    assert sm.locked_versions("not = [toml") == ["(a lock that uv cannot read)"]
