@@ -831,7 +831,7 @@ def fast_run(argv: Sequence[str], *, launched: bool = False) -> None:
                     except Exception as e:  # noqa: BLE001 - the launcher keeps asking sm: slower, never wrong
                         log.debug("launch record not written: %s", e)
                 exec_script(*direct)
-            exec_script(cmd)
+            exec_script(cmd, uv_env(path))
         except SmError:
             pass
 
@@ -1160,6 +1160,21 @@ def lock_in_place(path: str, lock_sha256: str | None) -> bool:
     return True
 
 
+# uv's resolution settings, which a lock records ([options]) and `--locked` compares. Set on one machine only,
+# they would make the lock "need updating" everywhere else (or here); a script's own [tool.uv] travels with it.
+LOCK_SETTINGS = ("UV_EXCLUDE_NEWER", "UV_EXCLUDE_NEWER_PACKAGE", "UV_PRERELEASE", "UV_RESOLUTION", "UV_FORK_STRATEGY")
+
+
+def uv_env(path: Path | str | None = None) -> dict[str, str] | None:
+    """The environment for uv to lock the script, or to run the one at `path` with the lock beside it: this one
+    without LOCK_SETTINGS. None (this one as it is) when none of them is set, or there is no lock to run with."""
+    if not any(key in os.environ for key in LOCK_SETTINGS):
+        return None
+    if path is not None and not os.path.isfile(lock_path_of(str(path))):
+        return None
+    return {k: v for k, v in os.environ.items() if k not in LOCK_SETTINGS}
+
+
 def locked_flag(path: Path | str) -> list[str]:
     """["--locked"] when a lock is beside the script: sm leaves one there only once verified (lock_in_place)."""
     return ["--locked"] if os.path.isfile(lock_path_of(str(path))) else []
@@ -1303,7 +1318,7 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
     import subprocess
 
     def ask(cmd: list[str]) -> str:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600, env=uv_env(path)).stdout
 
     uv_sync = [uv, "sync", "--quiet", *locked_flag(path), "--script", path, "--output-format", "json"]
     try:
@@ -3794,7 +3809,7 @@ def _uv_lock(uv: str, code: str) -> tuple[str | None, str | None, str | None]:
             f.write(code)
         cmd = [uv, "lock", "--quiet", "--no-build", "--script", path]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=uv_env())
             if proc.returncode == 0:
                 with open(lock_path_of(path), encoding="utf-8", newline="") as f:
                     return f.read(), None, None
@@ -5214,7 +5229,8 @@ def run_script(req: RunRequest, choose: Callable[[list[str]], str] | None = None
         path, args = run_mapped(req, yes=yes)
     else:
         path, args = run_foreign(parse_gist_ref(req.name), req, yes=yes, choose=choose)
-    exec_script(script_argv(path, args + req.passthrough))
+    argv = script_argv(path, args + req.passthrough)
+    exec_script(argv, uv_env(path) if argv[1:2] == ["run"] else None)
 
 
 def run_mapped(req: RunRequest, *, yes: bool) -> tuple[Path, list[str]]:

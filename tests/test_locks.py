@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import TOKEN, make_wheel, reply, script_args, script_code, script_of
+from conftest import TOKEN, explain, make_wheel, reply, script_args, script_code, script_of
 
 import sm
 
@@ -393,3 +393,30 @@ def test_locked_versions_reads_what_a_lock_pins():
     assert sm.locked_versions(LOCK_ONE) == ["smtestdep==1.0"]
     assert sm.locked_versions(None) == [] and sm.locked_versions("[[package]]\nname = 'x'\n") == []
     assert sm.locked_versions("not = [toml") == ["(a lock that uv cannot read)"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "setting", [("UV_EXCLUDE_NEWER", "2024-06-01T00:00:00Z"), ("UV_PRERELEASE", "allow"), ("UV_RESOLUTION", "lowest")]
+)
+def test_a_lock_runs_whatever_resolution_settings_a_machine_has(locked, wheels, invoke, monkeypatch, setting):
+    """A lock records uv's resolution settings and `--locked` compares them: UV_EXCLUDE_NEWER (uv's advice against
+    supply-chain surprises), UV_PRERELEASE or UV_RESOLUTION set on one machine would make every lock "need
+    updating" there, or a lock made there elsewhere. sm keeps them out of the locks it makes and the locked runs;
+    the script's own [tool.uv] is what travels with it."""
+    monkeypatch.setenv(*setting)
+    code = sm.pinned_code(locked, sm.github)
+    lock, problem, trouble = sm.resolve_lock(code)  # made on the machine that has the setting
+    assert lock is not None and problem is trouble is None and setting[1] not in lock
+    execs = []
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: execs.append((argv, env)))
+    assert invoke("run", "greet", "name=Ada").exit_code == 0
+    argv, env = execs[-1]
+    assert "--locked" in argv and setting[0] not in env
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout == "hello from a dependency Ada\n", explain(proc)
+    monkeypatch.setenv("SM_DIRECT", "1")  # direct exec records the environment with `uv sync --locked` too
+    direct = sm.direct_command(locked, sm.cached_file(locked), ["--name=Bo"], argv[0])
+    assert direct is not None and direct[1][setting[0]] == setting[1]  # the script itself still sees it
+    proc = subprocess.run(direct[0], env=direct[1], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "hello from a dependency Bo\n", explain(proc)
