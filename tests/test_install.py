@@ -183,7 +183,7 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
     (sm_env / "sync.json").write_text(json.dumps({"gist_id": "b" * 32}))
     probe = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); import sm\n"
-        "sm.exec_script = lambda argv: print('EXEC', argv[1:4])\n"
+        "sm.exec_script = lambda argv, env=None: print('EXEC', argv[1:4])\n"
         "sm.main(['list', '--json'])\n"
         "sm.fast_run(['run', 'hi'])\n"
         "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'pydantic', 'httpx2')))\n"
@@ -203,7 +203,7 @@ def test_fast_paths_need_not_even_click(sm_env, tmp_path):
     probe = (
         "import sys; before = set(sys.modules)\n"
         f"sys.path.insert(0, {str(ROOT)!r}); import sm\n"
-        "sm.exec_script = lambda argv: print('EXEC', argv[1:4])\n"
+        "sm.exec_script = lambda argv, env=None: print('EXEC', argv[1:4])\n"
         "sm.fast_run(['run', 'hi'])\n"
         "print('NEW', sorted(set(sys.modules) - before))\n"
     )

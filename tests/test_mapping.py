@@ -279,7 +279,7 @@ def test_new_machine_sees_every_script_and_runs_it(machine, github_env, monkeypa
     add(machine("A"), "two", "print(2)")
     machine("B")
     execs = []
-    monkeypatch.setattr(sm, "exec_script", execs.append)
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: execs.append(argv))
     cli = sm.build_cli()
     listed = CliRunner().invoke(cli, ["list", "--json"])
     assert [r["script_name"] for r in json.loads(listed.stdout)] == ["one", "two"]

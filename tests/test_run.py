@@ -382,13 +382,13 @@ def test_fallback_venvs_do_not_multiply(sm_env, tmp_path):
 
 def test_fast_path_leaves_the_no_uv_case_to_the_cli(added, monkeypatch):
     monkeypatch.setattr(sm, "which", lambda cmd, *a, **k: None)
-    monkeypatch.setattr(sm, "exec_script", lambda argv: pytest.fail(f"fast path exec'd {argv}"))
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: pytest.fail(f"fast path exec'd {argv}"))
     sm.fast_run(["run", "weather", "city=x"])  # returns: the full CLI handles it
 
 
 def test_a_warning_from_the_fast_path_is_reported_once(added, monkeypatch, capsys, sm_env):
     sm.cached_path(added).write_text("tampered")
-    monkeypatch.setattr(sm, "exec_script", lambda argv: None)
+    monkeypatch.setattr(sm, "exec_script", lambda argv, env=None: None)
     monkeypatch.setattr(logging.getLogger("sm"), "handlers", [])
     with pytest.raises(SystemExit):
         sm.main(["run", "weather", "city=x"])
