@@ -5169,9 +5169,11 @@ def check_gist_exists(gh: GitHub, entry: Entry) -> dict[str, Any]:
 
 def upload_revision(gh: GitHub, entry: Entry, final: Candidate, *, head: dict[str, Any], locked: bool = True) -> Entry:
     """PATCH the same gist file and its lock (see script_files), then pin the new revision in the mapping and the
-    cache. `head` is the gist as it is now (check_gist_exists)."""
+    cache. `head` is the gist as it was before the model was asked (check_gist_exists)."""
     check_owner(gh, entry)
     lock = script_lock(entry["script_name"], final.code) if locked else None
+    if lock is None:  # a lock committed meanwhile (`sm lock` on another machine) must not stay beside this code
+        head = gh.get_gist(entry["gist_id"])[0] or head
     files = script_files(entry["filename"], final.code, lock, head)
     check_upload(files, final.description, public=bool(entry.get("public")))
     gist = gh.update_gist(entry["gist_id"], files, description=final.description)

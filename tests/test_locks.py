@@ -122,6 +122,29 @@ def test_edit_locks_the_new_code_and_no_lock_deletes_the_lock_in_the_same_revisi
     assert "lock_sha256" not in entry and not lock_beside(entry).exists()
 
 
+def test_edit_no_lock_removes_a_lock_another_machine_committed_while_the_model_wrote(
+    locked, github_env, llm, invoke, monkeypatch
+):
+    """The gist is read before the model is asked; a lock committed meanwhile (another machine's `sm lock`) is
+    for the old code, and must not stay beside the new one."""
+    gist_id = locked["gist_id"]
+    llm.queue(dep_reply('import smtestdep\nprint("hi", smtestdep.GREETING, args.name)'))
+    assert invoke("edit", "greet", "Whisper", "--no-lock").exit_code == 0
+    assert set(github_env.gist_files(gist_id)) == {"greet.py"}
+    real = sm.check_gist_exists
+
+    def then_locked_elsewhere(gh, entry):
+        head = real(gh, entry)
+        github_env.external_edit(gist_id, "greet.py.lock", LOCK_ONE)
+        return head
+
+    monkeypatch.setattr(sm, "check_gist_exists", then_locked_elsewhere)
+    llm.queue(dep_reply('import smtestdep\nprint("HI", smtestdep.GREETING, args.name)'))
+    result = invoke("edit", "greet", "Shout", "--no-lock")
+    assert result.exit_code == 0, result.output
+    assert set(github_env.gist_files(gist_id)) == {"greet.py"} and "HI" in github_env.gist_files(gist_id)["greet.py"]
+
+
 def test_sm_lock_adds_a_lock_as_a_new_revision_and_says_when_nothing_changed(wheels, github_env, invoke, tmp_path):
     path = tmp_path / "greet.py"
     path.write_text(dep_reply()["code"])
