@@ -1405,8 +1405,9 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
     fields = [given, python, env["VIRTUAL_ENV"], env["UV"], script, lock, mapping_file()]
     values = dict(zip(LAUNCH_FIELDS, fields, strict=True))
     record = launch_record_path(name)
-    if record is None:
-        return
+    read_at = int(stamp.split(":")[1])  # file_stamp: inode, mtime_ns, size
+    if record is None or time.time_ns() - read_at < RACY_NS:
+        return  # a write in the same clock tick could leave the mtime as it is: record on a later run (git's rule)
     assign = "".join(f"{var}={shlex.quote(value)}\n" for var, value in values.items())
     show = 'printf "%s\\n%s" "$_sm_u" "$_sm_h"'
     words = ["/bin/sh", "-c", f"{LAUNCH_OBSERVE}\n{assign}_sm_observe && {show}"]
@@ -1420,9 +1421,8 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
         refreshed = 0
     if interval >= 0 and time.time_ns() - refreshed >= interval * 1e9:
         refreshed = time.time_ns()  # due: exec_script starts the refresh in a moment, and that resets the clock
-    read_at = int(stamp.split(":")[1])  # file_stamp: inode, mtime_ns, size
-    if time.time_ns() - read_at < RACY_NS:
-        return  # a write in the same clock tick could leave the mtime as it is: record on a later run (git's rule)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record)  # no record while its companions change
     for suffix, ns in ((".map", read_at), (".due", refreshed + int(interval * 1e9) if interval >= 0 else 2**62)):
         atomic_write(Path(record + suffix), "")
         os.utime(record + suffix, ns=(ns, ns))
