@@ -6902,7 +6902,7 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
     """`sm run ALIAS/NAME`: the pin accepted here; the first time (or with --latest) the catalog's, reviewed."""
     from pathlib import Path
 
-    label = f"{alias}/{name}"
+    label, stamp = f"{alias}/{name}", None
     with contextlib.suppress(OSError):
         stamp = run_stamp(label)  # before the mapping and the pins are read: the run record is of these
     catalog_id = subscriptions()[alias]
@@ -6912,8 +6912,9 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
     if pinned and not req.options.get("latest"):
         args = build_script_args(pinned.get("params"), req.pairs, req.passthrough)
         if path := verified_cache(pinned):
-            with contextlib.suppress(OSError, NameError):  # the next run of it needs no sm beyond the fast path
-                write_run_record(label, pinned, path, stamp)
+            with contextlib.suppress(OSError):  # the next run of it needs no sm beyond the fast path
+                if stamp is not None:
+                    write_run_record(label, pinned, path, stamp)
             return Path(path), args
         _, code, lock = fetch_pinned(github_optional(), pinned, "accepted when you first ran it", label)
         return store_cache(pinned, code, lock), args
