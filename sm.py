@@ -5995,10 +5995,13 @@ def add_script(
             verb=f"Adopt as {name}:",
             declined="Nothing was added",
         )
-        if pin and entry["sha256"] != pin["sha256"]:
+        if pin and (
+            entry["sha256"] != pin["sha256"]
+            or (pin.get("lock_sha256") and (lock is None or sha256_text(lock) != pin["lock_sha256"]))
+        ):
             raise IntegrityError(
                 f"Nothing was added: revision {pin['revision'][:8]} of {source} does not match the sha256 its "
-                "catalog lists. The gist was altered; ask its owner."
+                "catalog lists (of its code, or of its lock). The gist was altered; ask its owner."
             )
         desc = " ".join((description or entry["description"] or read_script(code).description).split())
         lock = lock if locked else None  # --no-lock: the gist's lock, if it has one, is not used here

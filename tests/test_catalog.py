@@ -320,9 +320,11 @@ def test_add_copies_a_catalog_script_into_your_mapping_at_its_pin(subscribed, us
     assert ran.exit_code == 0 and "print('hello')" in ran_code(ran)
 
 
-def test_add_refuses_a_catalog_pin_whose_sha256_differs(subscribed, users, invoke, github_env):
+@pytest.mark.parametrize("field", ["sha256", "lock_sha256"])
+def test_add_refuses_a_catalog_pin_whose_sha256_differs(subscribed, users, invoke, github_env, field):
     catalog = catalog_of(github_env, subscribed)
-    catalog["scripts"]["hello"]["sha256"] = "0" * 64
+    assert catalog["scripts"]["hello"]["lock_sha256"]  # the catalog lists the lock too
+    catalog["scripts"]["hello"][field] = "0" * 64
     users("bob").update_gist(subscribed, {sm.CATALOG_FILE: json.dumps(catalog)})
     users("alice")
     result = invoke("add", "hi", "team/hello", "--yes")
