@@ -1400,8 +1400,7 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
     argv, env = direct
     python, script = argv[0], argv[1]
     lock = lock_path_of(script) if entry.get("lock_sha256") else ""
-    given = os.environ.get("SM_REFRESH_SECONDS", "")
-    interval = float(given or 300)
+    given, interval = os.environ.get("SM_REFRESH_SECONDS", ""), refresh_interval()  # the launcher compares `given`
     fields = [given, python, env["VIRTUAL_ENV"], env["UV"], script, lock, mapping_file()]
     values = dict(zip(LAUNCH_FIELDS, fields, strict=True))
     record = launch_record_path(name)
@@ -1416,7 +1415,7 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
     if not uv or [h.partition("  ")[0] for h in hashes.split("\n")[1:]] != expected:
         return  # no uv, or a sha256sum that prints otherwise: the launcher keeps asking sm
     try:
-        refreshed = os.stat(os.path.join(home_dir(), "refresh.stamp")).st_mtime_ns
+        refreshed = os.stat(refresh_stamp_path()).st_mtime_ns
     except OSError:
         refreshed = 0
     if interval >= 0 and time.time_ns() - refreshed >= interval * 1e9:
@@ -1447,17 +1446,27 @@ def forget_launches() -> None:
                     os.unlink(os.path.join(folder, name))
 
 
+def refresh_interval() -> float:
+    """SM_REFRESH_SECONDS: 300 unless set; 0 refreshes on every run, a negative number never."""
+    try:
+        return float(os.environ.get("SM_REFRESH_SECONDS") or 300)
+    except ValueError:
+        return 300.0
+
+
+def refresh_stamp_path() -> str:
+    """Touched when a background refresh starts: its mtime is when the last one was."""
+    return os.path.join(home_dir(), "refresh.stamp")
+
+
 def refresh_in_background() -> None:
     """Once every SM_REFRESH_SECONDS (default 300), sync the mapping in a detached process, so an edit made on
     another machine reaches this one without `sm sync`. It costs one fork, only when the interval has passed;
     the script never waits for it, and it writes nothing but sm.log. The next run uses what it brought."""
-    try:
-        interval = float(os.environ.get("SM_REFRESH_SECONDS") or 300)
-    except ValueError:
-        interval = 300.0
+    interval = refresh_interval()
     if interval < 0 or os.environ.get("SM_BACKGROUND"):
         return
-    stamp = os.path.join(home_dir(), "refresh.stamp")
+    stamp = refresh_stamp_path()
     try:
         last = os.stat(stamp).st_mtime
     except OSError:
