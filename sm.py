@@ -5702,7 +5702,23 @@ def fallback_command(path: Path, args: Sequence[str]) -> list[str]:
             f"and uv, which would fetch a matching one, is not installed: {UV_INSTALL_HINT}."
         )
     log.warning("uv is not installed: running %s with the slower venv + pip fallback; %s.", path.name, UV_INSTALL_HINT)
-    return [str(ensure_venv(venv_path(path), meta["dependencies"])), str(path), *args]
+    pins = lock_pins(path)
+    return [str(ensure_venv(venv_path(path), meta["dependencies"], pins)), str(path), *args]
+
+
+def lock_pins(path: Path) -> list[str]:
+    """The versions the lock beside the script pins (sm placed it there, checked), as pip constraints: pip then
+    installs what uv would have, of whatever this platform needs. Anything that is not plainly NAME==VERSION
+    (a constraints file may carry options) drops the lock, with a warning."""
+    try:
+        with open(lock_path_of(str(path)), encoding="utf-8") as f:
+            pins = locked_versions(f.read())
+    except OSError:
+        return []
+    if all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*", pin) for pin in pins):
+        return pins
+    log.warning("The lock of %s is not used by pip: it pins something that is not NAME==VERSION.", path.name)
+    return []
 
 
 def venv_path(script: Path) -> Path:
@@ -5721,16 +5737,20 @@ def platform_python() -> str:
     return ".".join(map(str, sys.version_info[:3]))
 
 
-def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
-    """The venv's python, built with the stdlib venv module and pip; reused while deps and Python stay the same."""
+def ensure_venv(venv_dir: Path, deps: list[str], pins: Sequence[str] = ()) -> Path:
+    """The venv's python, built with the stdlib venv module and pip (held to `pins`, NAME==VERSION constraints);
+    reused while deps, pins and Python stay the same."""
     import fcntl
     import subprocess
     import venv
 
     python = venv_dir / "bin" / "python"
-    install = pip_install_command(python, deps)  # refused before anything is made
+    constraints = venv_dir / "sm-constraints.txt"
+    install = pip_install_command(python, deps, constraints if pins else None)  # refused before anything is made
     stamp = venv_dir / "sm-deps.json"
     want = {"python": sys.version, "base": getattr(sys, "_base_executable", sys.executable), "dependencies": deps}
+    if pins:
+        want["pins"] = list(pins)
     private_dir(venv_dir.parent)
     with open(venv_dir.parent / f"{venv_dir.name}.lock", "a+", opener=private_opener) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one script must not build its venv at the same time
@@ -5746,6 +5766,8 @@ def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
                 f"Could not create a venv in {venv_dir} ({_short(e)}): install uv, or your system's python3-venv package."
             ) from e
         if deps:
+            if pins:
+                atomic_write(constraints, "\n".join(pins) + "\n")
             log.debug("pip: %s", " ".join(install))
             proc = subprocess.run(install, capture_output=True, text=True)
             if proc.returncode:
@@ -5758,16 +5780,17 @@ def ensure_venv(venv_dir: Path, deps: list[str]) -> Path:
     return python
 
 
-def pip_install_command(python: Path, deps: Sequence[str]) -> list[str]:
+def pip_install_command(python: Path, deps: Sequence[str], constraints: Path | None = None) -> list[str]:
     """pip's command line for a script's dependencies: each must be a PEP 508 requirement, and they all come
-    after `--`, so that none is taken for an option such as `--index-url=...`."""
+    after `--`, so that none is taken for an option such as `--index-url=...`; `constraints`: a file of pins."""
     for dep in deps:
         if not re.fullmatch(REQUIREMENT_PATTERN, dep):
             raise ValidationFailed(
                 f"Refusing the dependency {_clip(dep, 60)}: it is not a PEP 508 requirement (NAME[extras] "
                 "[version specifiers or @ URL] [; marker]), so pip is not given it."
             )
-    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--", *deps]
+    held = ["--constraint", str(constraints)] if constraints else []
+    return [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *held, "--", *deps]
 
 
 # -- history, rollback, show, sync, list -----------------------------------------------------------

@@ -381,3 +381,25 @@ def test_fish_completion_script(shell_env):
     proc = run(["fish", "--no-config", "-c", script], env=shell_env)
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.splitlines() == ["prefix=\tthe prefix", "greet\tHi"]
+
+
+@pytest.mark.slow
+def test_without_uv_pip_installs_the_versions_the_lock_pins(github_env, wheels, sm_env, invoke, monkeypatch):
+    """The lock was made when smtestdep 1.0 was the newest; 2.0 came out since. uv would install 1.0 from the
+    lock; without uv, pip is held to the lock's versions, so the script gets 1.0 there too."""
+    code = script_code(
+        'from importlib.metadata import version\nprint(version("smtestdep"), args.name)', ["name"]
+    ).replace("# dependencies = []", '# dependencies = ["smtestdep"]')
+    path = sm_env.parent / "dep.py"
+    path.write_text(code)
+    assert invoke("add", "dep", str(path)).exit_code == 0
+    assert "smtestdep==1.0" in sm.locked_versions(github_env.gist_files(sm.lookup("dep")["gist_id"])["dep.py.lock"])
+    make_wheel(wheels, version="2.0")
+    env = clean_env(SM_HOME=str(sm_env), PATH=NO_UV_PATH, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
+    ran = run([sys.executable, str(ROOT / "sm.py"), "run", "dep", "name=Ada"], env=env)
+    assert ran.returncode == 0 and ran.stdout == "1.0 Ada\n", explain(ran)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    unpinned = sm.ensure_venv(sm_env / "venvs" / "check", ["smtestdep"])  # the same without the lock: the newest
+    probe = 'from importlib.metadata import version; print(version("smtestdep"))'
+    assert subprocess.run([str(unpinned), "-c", probe], capture_output=True, text=True).stdout == "2.0\n"

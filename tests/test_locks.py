@@ -443,3 +443,22 @@ def test_a_lock_runs_whatever_resolution_settings_a_machine_has(locked, wheels, 
     assert direct is not None and direct[1][setting[0]] == setting[1]  # the script itself still sees it
     proc = subprocess.run(direct[0], env=direct[1], capture_output=True, text=True, timeout=60)
     assert proc.stdout == "hello from a dependency Bo\n", explain(proc)
+
+
+def test_a_lock_that_could_smuggle_a_pip_option_is_not_given_to_pip(tmp_path):
+    """Without uv, the lock's pins become a pip constraints file, which may also carry options: a package name
+    or version that is not plainly NAME==VERSION drops the lock rather than reach pip."""
+    script = tmp_path / "s.py"
+    lock = tmp_path / "s.py.lock"
+    lock.write_text(LOCK_ONE)
+    assert sm.lock_pins(script) == ["smtestdep==1.0"]
+    lock.write_text(LOCK_ONE.replace('name = "smtestdep"', 'name = "x==1\\n--index-url http://evil/simple\\ny"'))
+    assert sm.lock_pins(script) == []
+    lock.write_text(LOCK_ONE.replace('version = "1.0"', 'version = "1.0 --hash=sha256:0"'))
+    assert sm.lock_pins(script) == []
+    assert sm.pip_install_command(tmp_path / "python", ["x"], tmp_path / "c.txt")[-4:] == [
+        "--constraint",
+        str(tmp_path / "c.txt"),
+        "--",
+        "x",
+    ]
