@@ -951,7 +951,13 @@ def parse_run_tail(words: Sequence[str], *, named: bool = True) -> RunRequest:
         if word == "--":
             req.passthrough.extend(it)
             break
-        if word[:1] == "-" and word[1:2] not in ("-", "") and len(word) > 2 and f"-{word[1]}" in spelled:
+        if (
+            word[:1] == "-"
+            and word[1:2] not in ("-", "")
+            and len(word) > 2
+            and "=" not in word[:3]
+            and f"-{word[1]}" in spelled
+        ):
             for at, letter in enumerate(word[1:], 2):  # short options together: -yf FILE, -fFILE
                 key, takes_value = spelled.get(f"-{letter}", (None, None))
                 if key is None:
@@ -1353,15 +1359,17 @@ def record_direct(keys: list[str], path: str, uv: str) -> tuple[str, str, str] |
 # the script (and lock), the interpreter and environment still there, neither uv nor the mapping changed since,
 # and the background refresh not yet due. Everything but the sha256 is a test the shell does itself, so a launch
 # costs sh, one subshell and one `sha256sum`: ~2 ms. Anything else goes through sm, which records again.
-#   The mapping: NAME.ino is a hard link to mapping.json as sm read it (any other file in its place, a restored
-#   backup say, is not the same file), and NAME.map has its mtime (a write in place changes it, up or down: sm
+#   The mapping: NAME%ino is a hard link to mapping.json as sm read it (any other file in its place, a restored
+#   backup say, is not the same file), and NAME%map has its mtime (a write in place changes it, up or down: sm
 #   records only a mapping older than two seconds, so no later write can share its clock tick). Every write of
-#   the mapping by sm deletes the records too. NAME.due has the time the refresh is due; the shell's clock is
-#   the mtime of its own /proc/PID (Linux; elsewhere the launcher always goes through sm).
+#   the mapping by sm deletes the records too. NAME%due has the time the refresh is due; the shell's clock is
+#   the mtime of its own /proc/PID (Linux; elsewhere the launcher always goes through sm). No script name holds a
+#   %, so no record is another's companion; and the launcher reads a record's first line before it sources it.
 # The sh that observes is kept in one place (LAUNCH_OBSERVE): the launcher runs it, and so does sm when it
 # records, so the two never disagree on a format (sha256sum's, or the shell's quoting of variables).
 
-LAUNCH_FORMAT = "sm-launch 4"
+LAUNCH_FORMAT = "sm-launch 5"
+LAUNCH_HEADER = f"# {LAUNCH_FORMAT}: sh assignments, sourced by an sm launcher"  # read before anything is sourced
 RACY_NS = 2 * 10**9  # a mapping younger than this may still change within its mtime's clock tick
 LAUNCH_OBSERVE = r"""_sm_observe() {
   _sm_u=; _sm_p=$PATH:
@@ -1422,16 +1430,17 @@ def record_launch(name: str, entry: Entry, direct: tuple[list[str], dict[str, st
         refreshed = time.time_ns()  # due: exec_script starts the refresh in a moment, and that resets the clock
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record)  # no record while its companions change
-    for suffix, ns in ((".map", read_at), (".due", refreshed + int(interval * 1e9) if interval >= 0 else 2**62)):
+    for suffix, ns in (("%map", read_at), ("%due", refreshed + int(interval * 1e9) if interval >= 0 else 2**62)):
         atomic_write(Path(record + suffix), "")
         os.utime(record + suffix, ns=(ns, ns))
-    # NAME.ino: a hard link to the mapping as sm read it, so that the shell can tell any other file in its place
-    link = f"{record}.ino"
+    # NAME%ino: a hard link to the mapping as sm read it, so that the shell can tell any other file in its place
+    link = f"{record}%ino"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(link)
     os.link(mapping_file(), link, follow_symlinks=False)
     values |= {"_sm_u0": uv, "_sm_h0": hashes, "_sm_z": f"{LAUNCH_FORMAT}/{name}"}  # the end: read it all
-    atomic_write(Path(record), "".join(f"{var}={shlex.quote(value)}\n" for var, value in values.items()))
+    lines = [LAUNCH_HEADER, *(f"{var}={shlex.quote(value)}" for var, value in values.items())]
+    atomic_write(Path(record), "\n".join(lines) + "\n")
     if file_stamp(mapping_file()) != stamp:  # written while sm read it (a sync): this record may be stale
         os.unlink(record)
 
@@ -1441,7 +1450,7 @@ def forget_launches() -> None:
     folder = os.path.join(home_dir(), "launch")
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
-            if not name.endswith((".map", ".due")):
+            if not name.endswith(("%map", "%due")):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
 
@@ -4375,12 +4384,33 @@ def change_text(
     )
     text = (deps or "dependencies: unchanged\n") + "\n"
     if locks != (None, None):
-        old_lock, new_lock = ("\n".join(locked_versions(lock)) + "\n" for lock in locks)
+        old_lock, new_lock = ("\n".join(locked_packages(lock)) + "\n" for lock in locks)
         pinned = unified_diff(old_lock, new_lock, f"{old_label} locked versions", f"{new_label} locked versions")
         text += (pinned or "locked versions: unchanged\n") + "\n"
     code = unified_diff(old, new, old_label, new_label)
     warning = "".join(line + "\n" for line in control_warning(new, f"the code of {new_label}"))
     return text + (code or "code: unchanged\n") + warning
+
+
+def locked_packages(lock: str | None) -> list[str]:
+    """For a review: each package a uv lock pins, where from, and a digest of all it says of it (files, hashes):
+    two locks that pin the same versions from other places, or other files, never read as the same."""
+    import tomllib
+
+    if lock is None:
+        return []
+    try:
+        packages = tomllib.loads(lock).get("package")
+    except tomllib.TOMLDecodeError:
+        return [f"(a lock that uv cannot read, sha256 {sha256_text(lock)[:12]})"]
+    lines = []
+    for p in packages if isinstance(packages, list) else []:
+        if isinstance(p, dict):
+            source = p.get("source")
+            where = next(iter(source.values()), "") if isinstance(source, dict) and source else ""
+            digest = sha256_text(json.dumps(p, sort_keys=True, default=str))[:12]
+            lines.append(f"{p.get('name')}=={p.get('version')} from {where} #{digest}")
+    return sorted(lines)
 
 
 def locked_versions(lock: str | None) -> list[str]:
@@ -5353,7 +5383,7 @@ def load_pinned(
     if not known_pin(gh, entry, gist):
         if not run:
             return None, code
-        review_pin(gh, entry, gist, code, yes=yes)
+        review_pin(gh, entry, gist, code, lock, yes=yes)
     return store_cache(entry, code, lock), code
 
 
@@ -5414,7 +5444,9 @@ def change_or_code(
     pinned revision, or, when the pin itself was never accepted on this machine, the whole code with the gist's
     summary."""
     if not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, rev, read_script(code).declared, me=my_login(gh))
+        summary = trust_summary(
+            gist, entry["filename"], code, rev, read_script(code).declared, me=my_login(gh), lock=lock
+        )
         return "\n".join(summary) + "\n\n" + code
     pinned = pinned_code(entry, lambda: gh)
     locks = (pinned_lock(entry, gh), lock)
@@ -5534,12 +5566,12 @@ def known_pin(gh: GitHub, entry: Entry, gist: dict[str, Any]) -> bool:
     return owner is not None and owner == my_login(gh)
 
 
-def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, *, yes: bool) -> None:
+def review_pin(gh: GitHub, entry: Entry, gist: dict[str, Any], code: str, lock: str | None, *, yes: bool) -> None:
     """Someone else's gist at a pin not accepted here (it came through sync): shown in full, and asked about,
     like a gist run by its URL; recorded once trusted."""
     name, owner = entry["script_name"], gist_owner(gist) or "an unknown owner"
     summary = trust_summary(
-        gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=my_login(gh)
+        gist, entry["filename"], code, entry["revision"], read_script(code).declared, me=my_login(gh), lock=lock
     )
     question = (
         f"{name} is pinned to {owner}'s gist at revision {entry['revision'][:8]}, which has not been reviewed "
@@ -5635,7 +5667,7 @@ def adopt_gist(
     this machine. The entry, the code, and the revision's lock."""
     entry, code, gist, lock = gist_entry(gh, gist_id, **which)
     fname, revision, owner = entry["filename"], entry["revision"], entry["owner"] or "an unknown owner"
-    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=my_login(gh)))
+    summary = "\n".join(trust_summary(gist, fname, code, revision, entry["params"], me=my_login(gh), lock=lock))
     confirm(
         f"{verb} {fname} from {owner}'s gist at revision {revision[:8]}?",
         f"{summary}\n\n{code}",
@@ -5654,13 +5686,11 @@ def trust_summary(
     params: Sequence[dict[str, Any]] | None,
     *,
     me: str | None,
+    lock: str | None,
 ) -> list[str]:
     """What someone should know before trusting a gist: who owns it, what it pulls in (and the versions its
-    lock pins), what it takes."""
+    `lock`, as fetched in full, pins), what it takes."""
     owner = gist_owner(gist) or "an unknown owner"
-    lock_file = (gist.get("files") or {}).get(lock_path_of(filename))
-    lock = lock_file.get("content") if isinstance(lock_file, dict) else None
-    lock = lock if isinstance(lock, str) else None
     script = read_script(code)
     python = script.requires_python or "not stated (no valid PEP 723 block)"
     deps = script.dependencies
@@ -5849,7 +5879,12 @@ def lock_script(name: str) -> tuple[Entry, bool]:
     with status_line(f"Fetching {name}…"):
         gh.check_token()
         check_owner(gh, entry)
-        check_gist_exists(gh, entry)
+        head = latest_revision(gh, check_gist_exists(gh, entry))
+    if head != entry["revision"]:  # the lock would go up with the pinned code, undoing the newer revision
+        raise UsageProblem(
+            f"The gist of {name} has a newer revision ({head[:8]}) than the pinned {entry['revision'][:8]}: "
+            f"review it with `sm run {name} --latest` first, then `sm lock {name}`. Nothing changed."
+        )
     code = pinned_code(entry, lambda: gh)
     with status_line(f"Locking {entry['filename']}…"):
         lock, problem, trouble = resolve_lock(code)
@@ -6168,10 +6203,11 @@ def launcher_text(name: str) -> str:
 {LAUNCH_OBSERVE}
 _sm_r=${{SM_HOME:-$HOME/.sm}}/launch/{shlex.quote(name)} _sm_z=
 if [ "${{SM_DIRECT-}}" != 0 ] && [ -z "${{SM_BACKGROUND-}}" ] && case $_sm_r in /*) true ;; *) false ;; esac &&
-  [ -f "$_sm_r" ] && [ -O "$_sm_r" ] && command . "$_sm_r" 2>/dev/null &&
+  [ -f "$_sm_r" ] && [ -O "$_sm_r" ] && IFS= read -r _sm_z <"$_sm_r" && [ "$_sm_z" = {shlex.quote(LAUNCH_HEADER)} ] &&
+  _sm_z= && command . "$_sm_r" 2>/dev/null &&
   [ "$_sm_z" = {shlex.quote(f"{LAUNCH_FORMAT}/{name}")} ] && [ "${{SM_REFRESH_SECONDS-}}" = "$_sm_iv" ] &&
-  [ -d /proc/$$ ] && [ "$_sm_r.due" -nt /proc/$$ ] && [ "$_sm_m" -ef "$_sm_r.ino" ] &&
-  ! [ "$_sm_m" -nt "$_sm_r.map" ] && ! [ "$_sm_m" -ot "$_sm_r.map" ] &&
+  [ -d /proc/$$ ] && [ "$_sm_r%due" -nt /proc/$$ ] && [ "$_sm_m" -ef "$_sm_r%ino" ] &&
+  ! [ "$_sm_m" -nt "$_sm_r%map" ] && ! [ "$_sm_m" -ot "$_sm_r%map" ] &&
   [ -x "$_sm_py" ] && [ -f "$_sm_ve/pyvenv.cfg" ] && [ -f "$_sm_sc" ] && ! [ -L "$_sm_sc" ] && [ -x "$_sm_ru" ] &&
   _sm_observe && [ "$_sm_u" = "$_sm_u0" ] && ! [ "$_sm_u" -nt "$_sm_r" ] && ! [ "$_sm_ru" -nt "$_sm_r" ] &&
   [ "$_sm_h" = "$_sm_h0" ]; then
@@ -6343,7 +6379,7 @@ def gc_plan() -> list[dict[str, Any]]:
         if name not in scripts and name.partition("%")[0] not in catalogs:
             add("run record", home_path("run", name))
     for name in home_children("launch"):
-        if name.removesuffix(".map").removesuffix(".due").removesuffix(".ino") not in scripts:
+        if name.partition("%")[0] not in scripts:
             add("launch record", home_path("launch", name))
     records = {}
     for name in home_children("direct"):
@@ -6973,7 +7009,9 @@ def run_catalog(alias: str, name: str, req: RunRequest, *, yes: bool) -> tuple[P
         )
         log.warning("%s is now pinned at revision %s.", label, entry["revision"][:8])
     elif not known_pin(gh, entry, gist):
-        summary = trust_summary(gist, entry["filename"], code, entry["revision"], entry.get("params"), me=my_login(gh))
+        summary = trust_summary(
+            gist, entry["filename"], code, entry["revision"], entry.get("params"), me=my_login(gh), lock=lock
+        )
         owner = gist_owner(gist) or "an unknown owner"
         confirm(
             f"{label} is {owner}'s gist at revision {entry['revision'][:8]}, from the catalog {alias}. Trust and run it?",

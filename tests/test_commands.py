@@ -1090,11 +1090,12 @@ def garbage(added, sm_env, tmp_path):
     ]
     (envs / "stranger-3333").mkdir()
     (sm_env / "launch").mkdir()
-    for name in ("weather", "weather.map", "weather.due", "gone", "gone.map", "gone.due"):  # an installed command's
+    # installed commands' launch records; a live script may be called weather.map (a name may hold a dot)
+    for name in ("weather", "weather%map", "weather%due", "weather%ino", "gone", "gone%map", "gone%due", "gone%ino"):
         (sm_env / "launch" / name).write_text("")
-    kept += [sm_env / "launch" / n for n in ("weather", "weather.map", "weather.due")]
+    kept += [sm_env / "launch" / n for n in ("weather", "weather%map", "weather%due", "weather%ino")]
     removed = {
-        *{("launch record", str(sm_env / "launch" / n)) for n in ("gone", "gone.map", "gone.due")},
+        *{("launch record", str(sm_env / "launch" / n)) for n in ("gone", "gone%map", "gone%due", "gone%ino")},
         ("cached script", str(sm_env / "cache" / gone)),
         ("fallback venv", str(sm_env / "venvs" / f"{gone}-old")),
         ("old draft", str(sm_env / "drafts" / "ancient.py")),
@@ -1117,7 +1118,7 @@ def test_gc_dry_run_lists_what_no_live_entry_uses_and_removes_nothing(garbage, i
     text = invoke("gc", "--dry-run")
     assert text.exit_code == 0
     assert len(text.stdout.splitlines()) == len(removed) and "uv environment: " in text.stdout
-    assert text.stderr.startswith("Would free ") and text.stderr.endswith(" in 8 items.\n")
+    assert text.stderr.startswith("Would free ") and text.stderr.endswith(" in 9 items.\n")
 
 
 def test_gc_asks_then_removes_and_a_second_gc_finds_nothing(garbage, invoke):
@@ -1135,4 +1136,4 @@ def test_gc_asks_then_removes_and_a_second_gc_finds_nothing(garbage, invoke):
 
 def test_doctor_says_what_gc_would_free(garbage, invoke):
     _, _, checks = doctor_json(invoke)
-    assert "`sm gc` would free " in checks["cache"]["detail"] and " in 8 items" in checks["cache"]["detail"]
+    assert "`sm gc` would free " in checks["cache"]["detail"] and " in 9 items" in checks["cache"]["detail"]

@@ -255,7 +255,7 @@ def _env_gone(look):
 
 
 def _refresh_due(look):
-    due = str(look["record"]) + ".due"
+    due = str(look["record"]) + "%due"
     os.utime(due, (1, 1))
 
 
@@ -369,3 +369,44 @@ def test_no_record_is_made_of_a_mapping_that_may_still_change_within_its_clock_t
     assert not look["record"].exists() and look["fast"]().returncode == 99
     assert look["launcher"]("b")["argv"][1:] == ["b"]  # the mapping two seconds older: recorded
     assert look["record"].exists() and look["seen_fast"]("c")["argv"][1:] == ["c"]
+
+
+def _launcher_env(bin_dir, tmp_path):
+    from conftest import real_uv
+
+    uv = real_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("SM_DIRECT", "SM_RAISE_ERRORS", "VIRTUAL_ENV")}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.path.dirname(uv)}{os.pathsep}{env['PATH']}"}
+    env |= {"SM_REFRESH_SECONDS": "-1", "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    return env
+
+
+def _age_mapping():
+    aged = time.time_ns() - 3 * 10**9
+    if os.stat(sm.mapping_file()).st_mtime_ns > aged:
+        os.utime(sm.mapping_file(), ns=(aged, aged))
+
+
+@pytest.mark.slow
+def test_a_script_named_x_ino_never_sources_the_mapping_as_shell(github_env, bin_dir, invoke, tmp_path):
+    """Scripts `peek` and `peek.ino` (a name may hold a dot): no launch record of one is ever a companion file of
+    the other (once, peek's hard link to mapping.json was the record peek.ino's launcher sourced, and a $(...) in
+    a description ran); and a launcher sources nothing whose first line is not a launch record's."""
+    marker = tmp_path / "executed-from-the-mapping"
+    gh = sm.github()
+    sm.upload_new(gh, "peek", ECHO, f"Echo $(touch {marker})", public=False, created=sm.now_iso())
+    sm.upload_new(gh, "peek.ino", ECHO, "Echo too", public=False, created=sm.now_iso())
+    assert invoke("install", "peek").exit_code == 0
+    assert invoke("install", "peek.ino").exit_code == 0
+    env = _launcher_env(bin_dir, tmp_path)
+
+    _age_mapping()
+    proc = subprocess.run([str(bin_dir / "peek"), "a"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == ["a"], explain(proc)
+    assert not marker.exists()
+    proc = subprocess.run([str(bin_dir / "peek.ino"), "b"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == ["b"], explain(proc)
+    assert not marker.exists()
+    (sm.sm_home() / "launch" / "peek.ino").write_text(f"touch {marker}\n")  # whatever a record is not
+    proc = subprocess.run([str(bin_dir / "peek.ino"), "c"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == ["c"] and not marker.exists(), explain(proc)

@@ -462,3 +462,61 @@ def test_a_lock_that_could_smuggle_a_pip_option_is_not_given_to_pip(tmp_path):
         "--",
         "x",
     ]
+
+
+LOCK_PYPI = (
+    'version = 1\nrequires-python = ">=3.11"\n\n[[package]]\nname = "smtestdep"\nversion = "1.0"\n'
+    'source = { registry = "https://pypi.org/simple" }\n'
+    'wheels = [{ url = "https://files.pythonhosted.org/smtestdep-1.0-py3-none-any.whl", hash = "sha256:'
+    + "a" * 64
+    + '" }]\n'
+)
+LOCK_ELSEWHERE = (
+    LOCK_PYPI.replace("https://pypi.org/simple", "https://evil.example/simple")
+    .replace("https://files.pythonhosted.org/", "https://evil.example/files/")
+    .replace("a" * 64, "b" * 64)
+)
+
+
+def test_a_lock_that_moves_a_package_to_another_index_is_not_shown_as_unchanged(github_env, invoke):
+    """Someone else's gist gets a revision that changes only NAME.py.lock: the same versions, but wheels from
+    another index with other hashes. What a locked run installs changed, so the review never says unchanged."""
+    code = script_code('print(f"hi {args.who}")', ["who"])
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code, "hello.py.lock": LOCK_PYPI}, "Says hi")
+    assert invoke("add", "hello", gist_id, "--yes").exit_code == 0
+    github_env.external_edit(gist_id, "hello.py.lock", LOCK_ELSEWHERE)
+    shown = invoke("run", "hello", "who=me", "--latest")
+    assert shown.exit_code == 1 and "Trust and run this revision?" in shown.stderr
+    assert "locked versions: unchanged" not in shown.stderr, shown.stderr
+    assert "evil.example" in shown.stderr, shown.stderr
+
+
+def test_sm_lock_never_reverts_a_newer_revision(github_env, invoke, local_script):
+    """`sm lock NAME` uploads the pinned code with its lock as the gist's newest revision: when the gist has moved
+    on (an edit from another machine or the browser), that would undo the edit, so sm says so and changes nothing."""
+    assert invoke("add", "weather", str(local_script), "--no-lock").exit_code == 0
+    entry = sm.lookup("weather")
+    newer = local_script.read_text().replace("print(args.city", "print('newer', args.city")
+    github_env.external_edit(entry["gist_id"], "weather.py", newer)
+    revisions = github_env.revisions(entry["gist_id"])
+    result = invoke("lock", "weather")
+    assert result.exit_code == 2 and "has a newer revision" in result.stderr and "--latest" in result.stderr
+    assert github_env.revisions(entry["gist_id"]) == revisions and sm.lookup("weather") == entry
+    assert github_env.gist_files(entry["gist_id"]) == {"weather.py": newer}
+
+
+def test_the_first_review_reads_a_lock_past_githubs_inline_limit(github_env, invoke):
+    """GitHub inlines at most 1 MB of a gist file (`truncated: true`, the rest via raw_url). sm fetches the whole
+    lock to run with (gist_lock uses file_content), but trust_summary reads the inline `content`, so the review
+    of a large lock (many packages with many wheels) says the lock cannot be read, or lists only some packages."""
+    packages = "".join(
+        f'\n[[package]]\nname = "pkg{i:05d}"\nversion = "1.{i}"\nsource = {{ registry = "https://pypi.org/simple" }}\n'
+        for i in range(12000)
+    )
+    lock = 'version = 1\nrequires-python = ">=3.11"\n' + packages
+    assert len(lock.encode()) > 1_048_576
+    code = script_code('print(f"hi {args.who}")', ["who"])
+    gist_id = github_env.create_gist_direct("bob", {"hello.py": code, "hello.py.lock": lock}, "Says hi")
+    shown = invoke("add", "hello", gist_id)  # no terminal: shown, then refused
+    line = next(x for x in shown.stderr.splitlines() if x.startswith("Locked versions:"))
+    assert "cannot read" not in line and "pkg11999==1.11999" in line, line[:200] + " ... " + line[-200:]

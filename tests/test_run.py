@@ -735,3 +735,9 @@ def test_the_run_record_keeps_positionals_and_flags(github_env, invoke):
         sm.fast_run(["run", "cp", "dest=b.txt", "src=a.txt"])
         assert execs[-1][-2:] == ["a.txt", "b.txt"]
     assert sm.read_run_record("cp")[0]["params"][0]["kind"] == "positional"
+
+
+@pytest.mark.parametrize("words", [["URL", "-f=a.py"], ["URL", "-y", "-f=a.py"]])
+def test_short_file_option_with_an_equals_sign_still_names_the_file(words):
+    """`-f=a.py` names the file a.py, as `--file=a.py` does: short options together (-yf) take nothing with `=`."""
+    assert sm.parse_run_tail(words).options.get("file") == "a.py"
