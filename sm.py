@@ -3540,9 +3540,12 @@ def _sync(gh: GitHub, local: dict[str, Any], *, from_remote: bool) -> dict[str, 
     if os.environ.get("SM_BACKGROUND"):  # nobody sees a background sync: keep its notes for the next one
         state["unseen_notes"] = (state.get("unseen_notes") or []) + notes
     else:
-        notes = (state.pop("unseen_notes", None) or []) + notes
+        unseen = state.pop("unseen_notes", None)
+        notes = (unseen or []) + notes
         for note in notes:
             log.warning("%s", note)
+        if unseen:  # shown now: should GitHub fail this sync, the next one does not show them again
+            write_sync_state({k: v for k, v in read_sync_state().items() if k != "unseen_notes"})
     on_github = text
     if _plain(for_github(final, base, remote)) != _plain(remote):
         final, on_github = push_until_settled(gh, state, remote, final, base)

@@ -619,9 +619,17 @@ def test_clash_notes_from_a_background_sync_are_shown_by_the_next_sync(machine, 
     sm.sync(gh)
     assert sm.read_sync_state()["unseen_notes"]
     monkeypatch.delenv("SM_BACKGROUND")
+    with sm.locked_mapping() as data:  # a change here for the next sync to push
+        data["scripts"]["first"]["description"] = "changed on B"
+    github_env.inject("PATCH", f"/gists/{mapping_gist(github_env)}", status=502, times=50)
     caplog.clear()
-    changes = sm.sync(gh)
-    assert any("'tool-2'" in note for note in changes["notes"])
+    with pytest.raises(sm.GitHubError):
+        sm.sync(gh)  # shows the notes, then GitHub fails it
+    assert sum("'tool-2'" in r.getMessage() for r in caplog.records) == 1
+    github_env.clear_faults()
+    caplog.clear()
+    sm.sync(gh)
+    assert not any("'tool-2'" in r.getMessage() for r in caplog.records)  # shown once, not again
     assert "unseen_notes" not in sm.read_sync_state()
 
 
