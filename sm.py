@@ -3528,8 +3528,13 @@ def _sync(gh: GitHub, local: dict[str, Any], *, from_remote: bool) -> dict[str, 
             f"{remote['version']}): {UPGRADE_HINT}. Your changes are saved on this machine."
         )
     # --from-remote: the recovered copy counts as this machine's last synced state, so GitHub wins wherever
-    # it has something; names only the backup knows are kept (a missing name is not a removal).
-    base = local if from_remote else read_base(state["gist_id"])
+    # it has something; what only the backup knows is kept (a missing name, field or catalog is not a removal).
+    if from_remote:
+        base = {k: v for k, v in local.items() if k in remote or k in ("scripts", "tombstones", "version")}
+        if isinstance(base.get("catalogs"), dict) and isinstance(remote.get("catalogs"), dict):
+            base["catalogs"] = {a: v for a, v in base["catalogs"].items() if a in remote["catalogs"]}
+    else:
+        base = read_base(state["gist_id"])
     final, notes = merge3(base, local, remote)
     notes += [
         f"{name} now runs gist {entry['gist_id']}, not {local['scripts'][name]['gist_id']}: changed on another "

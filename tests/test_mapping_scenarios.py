@@ -480,6 +480,25 @@ def test_from_remote_recovery_never_undoes_what_github_has(machine, github_env):
     assert sm.read_mapping()["scripts"]["x"]["revision"] == v2["revision"]
 
 
+def test_from_remote_recovery_keeps_what_only_the_backup_has(machine, github_env):
+    """The backup holds a subscription and a newer sm's field that never reached GitHub (the syncs failed):
+    missing on GitHub is not removed there, for these as for names."""
+    gh = machine("A")
+    add(gh, "x")
+    with sm.locked_mapping() as data:
+        data["catalogs"] = {"ops": "d" * 32}
+    sm.sync(gh)  # GitHub has the catalog ops
+    backup = json.loads((sm.sm_home() / "mapping.json").read_text())
+    backup["catalogs"] = {"ops": "d" * 32, "team": "c" * 32}
+    backup["future"] = {"kept": True}
+    (sm.sm_home() / "mapping.json.bak").write_text(json.dumps(backup))
+    (sm.sm_home() / "mapping.json").write_text("{broken")
+    sm.sync(gh, from_remote=True)
+    for mapping in (sm.read_mapping(), remote_mapping(github_env)):
+        assert mapping["catalogs"] == {"ops": "d" * 32, "team": "c" * 32} and mapping["future"] == {"kept": True}
+        assert "x" in mapping["scripts"]
+
+
 def test_a_base_from_another_mapping_gist_is_no_ancestor(machine, github_env, monkeypatch):
     gh = machine("A")
     mine = add(gh, "tool", "print('mine')")
