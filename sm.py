@@ -4400,40 +4400,40 @@ def change_text(
     return text + (code or "code: unchanged\n") + warning
 
 
-def locked_packages(lock: str | None) -> list[str]:
-    """For a review: each package a uv lock pins, where from, and a digest of all it says of it (files, hashes):
-    two locks that pin the same versions from other places, or other files, never read as the same."""
+def lock_packages(lock: str) -> list[dict[str, Any]] | None:
+    """The [[package]] tables of a uv lock; None when it is not TOML at all."""
     import tomllib
 
-    if lock is None:
-        return []
     try:
         packages = tomllib.loads(lock).get("package")
     except tomllib.TOMLDecodeError:
+        return None
+    return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+
+
+def locked_packages(lock: str | None) -> list[str]:
+    """For a review: each package a uv lock pins, where from, and a digest of all it says of it (files, hashes):
+    two locks that pin the same versions from other places, or other files, never read as the same."""
+    if lock is None:
+        return []
+    if (packages := lock_packages(lock)) is None:
         return [f"(a lock that uv cannot read, sha256 {sha256_text(lock)[:12]})"]
     lines = []
-    for p in packages if isinstance(packages, list) else []:
-        if isinstance(p, dict):
-            source = p.get("source")
-            where = next(iter(source.values()), "") if isinstance(source, dict) and source else ""
-            digest = sha256_text(json.dumps(p, sort_keys=True, default=str))[:12]
-            lines.append(f"{p.get('name')}=={p.get('version')} from {where} #{digest}")
+    for p in packages:
+        source = p.get("source")
+        where = next(iter(source.values()), "") if isinstance(source, dict) and source else ""
+        digest = sha256_text(json.dumps(p, sort_keys=True, default=str))[:12]
+        lines.append(f"{p.get('name')}=={p.get('version')} from {where} #{digest}")
     return sorted(lines)
 
 
 def locked_versions(lock: str | None) -> list[str]:
     """NAME==VERSION of each package a uv lock pins: what a locked run installs, whatever the script asks."""
-    import tomllib
-
     if lock is None:
         return []
-    try:
-        packages = tomllib.loads(lock).get("package")
-    except tomllib.TOMLDecodeError:
+    if (packages := lock_packages(lock)) is None:
         return ["(a lock that uv cannot read)"]
-    if not isinstance(packages, list):
-        return []
-    return sorted(f"{p.get('name')}=={p.get('version')}" for p in packages if isinstance(p, dict) and "version" in p)
+    return sorted(f"{p.get('name')}=={p.get('version')}" for p in packages if "version" in p)
 
 
 # -- the status line -------------------------------------------------------------------------------
