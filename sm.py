@@ -3428,6 +3428,9 @@ def mapping_gists(gh: GitHub) -> list[str]:
     return [gist_id for _, gist_id in sorted(found)]
 
 
+SETTLE_SECONDS = 60  # after making the mapping gist, syncs check this long that no other machine's is older
+
+
 def create_mapping_gist(gh: GitHub, data: dict[str, Any]) -> str:
     """Create the mapping gist holding `data`. Two machines may do this at once: both then settle on the
     oldest, and the one that lost deletes its own (its entries are still in its local mapping, and merge in)."""
@@ -3510,6 +3513,17 @@ def _sync(gh: GitHub, local: dict[str, Any], *, from_remote: bool) -> dict[str, 
         if found is None and not (local["scripts"] or local["tombstones"] or local.get("catalogs")):
             return {"local": mapping_changes(local, local), "remote": mapping_changes(local, local), "notes": []}
         state = {**state, "gist_id": found or create_mapping_gist(gh, local), "etag": None}
+        if found is None:
+            state["settle_until"] = time.time() + SETTLE_SECONDS
+    abandoned = None
+    if not chosen and state.get("settle_until", 0) > time.time():
+        # This machine made the mapping gist moments ago. Another machine that made one in the same second may
+        # have listed before ours existed, and kept its own: all settle on the oldest, as new machines find it.
+        oldest = (mapping_gists(gh) or [state["gist_id"]])[0]
+        if oldest != state["gist_id"]:
+            log.debug("another machine's mapping gist %s is the oldest: moving to it", oldest)
+            abandoned = state["gist_id"]
+            state = {"login": state.get("login"), "gist_id": oldest, "settle_until": state["settle_until"]}
     try:
         text = pull_remote(gh, state)
     except GitHubError as e:
@@ -3569,6 +3583,9 @@ def _sync(gh: GitHub, local: dict[str, Any], *, from_remote: bool) -> dict[str, 
         atomic_write(remote_snapshot_path(), on_github)
         pending = _plain(mine) != _plain(final)
         write_sync_state({**state, "pending": pending, "last_sync": now_iso()})
+    if abandoned:  # everything it held is merged into the oldest now; a machine still on it heals through the 404
+        with contextlib.suppress(GitHubError):
+            gh.delete_gist(abandoned)
     return {"local": mapping_changes(local, mine), "remote": mapping_changes(remote, final), "notes": notes}
 
 

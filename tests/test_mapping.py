@@ -330,6 +330,12 @@ def test_unchanged_mapping_costs_one_conditional_request(machine, github_env):
     add(gh, "one")
     sm.sync(gh)  # fetch GitHub's copy once, with its ETag
     before = len(github_env.requests)
+    sm.sync(gh)  # the mapping gist was made here moments ago: a sync also checks no other machine's is older
+    new = github_env.requests[before:]
+    gist = f"/gists/{sm.read_sync_state()['gist_id']}"
+    assert [(r.method, r.path.split("?")[0], r.status) for r in new] == [("GET", "/gists", 200), ("GET", gist, 304)]
+    sm.write_sync_state({**sm.read_sync_state(), "settle_until": 0})  # a minute later
+    before = len(github_env.requests)
     changes = sm.sync(gh)
     new = github_env.requests[before:]
     assert [(r.method, r.status) for r in new] == [("GET", 304)]

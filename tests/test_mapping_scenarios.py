@@ -6,6 +6,7 @@ clock is skewed by a sitecustomize module that shifts time.time() in that proces
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
@@ -478,6 +479,34 @@ def test_from_remote_recovery_never_undoes_what_github_has(machine, github_env):
     assert remote["scripts"]["x"]["revision"] == v2["revision"]  # the backup held v1: GitHub's v2 stays
     assert "z" not in remote["scripts"] and "z" in remote["tombstones"]
     assert sm.read_mapping()["scripts"]["x"]["revision"] == v2["revision"]
+
+
+def test_two_machines_that_made_mapping_gists_in_the_same_second_settle_on_one(machine, github_env):
+    """A made its mapping gist and listed the user's gists before B's existed, so it kept its own; B's, made in
+    the same second, sorts first (the same created_at, a smaller id), so B kept its own too. A's next sync, while
+    its gist is new, finds the older one, moves its scripts there and deletes its own: nothing is lost, and
+    both machines (and every new one) use the same gist."""
+    gh = machine("A")
+    add(gh, "alpha")
+    (mine,) = [g for g in github_env.gists if "sm-mapping.json" in github_env.gist_files(g)]
+    machine("B")
+    add(gh, "beta")  # B's first sync adopts A's gist: make it B's own, as if A's had not been listed yet
+    beta = sm.read_mapping()
+    theirs = github_env.create_gist_direct("alice", {"sm-mapping.json": json.dumps(beta)}, "sm script mapping")
+    # the same second, B's sorting first by id; when its random id sorts last, a second earlier does the same
+    made = datetime.datetime.fromisoformat(github_env.gists[mine]["created_at"].replace("Z", "+00:00"))
+    made -= datetime.timedelta(seconds=1 if theirs > mine else 0)
+    github_env.gists[theirs]["created_at"] = made.strftime("%Y-%m-%dT%H:%M:%SZ")
+    sm.write_sync_state({"gist_id": theirs})
+    machine("A")
+    sm.sync(gh)
+    assert mine not in github_env.gists  # A moved to the oldest, merged its scripts in, and deleted its own
+    machine("B")
+    sm.sync(gh)
+    for home in ("A", "B"):
+        machine(home)
+        assert {"alpha", "beta"} <= sm.read_mapping()["scripts"].keys()
+        assert sm.read_sync_state()["gist_id"] == theirs
 
 
 def test_from_remote_recovery_keeps_what_only_the_backup_has(machine, github_env):
